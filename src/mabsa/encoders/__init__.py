@@ -1,0 +1,1 @@
+"""Encoders: text and vision backends (embedded default + any Hugging Face model)."""
