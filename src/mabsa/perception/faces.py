@@ -87,9 +87,10 @@ class FaceDetector(Protocol):
 
 
 class DlibHogDetector:
-    """dlib's HOG + linear SVM frontal detector (16 ms on a 512 px photo)."""
+    """dlib's HOG + linear SVM frontal detector (16 ms on a 512 px photo). ``threshold`` 0.3 keeps
+    real faces (astronaut: 1.5) and drops look-alikes such as her badge (0.07-0.16)."""
 
-    def __init__(self, upsample: int = 0, threshold: float = 0.0):
+    def __init__(self, upsample: int = 0, threshold: float = 0.3):
         import dlib
 
         self._detector = dlib.get_frontal_face_detector()

@@ -1,0 +1,131 @@
+"""Captions: pluggable image-to-text backends, one ``caption(image) -> Caption`` interface.
+
+Spec strings (:func:`build_captioner`):
+
+* ``"labels"`` - embedded fallback: the top ImageNet labels of EfficientNet-Lite0 phrased as a
+  sentence and marked ``label_derived`` (it names objects, it does not describe the scene);
+* ``"hf:<id or dir>"`` - a Hugging Face image-to-text model (BLIP, GIT, ViT-GPT2 ...), offline;
+* ``"openai:<base url>#<model>"`` - a VLM behind an OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Protocol
+
+import torch
+from PIL import Image
+
+from mabsa.encoders.vision import EfficientNetLite0Encoder
+from mabsa.perception.errors import BackendSpecError
+from mabsa.perception.llm import OpenAIChatClient, build_chat_backend, user_message
+from mabsa.perception.records import Caption
+
+CAPTION_PROMPT = "Describe this image in one short sentence."
+
+
+class Captioner(Protocol):
+    id: str
+
+    def caption(self, image: Image.Image) -> Caption: ...
+
+
+@lru_cache(maxsize=1)
+def shared_efficientnet() -> EfficientNetLite0Encoder:
+    """One EfficientNet-Lite0 per process for labels (captions, region interpretations)."""
+    return EfficientNetLite0Encoder().eval()
+
+
+def phrase_labels(labels: list[tuple[str, float]], min_prob: float = 0.05) -> str:
+    """'An image of a tiger cat, an Egyptian cat or a tabby.' (labels under ``min_prob`` dropped,
+    the first is always kept)."""
+    names = [n for i, (n, p) in enumerate(labels) if i == 0 or p >= min_prob]
+    names = [f"{'an' if n[0].lower() in 'aeiou' else 'a'} {n}" for n in names]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"An image of {listed}."
+
+
+class LabelCaptioner:
+    def __init__(self, k: int = 3, min_prob: float = 0.05):
+        self.k, self.min_prob = k, min_prob
+        self.encoder = shared_efficientnet()
+        self.id = f"imagenet-labels(efficientnet-lite0,k={k},min_prob={min_prob})"
+
+    def labels(self, image: Image.Image, k: int = 5) -> list[tuple[str, float]]:
+        return self.encoder.top_labels([image], k)[0]
+
+    def caption(self, image: Image.Image) -> Caption:
+        return Caption(phrase_labels(self.labels(image, self.k), self.min_prob), self.id, label_derived=True)
+
+
+class HFCaptioner:
+    """Any ``transformers`` image-to-text model with ``generate`` (greedy, ``max_new_tokens``)."""
+
+    def __init__(self, name_or_dir: str, max_new_tokens: int = 30, prompt: str | None = None):
+        from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+        self.id = f"hf:{name_or_dir}"
+        self.model = _load_image_to_text(name_or_dir).eval()
+        try:
+            self.processor = AutoProcessor.from_pretrained(name_or_dir)
+            self.tokenizer = getattr(self.processor, "tokenizer", None) or AutoTokenizer.from_pretrained(name_or_dir)
+            if not hasattr(self.processor, "image_processor") and not callable(getattr(self.processor, "preprocess", None)):
+                raise ValueError("not an image processor")
+        except (OSError, ValueError, TypeError):  # e.g. a VisionEncoderDecoder saved without a processor
+            self.processor = AutoImageProcessor.from_pretrained(name_or_dir)
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
+        self.max_new_tokens, self.prompt = max_new_tokens, prompt
+        self._lock = threading.Lock()
+
+    @torch.no_grad()
+    def caption(self, image: Image.Image) -> Caption:
+        kwargs = {"images": image.convert("RGB"), "return_tensors": "pt"}
+        if self.prompt:
+            kwargs["text"] = self.prompt
+        inputs = self.processor(**kwargs)
+        with self._lock:
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        if "input_ids" in inputs and out.shape[1] > inputs["input_ids"].shape[1] and \
+                torch.equal(out[0, : inputs["input_ids"].shape[1]], inputs["input_ids"][0]):
+            out = out[:, inputs["input_ids"].shape[1]:]  # decoder-only models echo the prompt
+        text = self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+        return Caption(text, self.id)
+
+
+def _load_image_to_text(name_or_dir: str):
+    import transformers
+
+    errors = []
+    for auto in ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "VisionEncoderDecoderModel"):
+        cls = getattr(transformers, auto, None)
+        if cls is None:
+            continue
+        try:
+            return cls.from_pretrained(name_or_dir)
+        except (OSError, ValueError, KeyError) as e:
+            errors.append(f"{auto}: {e}")
+    raise BackendSpecError(f"captioner 'hf:{name_or_dir}': not a loadable image-to-text model offline: "
+                           + " | ".join(errors)[:600])
+
+
+class EndpointCaptioner:
+    def __init__(self, client: OpenAIChatClient, prompt: str = CAPTION_PROMPT, max_tokens: int = 60):
+        self.client, self.prompt, self.max_tokens = client, prompt, max_tokens
+        self.id = f"{client.id}|prompt={prompt}"
+
+    def caption(self, image: Image.Image) -> Caption:
+        text = self.client.chat([user_message(self.prompt, [image])], max_tokens=self.max_tokens)
+        return Caption(text, self.client.id)
+
+
+def build_captioner(spec: str = "labels", **options) -> Captioner:
+    spec = spec.strip()
+    if spec == "labels":
+        return LabelCaptioner(**options)
+    if spec.startswith("hf:"):
+        return HFCaptioner(spec[3:], **options)
+    if spec.startswith("openai:"):
+        return EndpointCaptioner(build_chat_backend(spec), **options)
+    raise BackendSpecError(f"unknown captioner {spec!r}: use 'labels', 'hf:<id or dir>' or "
+                           "'openai:<base url>#<model>'")

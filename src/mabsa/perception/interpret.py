@@ -1,0 +1,126 @@
+"""Interpretations of regions (IEA) and per-aspect rationales (LRSA-style), from any chat backend.
+
+Spec strings (:func:`build_region_interpreter`):
+
+* ``"labels"`` - embedded: the top ImageNet labels of the region crop, plus the expression of any
+  face whose centre lies in the region ("This region shows a tabby or a tiger cat. A person in it
+  has a happy expression.");
+* any chat backend spec (``"smollm2"``, ``"hf:..."``, ``"openai:<url>#<model>"``): a VLM sees the
+  crop; a text-only LLM gets the embedded interpretation as its evidence and rewrites it.
+
+A rationale is per-aspect: it is generated for one given aspect and names it, so it obeys the
+leakage rule like the shipped ones (MASC / polarity stage only).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+from PIL import Image
+
+from mabsa.data.records import Face, Rationale
+from mabsa.perception.captions import phrase_labels, shared_efficientnet
+from mabsa.perception.llm import ChatBackend, build_chat_backend, user_message
+from mabsa.perception.records import Region
+
+REGION_PROMPT = ("Describe in one sentence what this region of a social-media photo shows and what "
+                 "feeling it conveys.")
+REGION_TEXT_PROMPT = ("A region of a social-media photo was analysed automatically: {evidence} "
+                      "In one sentence, say what the region shows and what feeling it conveys.")
+RATIONALE_DESCRIBE_PROMPT = "Describe the image in one or two sentences, focusing on anything related to \"{aspect}\"."
+RATIONALE_PROMPT = ("Post: {text}\nImage: {description}\nAspect: {aspect}\n"
+                    "In one or two sentences, explain which sentiment (positive, neutral or negative) the "
+                    "post expresses toward \"{aspect}\" and why.")
+
+
+class RegionInterpreter(Protocol):
+    id: str
+
+    def interpret(self, image: Image.Image, regions: Sequence[Region], faces: Sequence[Face] = ()) -> list[str]: ...
+
+
+def crop(image: Image.Image, region: Region) -> Image.Image:
+    x, y, w, h = region.box
+    return image.crop((x, y, x + max(1, w), y + max(1, h)))
+
+
+def faces_in_region(region: Region, faces: Sequence[Face]) -> list[Face]:
+    out = []
+    for f in faces:
+        if f.box is None:
+            continue
+        cx, cy = f.box[0] + f.box[2] // 2, f.box[1] + f.box[3] // 2
+        if region.mask is not None:
+            inside = 0 <= cy < region.mask.shape[0] and 0 <= cx < region.mask.shape[1] and bool(region.mask[cy, cx])
+        else:
+            x, y, w, h = region.box
+            inside = x <= cx < x + w and y <= cy < y + h
+        if inside:
+            out.append(f)
+    return out
+
+
+class LabelRegionInterpreter:
+    def __init__(self, k: int = 3, min_prob: float = 0.05):
+        self.k, self.min_prob = k, min_prob
+        self.encoder = shared_efficientnet()
+        self.id = f"region-labels(efficientnet-lite0,k={k},min_prob={min_prob})+face-expression"
+
+    def interpret(self, image: Image.Image, regions: Sequence[Region], faces: Sequence[Face] = ()) -> list[str]:
+        if not regions:
+            return []
+        labels = self.encoder.top_labels([crop(image, r) for r in regions], self.k)
+        out = []
+        for region, top in zip(regions, labels):
+            what = phrase_labels(top, self.min_prob).removeprefix("An image of ").rstrip(".")
+            text = f"{'The background' if region.is_background else 'This region'} shows {what}."
+            moods = [f.emotion for f in faces_in_region(region, faces) if f.emotion]
+            if len(moods) == 1:
+                text += f" A person in it has a {moods[0]} expression."
+            elif moods:
+                text += f" {len(moods)} people in it have {', '.join(moods[:-1])} and {moods[-1]} expressions."
+            out.append(text)
+        return out
+
+
+class ChatRegionInterpreter:
+    def __init__(self, backend: ChatBackend, max_tokens: int = 60):
+        self.backend, self.max_tokens = backend, max_tokens
+        self.evidence = None if backend.supports_images else LabelRegionInterpreter()
+        self.id = f"region-chat({backend.id},max_tokens={max_tokens})"
+
+    def interpret(self, image: Image.Image, regions: Sequence[Region], faces: Sequence[Face] = ()) -> list[str]:
+        if self.evidence is None:
+            convs = [[user_message(REGION_PROMPT, [crop(image, r)])] for r in regions]
+        else:
+            notes = self.evidence.interpret(image, regions, faces)
+            convs = [[user_message(REGION_TEXT_PROMPT.format(evidence=n))] for n in notes]
+        return self.backend.chat_many(convs, max_tokens=self.max_tokens)
+
+
+def build_region_interpreter(spec: str = "labels") -> RegionInterpreter:
+    if spec.strip() == "labels":
+        return LabelRegionInterpreter()
+    return ChatRegionInterpreter(build_chat_backend(spec))
+
+
+class RationaleGenerator:
+    """Image description + sentiment rationale for one given aspect (as the ArkMSA/LRSA texts)."""
+
+    def __init__(self, backend: ChatBackend, max_tokens: int = 80):
+        self.backend, self.max_tokens = backend, max_tokens
+        self.id = f"rationale({backend.id},max_tokens={max_tokens})"
+
+    def rationale(self, text: str, aspect: str, image: Image.Image | None = None,
+                  image_text: str | None = None) -> Rationale:
+        """``image_text`` (caption + face text) stands for the image for text-only backends."""
+        if image is not None and self.backend.supports_images:
+            description = self.backend.chat(
+                [user_message(RATIONALE_DESCRIBE_PROMPT.format(aspect=aspect), [image])], max_tokens=self.max_tokens)
+        else:
+            description = image_text or "unknown"
+        reason = self.backend.chat(
+            [user_message(RATIONALE_PROMPT.format(text=text, description=description, aspect=aspect))],
+            max_tokens=self.max_tokens)
+        return Rationale(description=description, reason=reason, source=self.backend.id)
