@@ -1,7 +1,6 @@
 import json
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -10,7 +9,6 @@ from mabsa.errors import MabsaError
 from mabsa.metrics import jmasa_scores, masc_scores, mate_scores, score
 
 POS, NEU, NEG = Polarity.POS, Polarity.NEU, Polarity.NEG
-T15_TEST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "twitter2015" / "jmasa_json" / "test.json"
 
 
 def post(post_id: str, n_tokens: int, *spans) -> Post:
@@ -208,7 +206,10 @@ def test_score_dispatch_and_json():
 # -- real data -------------------------------------------------------------------------
 def read_t15_test() -> list[Post]:
     """Twitter-2015 test straight from the JMASA JSON release (independent of mabsa.data)."""
-    records = json.loads(T15_TEST.read_text(encoding="utf-8"))
+    from mabsa.data import data_root  # only to locate the files ($MABSA_DATA or ../shared/datasets)
+
+    t15_test = data_root() / "twitter2015" / "jmasa_json" / "test.json"
+    records = json.loads(t15_test.read_text(encoding="utf-8"))
     posts = []
     for i, r in enumerate(records):
         aspects = [
