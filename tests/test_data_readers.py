@@ -284,3 +284,22 @@ def test_records_validate():
     with pytest.raises(ValueError, match="out of range"):
         Post(id="p", tokens=("a",), aspects=(Aspect(0, 2, "a b", Polarity.POS),))
     assert Polarity.parse("negative") is Polarity.NEG and Polarity.parse(-1) is Polarity.NEG
+
+
+def test_cli_score_hand_computed(tmp_path):
+    gold = [Post("a", ("I", "love", "New", "York"), (Aspect(2, 4, "New York", Polarity.POS),)),
+            Post("b", ("Obama", "meets", "Merkel"), (Aspect(0, 1, "Obama", Polarity.NEU),
+                                                      Aspect(2, 3, "Merkel", Polarity.NEU)))]
+    pred = [Post("a", gold[0].tokens, (Aspect(2, 4, "New York", Polarity.POS, score=0.9),)),
+            Post("b", gold[1].tokens, (Aspect(0, 1, "Obama", Polarity.NEG), Aspect(1, 2, "meets", Polarity.NEU)))]
+    write_posts(gold, tmp_path / "gold.jsonl")
+    write_posts(pred, tmp_path / "pred.jsonl")
+    result = CliRunner().invoke(main, ["score", str(tmp_path / "gold.jsonl"), str(tmp_path / "pred.jsonl")])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    # JMASA: 1 of 3 predictions right, 1 of 3 gold found -> P = R = F1 = 1/3
+    assert out["jmasa"]["precision"] == pytest.approx(1 / 3) and out["jmasa"]["f1"] == pytest.approx(1 / 3)
+    # MATE: spans (a,2,4) and (b,0,1) right -> P = R = 2/3
+    assert out["mate"]["f1"] == pytest.approx(2 / 3)
+    # MASC over 3 gold aspects: New York right, Obama wrong, Merkel unpredicted -> acc 1/3
+    assert out["masc"]["accuracy"] == pytest.approx(1 / 3)
