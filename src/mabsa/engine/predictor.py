@@ -1,0 +1,162 @@
+"""A trained checkpoint as a predictor: raw text (or posts) in, aspects out."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from mabsa.data import tokenize
+from mabsa.data.records import Aspect, Post
+from mabsa.engine import checkpoint as ckpt
+from mabsa.engine.inference import iter_chunks, predict_posts
+from mabsa.engine.processor import EXTRACTION_TASKS, InputError
+
+
+class TruncationWarning(UserWarning):
+    """A post was longer than the model's ``max_length``; its last words were predicted O."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    text: str
+    tokens: tuple[str, ...]
+    aspects: tuple[Aspect, ...]  # span (start, end) over tokens, term, polarity, score
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "tokens": list(self.tokens),
+            "aspects": [a.to_dict() for a in self.aspects],
+            "truncated": self.truncated,
+        }
+
+
+AspectSpec = str | tuple[int, int]
+
+
+class Predictor:
+    """Load with :func:`mabsa.load`. ``predict(text)`` / ``predict_batch(texts)`` for raw
+    text; ``predict_posts`` / ``predict_file`` for :class:`Post` s (e.g. with captions)."""
+
+    def __init__(self, model: Any, config: dict[str, Any], batch_size: int = 64):
+        self.model = model
+        self.config = config
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_checkpoint(
+        cls, directory: str | Path, task: str | None = None, batch_size: int = 64
+    ) -> "Predictor":
+        model, config = ckpt.load_model(directory, task)
+        return cls(model, config, batch_size)
+
+    @property
+    def task(self) -> str:
+        return self.model.task
+
+    @property
+    def max_length(self) -> int:
+        return self.model.processor.max_length
+
+    # -- raw text ------------------------------------------------------------------------
+    def _post(
+        self,
+        index: int,
+        text: str,
+        image: str | None,
+        aspects: Sequence[AspectSpec] | None,
+        caption: str | None,
+    ) -> Post:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"text #{index} is empty")
+        tokens = tokenize(text)
+        if not tokens:
+            raise InputError(f"text #{index} has no tokens: {text!r}")
+        reads_image = bool(self.model.processor.image_text)
+        if reads_image and image is not None and caption is None:
+            raise InputError(
+                f"model {self.config['model']} reads image-derived text "
+                f"({', '.join(self.model.processor.image_text)}); pass caption=..., or posts "
+                "with captions (--input posts.jsonl); captioning an image file is not wired yet"
+            )
+        given: list[Aspect] = []
+        if self.task not in EXTRACTION_TASKS:
+            if not aspects:
+                raise InputError(
+                    f"text #{index}: this is a {self.task} model; give the aspect(s) to classify "
+                    "(aspects=[...] / --aspect TERM)"
+                )
+            given = [_locate(tokens, spec, index) for spec in aspects]
+        elif aspects:
+            raise InputError(f"a {self.task} model finds aspects itself; do not pass aspects")
+        return Post(id=str(index), tokens=tuple(tokens), text=text, image=image,
+                    caption=caption, aspects=tuple(given))
+
+    def predict(
+        self,
+        text: str,
+        image: str | None = None,
+        *,
+        aspects: Sequence[AspectSpec] | None = None,
+        caption: str | None = None,
+    ) -> Prediction:
+        return self.predict_batch([text], [image], aspects=[aspects], captions=[caption])[0]
+
+    def predict_batch(
+        self,
+        texts: Sequence[str],
+        images: Sequence[str | None] | None = None,
+        *,
+        aspects: Sequence[Sequence[AspectSpec] | None] | None = None,
+        captions: Sequence[str | None] | None = None,
+    ) -> list[Prediction]:
+        n = len(texts)
+        images = list(images) if images is not None else [None] * n
+        aspects = list(aspects) if aspects is not None else [None] * n
+        captions = list(captions) if captions is not None else [None] * n
+        if not (len(images) == len(aspects) == len(captions) == n):
+            raise InputError("texts, images, aspects and captions must have the same length")
+        posts = [self._post(i, t, im, a, c)
+                 for i, (t, im, a, c) in enumerate(zip(texts, images, aspects, captions))]
+        result = self._predict(posts)
+        truncated = set(result.truncated)
+        return [Prediction(p.text or "", p.tokens, p.aspects, p.id in truncated)
+                for p in result.posts]
+
+    # -- posts ---------------------------------------------------------------------------
+    def _predict(self, posts: Sequence[Post]):
+        result = predict_posts(self.model, posts, self.batch_size)
+        if result.truncated:
+            warnings.warn(
+                f"{len(result.truncated)} post(s) longer than max_length={self.max_length} "
+                f"subwords were truncated; their last words were predicted O (ids: "
+                f"{', '.join(result.truncated[:5])}{' ...' if len(result.truncated) > 5 else ''})",
+                TruncationWarning,
+                stacklevel=3,
+            )
+        return result
+
+    def predict_posts(self, posts: Sequence[Post]) -> list[Post]:
+        """Posts with predicted aspects (masc: polarity of the given aspects)."""
+        return self._predict(posts).posts
+
+    def iter_predictions(self, posts: Iterable[Post], chunk_size: int = 512) -> Iterator[Post]:
+        """Streaming: memory holds one chunk of posts at a time."""
+        for chunk in iter_chunks(posts, chunk_size):
+            yield from self.predict_posts(chunk)
+
+
+def _locate(tokens: list[str], spec: AspectSpec, index: int) -> Aspect:
+    if isinstance(spec, tuple) or isinstance(spec, list):
+        start, end = int(spec[0]), int(spec[1])
+        if not (0 <= start < end <= len(tokens)):
+            raise InputError(f"text #{index}: aspect span {spec} out of range 0..{len(tokens)}")
+        return Aspect(start, end, " ".join(tokens[start:end]))
+    term = tokenize(str(spec))
+    for start in range(len(tokens) - len(term) + 1):
+        if term and tokens[start : start + len(term)] == term:
+            return Aspect(start, start + len(term), " ".join(term))
+    raise InputError(f"text #{index}: aspect {spec!r} does not occur in the text")

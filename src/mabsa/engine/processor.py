@@ -1,0 +1,356 @@
+"""Processor: turns :class:`~mabsa.data.Post` s into model features and batches (HF style).
+
+One processor serves every task:
+
+* **jmasa / mate** (sequence labelling): one feature per post, built from
+  ``post.extraction_input()`` (no gold aspects, no per-aspect texts). Labels are per *word*
+  (``Post.tokens``); the model reads the hidden state of each word's first subword.
+* **masc** (aspect given): one feature per (post, aspect). The aspect is marked in the
+  sentence and its subword positions are passed to the model.
+
+An optional second segment holds *image-derived text* (the image's stand-in on this machine:
+see ``docs/engine.md``). Sources and who may read them (leakage rule, ``DEVELOPERS.md``):
+
+=========================  ==========  ===================================================
+source                     kind        text
+=========================  ==========  ===================================================
+``caption``                per-image   ``Post.caption``
+``faces``                  per-image   a description built from ``Post.faces`` attributes
+``aspect_face_description`` per-aspect ``Post.aspect_face_description`` (names gold aspects)
+``rationale``              per-aspect  ``Aspect.rationale`` of the given aspect
+=========================  ==========  ===================================================
+
+Per-aspect sources are refused for jmasa/mate (:class:`LeakageError`).
+
+Truncation keeps whole words: the second segment is cut first, then the post's last words.
+Words that do not fit are reported (``Feature.truncated``) and predicted ``O``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from mabsa.data.records import Aspect, Polarity, Post
+from mabsa.errors import MabsaError
+from mabsa.tagging import get_scheme, spans_to_tags, tags_to_ids
+
+TASKS = ("jmasa", "mate", "masc")
+EXTRACTION_TASKS = ("jmasa", "mate")
+POLARITIES = (Polarity.POS, Polarity.NEU, Polarity.NEG)
+PROCESSOR_FILE = "processor_config.json"
+
+
+class LeakageError(MabsaError):
+    """A term extractor was configured to read a text built with the gold aspects."""
+
+
+class InputError(MabsaError):
+    """An input post cannot be processed (empty text, missing aspect, ...)."""
+
+
+def _faces_text(post: Post, aspect: Aspect | None) -> str | None:
+    """E.g. "2 faces: a happy woman of about 31; a neutral man of about 40." (per-image)."""
+    if not post.faces:
+        return None
+    descriptions = []
+    for face in post.faces:
+        words = [str(w).lower() for w in (face.emotion, face.gender or "person") if w]
+        text = " ".join(["a", *words])
+        if face.age is not None:
+            text += f" of about {int(round(face.age))}"
+        descriptions.append(text)
+    n = len(descriptions)
+    return f"{n} face{'s' if n > 1 else ''}: " + "; ".join(descriptions) + "."
+
+
+def _aspect_rationale(post: Post, aspect: Aspect | None) -> str | None:
+    if aspect is None or aspect.rationale is None:
+        return None
+    return aspect.rationale.as_text() or None
+
+
+#: source name -> (per_aspect, function(post, aspect) -> text or None)
+IMAGE_TEXT_SOURCES: dict[str, tuple[bool, Callable[[Post, Aspect | None], str | None]]] = {
+    "caption": (False, lambda post, aspect: post.caption),
+    "faces": (False, _faces_text),
+    "aspect_face_description": (True, lambda post, aspect: post.aspect_face_description),
+    "rationale": (True, _aspect_rationale),
+}
+
+
+@dataclass
+class Feature:
+    """Model input for one post (extraction) or one (post, aspect) pair (masc)."""
+
+    input_ids: list[int]
+    token_type_ids: list[int]
+    post_index: int
+    n_words: int  # words of the post
+    word_positions: list[int]  # first-subword position of each kept word (a prefix of words)
+    labels: list[int] | None = None  # per kept word (extraction) or [polarity id] (masc)
+    aspect_index: int | None = None  # masc: index into post.aspects
+    aspect_positions: list[int] = field(default_factory=list)  # masc: subwords of the aspect
+    # What the model may read besides the tensors: the post as an extractor sees it
+    # (``extraction_input()``) or, for masc, the post and the given aspect without its gold
+    # polarity.
+    post: Post | None = None
+    aspect: Aspect | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.word_positions) < self.n_words
+
+
+class Processor:
+    def __init__(
+        self,
+        tokenizer: Any,
+        task: str,
+        max_length: int = 128,
+        image_text: Sequence[str] = (),
+        aspect_markers: Sequence[str] = ("<", ">"),
+    ):
+        if task not in TASKS:
+            raise MabsaError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+        unknown = [s for s in image_text if s not in IMAGE_TEXT_SOURCES]
+        if unknown:
+            raise MabsaError(
+                f"unknown image_text source(s) {unknown}: use "
+                + ", ".join(IMAGE_TEXT_SOURCES)
+            )
+        leaking = [s for s in image_text if IMAGE_TEXT_SOURCES[s][0]]
+        if task in EXTRACTION_TASKS and leaking:
+            raise LeakageError(
+                f"image_text source(s) {leaking} were built with the gold aspects and name them; "
+                f"a {task} term extractor may read only per-image texts "
+                f"({', '.join(k for k, v in IMAGE_TEXT_SOURCES.items() if not v[0])})"
+            )
+        self.tokenizer = tokenizer
+        self.task = task
+        self.max_length = int(max_length)
+        self.image_text = tuple(image_text)
+        self.aspect_markers = tuple(aspect_markers)
+        self.scheme = get_scheme(task) if task in EXTRACTION_TASKS else None
+        self._n_special = tokenizer.num_special_tokens_to_add(pair=True)
+        if self.max_length < self._n_special + 2:
+            raise MabsaError(f"max_length={max_length} is too small")
+
+    # -- labels --------------------------------------------------------------------------
+    @property
+    def labels(self) -> tuple[str, ...]:
+        if self.scheme is not None:
+            return self.scheme.labels
+        return tuple(p.value for p in POLARITIES)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    # -- persistence ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "max_length": self.max_length,
+            "image_text": list(self.image_text),
+            "aspect_markers": list(self.aspect_markers),
+            "labels": list(self.labels),
+        }
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        self.tokenizer.save_pretrained(str(directory / "tokenizer"))
+        (directory / PROCESSOR_FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "Processor":
+        from transformers import AutoTokenizer
+
+        directory = Path(directory)
+        cfg = json.loads((directory / PROCESSOR_FILE).read_text())
+        tok = AutoTokenizer.from_pretrained(str(directory / "tokenizer"), local_files_only=True)
+        cfg.pop("labels", None)
+        return cls(tok, **cfg)
+
+    # -- encoding ------------------------------------------------------------------------
+    def image_text_for(self, post: Post, aspect: Aspect | None = None) -> str:
+        texts = [IMAGE_TEXT_SOURCES[s][1](post, aspect) for s in self.image_text]
+        return " ".join(t.strip() for t in texts if t and t.strip())
+
+    def encode(self, posts: Sequence[Post], with_labels: bool = True) -> list[Feature]:
+        """Features for ``posts`` (indices into ``posts`` are kept in each feature)."""
+        for i, post in enumerate(posts):
+            if not post.tokens:
+                raise InputError(f"post {post.id!r} (#{i}) has no tokens: empty text")
+        if self.task in EXTRACTION_TASKS:
+            return self._encode_extraction(posts, with_labels)
+        return self._encode_masc(posts, with_labels)
+
+    def _encode_extraction(self, posts: Sequence[Post], with_labels: bool) -> list[Feature]:
+        inputs = [p.extraction_input() for p in posts]  # leakage rule: never the gold aspects
+        firsts = [list(p.tokens) for p in inputs]
+        seconds = [self.image_text_for(p).split() for p in inputs]
+        features = self._build(firsts, seconds, [None] * len(posts))
+        for feat, post, visible in zip(features, posts, inputs):
+            feat.post = visible
+            if with_labels:
+                tags = spans_to_tags(len(post.tokens), post.aspects, self.scheme)
+                feat.labels = tags_to_ids(tags, self.scheme)[: len(feat.word_positions)]
+        return features
+
+    def _encode_masc(self, posts: Sequence[Post], with_labels: bool) -> list[Feature]:
+        firsts, seconds, spans, index = [], [], [], []
+        left, right = self.aspect_markers
+        for i, post in enumerate(posts):
+            if not post.aspects:
+                continue
+            for j, a in enumerate(post.aspects):
+                if with_labels and a.polarity is None:
+                    raise InputError(f"post {post.id!r}: aspect {a.term!r} has no gold polarity")
+                words = list(post.tokens)
+                words = words[: a.start] + [left] + words[a.start : a.end] + [right] + words[a.end :]
+                firsts.append(words)
+                seconds.append(self.image_text_for(post, a).split())
+                spans.append((a.start, a.end + 2))  # marked span, markers included
+                index.append((i, j))
+        features = self._build(firsts, seconds, spans)
+        for feat, (i, j) in zip(features, index):
+            feat.post_index, feat.aspect_index = i, j
+            feat.post = posts[i].with_aspects(())
+            feat.aspect = replace(posts[i].aspects[j], polarity=None)
+            if with_labels:
+                feat.labels = [POLARITIES.index(posts[i].aspects[j].polarity)]
+        return features
+
+    def _build(
+        self,
+        firsts: list[list[str]],
+        seconds: list[list[str]],
+        spans: list[tuple[int, int] | None],
+    ) -> list[Feature]:
+        tok = self.tokenizer
+        flat = firsts + [s for s in seconds if s]
+        enc = tok(flat, is_split_into_words=True, add_special_tokens=False)
+        n_sub = []  # subword count per word, per sequence
+        for k in range(len(flat)):
+            counts = [0] * len(flat[k])
+            for w in enc.word_ids(k):
+                if w is not None:
+                    counts[w] += 1
+            n_sub.append(counts)
+        budget = self.max_length - self._n_special
+        kept_first, kept_second = [], []
+        it_second = iter(range(len(firsts), len(flat)))
+        for k, (first, second) in enumerate(zip(firsts, seconds)):
+            first_counts = n_sub[k]
+            second_counts = n_sub[next(it_second)] if second else []
+            n_first = max(1, _fit(first_counts, budget))
+            if spans[k] is not None and n_first < spans[k][1]:
+                # masc: the aspect lies past the window; keep every word and let the tokenizer
+                # cut subwords (the model then falls back to the first token's state)
+                n_first = len(first)
+            left_room = budget - sum(first_counts[:n_first])
+            n_second = _fit(second_counts, max(0, left_room))
+            kept_first.append(first[:n_first])
+            kept_second.append(second[:n_second])
+        pairs = [(f, s) if s else (f, None) for f, s in zip(kept_first, kept_second)]
+        features = []
+        singles = [k for k, (_, s) in enumerate(pairs) if s is None]
+        doubles = [k for k, (_, s) in enumerate(pairs) if s is not None]
+        encoded: dict[int, tuple[list[int], list[int], list[int | None]]] = {}
+        if singles:
+            e = tok([pairs[k][0] for k in singles], is_split_into_words=True,
+                    truncation=True, max_length=self.max_length)
+            for r, k in enumerate(singles):
+                encoded[k] = _unpack(e, r)
+        if doubles:
+            e = tok([pairs[k][0] for k in doubles], [pairs[k][1] for k in doubles],
+                    is_split_into_words=True, truncation=True, max_length=self.max_length)
+            for r, k in enumerate(doubles):
+                encoded[k] = _unpack(e, r)
+        for k in range(len(firsts)):
+            ids, types, word_ids = encoded[k]
+            first_pos: dict[int, int] = {}
+            for pos, w in enumerate(word_ids):
+                if w is not None:
+                    first_pos.setdefault(w, pos)
+            positions = [first_pos[w] for w in range(len(first_pos))]
+            aspect_positions: list[int] = []
+            if spans[k] is not None:
+                s, e_ = spans[k]
+                aspect_positions = [p for p, w in enumerate(word_ids) if w is not None and s <= w < e_]
+            features.append(Feature(
+                input_ids=ids, token_type_ids=types, post_index=k, n_words=len(firsts[k]),
+                word_positions=positions, aspect_positions=aspect_positions,
+            ))
+        return features
+
+    # -- batching ------------------------------------------------------------------------
+    def collate(self, features: Sequence[Feature]) -> dict[str, Any]:
+        """Pad a list of features into tensors; keeps the features under ``"features"``."""
+        pad = self.tokenizer.pad_token_id or 0
+        B = len(features)
+        T = max(len(f.input_ids) for f in features)
+        input_ids = torch.full((B, T), pad, dtype=torch.long)
+        token_type_ids = torch.zeros((B, T), dtype=torch.long)
+        attention_mask = torch.zeros((B, T), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f.input_ids)
+            input_ids[i, :n] = torch.tensor(f.input_ids)
+            token_type_ids[i, :n] = torch.tensor(f.token_type_ids)
+            attention_mask[i, :n] = 1
+        batch: dict[str, Any] = {
+            "input_ids": input_ids,
+            "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask,
+        }
+        if self.task in EXTRACTION_TASKS:
+            W = max(max(len(f.word_positions) for f in features), 1)
+            word_positions = torch.zeros((B, W), dtype=torch.long)
+            word_mask = torch.zeros((B, W), dtype=torch.bool)
+            labels = torch.zeros((B, W), dtype=torch.long)
+            for i, f in enumerate(features):
+                n = len(f.word_positions)
+                word_positions[i, :n] = torch.tensor(f.word_positions, dtype=torch.long)
+                word_mask[i, :n] = True
+                if f.labels is not None:
+                    labels[i, :n] = torch.tensor(f.labels, dtype=torch.long)
+            batch.update(word_positions=word_positions, word_mask=word_mask)
+        else:
+            S = max(len(f.aspect_positions) for f in features)
+            aspect_positions = torch.zeros((B, S), dtype=torch.long)
+            aspect_mask = torch.zeros((B, S), dtype=torch.bool)
+            labels = torch.zeros((B,), dtype=torch.long)
+            for i, f in enumerate(features):
+                n = len(f.aspect_positions)
+                aspect_positions[i, :n] = torch.tensor(f.aspect_positions, dtype=torch.long)
+                aspect_mask[i, :n] = True
+                if f.labels is not None:
+                    labels[i] = f.labels[0]
+            batch.update(aspect_positions=aspect_positions, aspect_mask=aspect_mask)
+        if all(f.labels is not None for f in features):
+            batch["labels"] = labels
+        batch["features"] = list(features)
+        return batch
+
+
+def _fit(counts: Sequence[int], budget: int) -> int:
+    """How many leading words fit in ``budget`` subwords."""
+    total = 0
+    for i, c in enumerate(counts):
+        total += c
+        if total > budget:
+            return i
+    return len(counts)
+
+
+def _unpack(enc: Any, row: int) -> tuple[list[int], list[int], list[int | None]]:
+    ids = list(enc["input_ids"][row])
+    types = list(enc["token_type_ids"][row]) if "token_type_ids" in enc else [0] * len(ids)
+    seq = enc.sequence_ids(row)
+    words = [w if s == 0 else None for w, s in zip(enc.word_ids(row), seq)]
+    return ids, types, words

@@ -1,0 +1,18 @@
+"""Models: a registry of named assemblies (``mabsa.models.register``) and their configs.
+
+``mabsa train --model NAME`` builds ``get_model_class(NAME)`` with the JSON config
+``mabsa/configs/NAME.json`` (overridable by ``--config`` and ``--set``).
+"""
+
+from mabsa.models.base import (
+    MabsaModel,
+    UnknownModelError,
+    available_models,
+    get_model_class,
+    register,
+)
+from mabsa.models import text_baselines  # noqa: F401  (registers text-crf, text-cls)
+
+__all__ = [
+    "MabsaModel", "UnknownModelError", "available_models", "get_model_class", "register",
+]

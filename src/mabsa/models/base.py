@@ -1,0 +1,163 @@
+"""Model registry and the interface every mabsa model implements.
+
+A model is an ``nn.Module`` registered under a name (``@register("text-crf")``) with a JSON
+config of the same name in ``mabsa/configs/``. The one training loop (:mod:`mabsa.engine`)
+needs only:
+
+* ``forward(batch) -> dict`` with ``"loss"`` when the batch has ``"labels"``;
+* ``decode(batch) -> list[list[Aspect]]``: the aspects predicted for each feature of the
+  batch (spans over the post's tokens, with polarity where the task has one and a
+  ``score`` in [0, 1]);
+* ``processor``: the :class:`~mabsa.engine.processor.Processor` that made the batch.
+
+Building is split in two so a checkpoint can be rebuilt without the original weights:
+:meth:`MabsaModel.create` loads pretrained encoders (or random-init ones when
+``random_init`` is set, for tests), :meth:`MabsaModel.restore` rebuilds the same shapes from
+files in a checkpoint directory, before its weights are loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from torch import nn
+
+from mabsa.data.records import Aspect
+from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenizer
+from mabsa.engine.processor import Processor
+from mabsa.errors import MabsaError
+
+ENCODER_CONFIG_DIR = "text_encoder"
+
+
+class UnknownModelError(MabsaError):
+    pass
+
+
+_REGISTRY: dict[str, type["MabsaModel"]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a model available to ``mabsa train --model NAME``."""
+
+    def wrap(cls: type["MabsaModel"]) -> type["MabsaModel"]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def available_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_model_class(name: str) -> type["MabsaModel"]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; available: {', '.join(available_models())}"
+        ) from None
+
+
+class MabsaModel(nn.Module):
+    name: ClassVar[str] = ""
+    tasks: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self, args: Mapping[str, Any], task: str, processor: Processor, text_encoder: TextEncoder
+    ):
+        super().__init__()
+        self.args = dict(args)
+        self.task = task
+        self.processor = processor
+        self.text_encoder = text_encoder
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def check_task(cls, task: str) -> None:
+        if task not in cls.tasks:
+            raise MabsaError(
+                f"model {cls.name!r} does not do task {task!r}; it does: {', '.join(cls.tasks)}"
+            )
+
+    @classmethod
+    def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> Processor:
+        return Processor(
+            tokenizer,
+            task,
+            max_length=int(args.get("max_length", 128)),
+            image_text=tuple(args.get("image_text", ())),
+            aspect_markers=tuple(args.get("aspect_markers", ("<", ">"))),
+        )
+
+    @classmethod
+    def create(cls, args: Mapping[str, Any], task: str) -> "MabsaModel":
+        """A new model with pretrained encoder weights (random ones if ``random_init``)."""
+        cls.check_task(task)
+        encoder_name = str(args.get("encoder", DEFAULT_TEXT_ENCODER))
+        tokenizer = load_tokenizer(encoder_name)
+        if args.get("random_init"):
+            encoder = TextEncoder.from_config(encoder_name, args.get("encoder_overrides"))
+        else:
+            encoder = TextEncoder.from_pretrained(encoder_name)
+        return cls(args, task, cls._processor(tokenizer, args, task), encoder)
+
+    @classmethod
+    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "MabsaModel":
+        """Same shapes as the model saved in ``directory`` (weights are loaded by the caller)."""
+        from transformers import AutoConfig
+
+        cls.check_task(task)
+        directory = Path(directory)
+        processor = Processor.from_pretrained(directory)
+        enc_cfg = AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR))
+        return cls(args, task, processor, TextEncoder.from_config(enc_cfg))
+
+    def save_components(self, directory: str | Path) -> None:
+        """Everything but the weights that :meth:`restore` needs."""
+        directory = Path(directory)
+        self.processor.save_pretrained(directory)
+        self.text_encoder.config.save_pretrained(str(directory / ENCODER_CONFIG_DIR))
+
+    # -- training interface --------------------------------------------------------------
+    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+        """Encoder at ``lr``, task heads (CRF transitions, classifiers) at ``head_lr``; no
+        weight decay on biases and norms."""
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            is_encoder = name.startswith("text_encoder.")
+            no_decay = param.dim() < 2
+            groups.setdefault((is_encoder, no_decay), []).append(param)
+        return [
+            {
+                "params": params,
+                "lr": lr if is_encoder else head_lr,
+                "weight_decay": 0.0 if no_decay else weight_decay,
+            }
+            for (is_encoder, no_decay), params in sorted(groups.items())
+        ]
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def encode_text(self, batch: Mapping[str, Any]):
+        return self.text_encoder(
+            batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+        )
+
+
+def model_summary(model: MabsaModel) -> dict[str, Any]:
+    n = sum(p.numel() for p in model.parameters())
+    return {"model": model.name, "task": model.task, "parameters": n,
+            "args": json.loads(json.dumps(model.args, default=str))}

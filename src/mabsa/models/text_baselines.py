@@ -1,0 +1,102 @@
+"""Text-only baselines (optionally reading image-derived text as a second segment).
+
+* ``text-crf`` (jmasa, mate): encoder -> first subword of each word -> linear emissions ->
+  BIO-constrained linear-chain CRF over the scheme's labels (7 for JMASA, 3 for MATE).
+* ``text-cls`` (masc): the aspect is marked in the sentence (``<`` term ``>``); the
+  classifier reads ``[first token ; mean of the aspect's subwords]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from mabsa.data.records import Aspect
+from mabsa.engine.processor import POLARITIES
+from mabsa.models.base import MabsaModel, register
+from mabsa.modules.crf import CRF, bio_transition_constraints
+from mabsa.tagging import ids_to_tags, tags_to_aspects
+
+
+def gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``hidden[b, positions[b, i]]`` -> ``(B, N, H)``."""
+    index = positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+    return hidden.gather(1, index)
+
+
+@register("text-crf")
+class TextCRF(MabsaModel):
+    tasks = ("jmasa", "mate")
+
+    def __init__(self, args: Mapping[str, Any], task, processor, text_encoder):
+        super().__init__(args, task, processor, text_encoder)
+        labels = processor.labels
+        self.dropout = nn.Dropout(float(args.get("dropout", 0.1)))
+        self.emissions = nn.Linear(text_encoder.hidden_size, len(labels))
+        allowed, allowed_start = bio_transition_constraints(labels)
+        self.crf = CRF(len(labels), allowed, allowed_start)
+
+    def word_emissions(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        hidden = self.encode_text(batch)
+        words = gather_positions(hidden, batch["word_positions"])
+        return self.emissions(self.dropout(words))
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        emissions = self.word_emissions(batch)
+        out: dict[str, Any] = {"emissions": emissions}
+        if "labels" in batch:
+            out["loss"] = self.crf(emissions, batch["labels"], batch["word_mask"])
+        return out
+
+    @torch.no_grad()
+    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+        emissions = self.word_emissions(batch)
+        mask = batch["word_mask"]
+        paths = self.crf.decode(emissions, mask)
+        probs = self.crf.marginals(emissions, mask)
+        scheme = self.processor.scheme
+        results = []
+        for i, (feature, path) in enumerate(zip(batch["features"], paths)):
+            tokens = feature.post.tokens
+            chosen = probs[i, torch.arange(len(path)), torch.tensor(path)].tolist()
+            missing = feature.n_words - len(path)  # words cut by truncation: predicted O
+            tags = ids_to_tags(path, scheme) + ["O"] * missing
+            results.append(tags_to_aspects(tokens, tags, scheme, chosen + [1.0] * missing))
+        return results
+
+
+@register("text-cls")
+class TextClassifier(MabsaModel):
+    tasks = ("masc",)
+
+    def __init__(self, args: Mapping[str, Any], task, processor, text_encoder):
+        super().__init__(args, task, processor, text_encoder)
+        hidden = text_encoder.hidden_size
+        self.dropout = nn.Dropout(float(args.get("dropout", 0.1)))
+        self.classifier = nn.Linear(2 * hidden, len(POLARITIES))
+
+    def logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        hidden = self.encode_text(batch)
+        span = gather_positions(hidden, batch["aspect_positions"])
+        mask = batch["aspect_mask"].unsqueeze(-1).to(span.dtype)
+        span_mean = (span * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.classifier(self.dropout(torch.cat([hidden[:, 0], span_mean], dim=-1)))
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        logits = self.logits(batch)
+        out: dict[str, Any] = {"logits": logits}
+        if "labels" in batch:
+            out["loss"] = nn.functional.cross_entropy(logits, batch["labels"])
+        return out
+
+    @torch.no_grad()
+    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+        probs = self.logits(batch).softmax(-1)
+        best = probs.argmax(-1).tolist()
+        results = []
+        for feature, k, p in zip(batch["features"], best, probs.tolist()):
+            a = feature.aspect
+            results.append([Aspect(a.start, a.end, a.term, POLARITIES[k], score=float(p[k]))])
+        return results

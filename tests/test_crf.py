@@ -1,0 +1,102 @@
+"""CRF against brute force enumeration of every tag path on short sequences."""
+
+import itertools
+
+import pytest
+import torch
+
+from mabsa.modules.crf import CRF, bio_transition_constraints
+from mabsa.tagging import JMASA, MATE
+
+
+def brute_force(crf: CRF, emissions: torch.Tensor, length: int):
+    """(log Z, best path, marginals) of one sequence by enumerating all L**length paths."""
+    L = crf.num_tags
+    trans, start = crf._trans(), crf._start()
+    scores, paths = [], []
+    for path in itertools.product(range(L), repeat=length):
+        s = start[path[0]] + emissions[0, path[0]]
+        for t in range(1, length):
+            s = s + trans[path[t - 1], path[t]] + emissions[t, path[t]]
+        s = s + crf.end[path[-1]]
+        scores.append(s)
+        paths.append(path)
+    scores = torch.stack(scores)
+    log_z = torch.logsumexp(scores, 0)
+    best = list(paths[int(scores.argmax())])
+    probs = torch.exp(scores - log_z)
+    marg = torch.zeros(length, L)
+    for p, path in zip(probs, paths):
+        for t, y in enumerate(path):
+            marg[t, y] += p
+    return log_z, best, marg
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_crf_matches_brute_force_on_padded_batch(constrained):
+    torch.manual_seed(0)
+    labels = MATE.labels  # O, B, I
+    allowed = bio_transition_constraints(labels) if constrained else (None, None)
+    crf = CRF(len(labels), *allowed)
+    with torch.no_grad():
+        crf.transitions.normal_()
+        crf.start.normal_()
+        crf.end.normal_()
+    lengths = [4, 1, 3, 2]
+    T = max(lengths)
+    emissions = torch.randn(len(lengths), T, len(labels))
+    mask = torch.tensor([[t < n for t in range(T)] for n in lengths])
+    tags = torch.randint(0, len(labels), (len(lengths), T))
+    if constrained:
+        tags[:] = 1  # B B B ... is allowed everywhere
+    nll = crf(emissions, tags, mask, reduction="none")
+    decoded = crf.decode(emissions, mask)
+    marginals = crf.marginals(emissions, mask)
+    for b, n in enumerate(lengths):
+        log_z, best, marg = brute_force(crf, emissions[b, :n], n)
+        score = crf.path_score(emissions[b : b + 1, :n], tags[b : b + 1, :n],
+                               torch.ones(1, n, dtype=torch.bool))
+        assert torch.allclose(nll[b], log_z - score[0], atol=1e-4)
+        assert decoded[b] == best
+        assert torch.allclose(marginals[b, :n], marg, atol=1e-4)
+        assert torch.all(marginals[b, n:] == 0)
+
+
+def test_constraints_forbid_inside_without_begin():
+    allowed, start = bio_transition_constraints(JMASA.labels)
+    ids = JMASA.label2id
+    assert not start[ids["I-POS"]] and start[ids["B-POS"]] and start[ids["O"]]
+    assert not allowed[ids["O"], ids["I-NEU"]]
+    assert not allowed[ids["B-POS"], ids["I-NEG"]]
+    assert allowed[ids["B-NEG"], ids["I-NEG"]] and allowed[ids["I-NEG"], ids["I-NEG"]]
+    crf = CRF(len(JMASA.labels), allowed, start)
+    emissions = torch.zeros(1, 3, len(JMASA.labels))
+    emissions[0, :, ids["I-POS"]] = 5.0  # I-POS everywhere is the best unconstrained path
+    path = crf.decode(emissions, torch.ones(1, 3, dtype=torch.bool))[0]
+    assert path[0] != ids["I-POS"]
+    for a, b in zip(path, path[1:]):
+        assert allowed[a, b]
+
+
+def test_training_lowers_nll_and_learns_the_path():
+    torch.manual_seed(1)
+    crf = CRF(3)
+    emissions = torch.zeros(2, 4, 3, requires_grad=True)
+    tags = torch.tensor([[1, 2, 0, 0], [0, 1, 2, 2]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    opt = torch.optim.Adam([emissions, *crf.parameters()], lr=0.1)
+    first = None
+    for _ in range(100):
+        loss = crf(emissions, tags, mask)
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first / 5
+    assert crf.decode(emissions, mask) == [[1, 2, 0], [0, 1, 2, 2]]
+
+
+def test_empty_first_position_is_rejected():
+    crf = CRF(3)
+    with pytest.raises(ValueError, match="unmasked first position"):
+        crf.decode(torch.zeros(1, 2, 3), torch.tensor([[False, True]]))

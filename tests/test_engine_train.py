@@ -1,0 +1,119 @@
+"""The training loop: determinism, resume after a kill, several seeds, config overrides."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from mabsa.engine import checkpoint as ckpt
+from mabsa.engine import trainer
+from mabsa.engine.config import ConfigError, load_run_config
+
+TINY_SETS = [
+    "model_args.random_init=true",
+    'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
+    '"num_attention_heads": 2, "intermediate_size": 37}',
+    "train.max_train_posts=24", "train.max_eval_posts=12", "train.batch_size=8",
+    "train.epochs=2", "train.patience=0", "train.head_lr=0.01", "train.lr=0.001",
+]
+
+
+def tiny_config(*extra):
+    return load_run_config("text-crf", sets=TINY_SETS + list(extra))
+
+
+def run(tmp_path, name, **kw):
+    return trainer.train(tiny_config(), "twitter2015", "jmasa", tmp_path / name,
+                         progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted 2-epoch run."""
+    base = tmp_path_factory.mktemp("ref")
+    return run(base, "a"), base / "a"
+
+
+def test_same_seed_gives_identical_results(tmp_path, reference):
+    metrics, out = reference
+    again = run(tmp_path, "b")
+    assert again["dev"] == metrics["dev"] and again["test"] == metrics["test"]
+    a = load_file(str(out / ckpt.LAST_DIR / ckpt.WEIGHTS_FILE))
+    b = load_file(str(tmp_path / "b" / ckpt.LAST_DIR / ckpt.WEIGHTS_FILE))
+    assert all((a[k] == b[k]).all() for k in a)
+    losses = [h["train_loss"] for h in metrics["history"]]
+    assert losses[1] < losses[0]
+
+
+def test_checkpoint_directory_contents(reference):
+    metrics, out = reference
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "text-crf" and config["task"] == "jmasa"
+    assert config["train"]["epochs"] == 2 and config["model_args"]["encoder"] == "minilm"
+    assert config["labels"]["id2label"]["1"] == "B-POS"
+    assert config["data"]["splits"] == {"train": 24, "dev": 12}
+    assert "mabsa" in config["code_version"]
+    for name in ("model.safetensors", "processor_config.json", "tokenizer/tokenizer.json",
+                 "text_encoder/config.json", "metrics.json", "train_log.jsonl"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test"] == metrics["test"] and 1 <= saved["best_epoch"] <= 2
+    records = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1, 2]
+    assert sum(r["type"] == "test" for r in records) == 1
+
+
+def test_resume_after_kill_restores_optimizer_and_epoch(tmp_path, monkeypatch, reference):
+    metrics, ref_out = reference
+    real_save = ckpt.save_resume_state
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt  # killed right after epoch 1 was saved
+
+    monkeypatch.setattr(ckpt, "save_resume_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "c")
+    state = json.loads((tmp_path / "c" / "last" / "trainer_state.json").read_text())
+    assert state["epoch"] == 1 and state["optimizer"]["param_groups"]
+    moments = load_file(str(tmp_path / "c" / "last" / ckpt.OPTIMIZER_FILE))
+    assert any(k.endswith(".exp_avg_sq") for k in moments) and any(k.endswith(".step") for k in moments)
+    monkeypatch.setattr(ckpt, "save_resume_state", real_save)
+    with pytest.raises(Exception, match="--resume"):
+        run(tmp_path, "c")
+    resumed = run(tmp_path, "c", resume=True)
+    records = [json.loads(l) for l in (tmp_path / "c" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["type"] in ("epoch", "resume")] == [1, 1, 2]
+    # Identical to the uninterrupted run: weights, optimizer moments, metrics.
+    assert resumed["test"] == metrics["test"] and resumed["dev"] == metrics["dev"]
+    for name in (ckpt.WEIGHTS_FILE, ckpt.OPTIMIZER_FILE):
+        a = load_file(str(ref_out / "last" / name))
+        b = load_file(str(tmp_path / "c" / "last" / name))
+        assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), name
+
+
+def test_several_seeds_write_summary(tmp_path):
+    config = tiny_config("train.epochs=1")
+    summary = trainer.train_seeds(config, "twitter2015", "jmasa",
+                                  tmp_path, [3, 4], progress=False)
+    assert summary["seeds"] == [3, 4]
+    f1 = summary["metrics"]["test.jmasa.f1"]
+    assert len(f1["values"]) == 2 and f1["mean"] == pytest.approx(sum(f1["values"]) / 2)
+    assert (tmp_path / "seed3" / "metrics.json").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text())["n_seeds"] == 2
+
+
+def test_config_layers_and_errors(tmp_path):
+    user = tmp_path / "c.json"
+    user.write_text(json.dumps({"train": {"epochs": 7}, "model_args": {"max_length": 64}}))
+    c = load_run_config("text-crf", user, ["lr=3e-5", "model_args.image_text=[\"caption\"]"])
+    assert c["train"]["epochs"] == 7 and c["train"]["lr"] == 3e-5
+    assert c["model_args"]["max_length"] == 64 and c["model_args"]["image_text"] == ["caption"]
+    assert c["train"]["batch_size"] == 16  # packaged default kept
+    with pytest.raises(ConfigError, match="unknown train option"):
+        load_run_config("text-crf", sets=["train.lrr=1"])
+    with pytest.raises(ConfigError, match="no packaged config"):
+        load_run_config("nope")
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_run_config("text-crf", sets=["train.lr"])
