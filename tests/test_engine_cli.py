@@ -1,0 +1,131 @@
+"""CLI smoke tests (train / evaluate / predict) on a 20-post slice of the real data, with a
+tiny random-init encoder; and the user errors they must report clearly."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import mabsa.api
+from mabsa import cli
+from mabsa.data import load_dataset, read_posts, write_posts
+from mabsa.engine.checkpoint import CheckpointError
+from mabsa.engine.cli import COMMANDS
+from mabsa.engine.processor import InputError
+
+TINY = [
+    "--set", "model_args.random_init=true",
+    "--set", 'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
+             '"num_attention_heads": 2, "intermediate_size": 37}',
+    "--set", "train.max_train_posts=20", "--set", "train.max_eval_posts=20",
+    "--set", "train.epochs=1", "--set", "model_args.max_length=48", "--no-progress",
+]
+
+
+@pytest.fixture(scope="module")
+def mabsa_cli():
+    """The `mabsa` group's error handling around the engine commands."""
+    group = cli._Group(name="mabsa", commands={c.name: c for c in COMMANDS})
+    runner = CliRunner()
+    return lambda *args: runner.invoke(group, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def slice_file(work):
+    path = work / "slice.jsonl"
+    write_posts(load_dataset("twitter2015", "test")[:20], path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def jmasa_ckpt(mabsa_cli, work):
+    out = work / "jmasa"
+    r = mabsa_cli("train", "--model", "text-crf", "--dataset", "twitter2015", "--task", "jmasa",
+                  "--output", out, *TINY)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["test"]["jmasa"]["n_gold"] > 0
+    return out
+
+
+def test_evaluate_on_a_file(mabsa_cli, jmasa_ckpt, slice_file):
+    r = mabsa_cli("evaluate", "--checkpoint", jmasa_ckpt, "--dataset", slice_file)
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.stdout)
+    assert metrics["task"] == "jmasa" and metrics["n_posts"] == 20
+    assert 0.0 <= metrics["jmasa"]["f1"] <= metrics["mate"]["f1"] + 1e-9
+
+
+def test_predict_text_and_file(mabsa_cli, jmasa_ckpt, slice_file, work):
+    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--text", "RT @ me : Chuck Bass is great")
+    assert r.exit_code == 0, r.output
+    pred = json.loads(r.stdout.splitlines()[0])
+    assert pred["tokens"][:3] == ["RT", "@", "me"] and pred["truncated"] is False
+    for a in pred["aspects"]:
+        assert 0 <= a["start"] < a["end"] <= len(pred["tokens"]) and 0 <= a["score"] <= 1
+        assert a["polarity"] in ("POS", "NEU", "NEG")
+    out = work / "preds.jsonl"
+    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--input", slice_file, "--output", out,
+                  "--batch-size", 4)
+    assert r.exit_code == 0, r.output
+    gold, preds = read_posts(slice_file), read_posts(out)
+    assert [p.id for p in preds] == [p.id for p in gold]
+    assert [p.tokens for p in preds] == [p.tokens for p in gold]
+
+
+def test_python_api_matches_cli(jmasa_ckpt, slice_file):
+    predictor = mabsa.api.load(jmasa_ckpt)
+    posts = read_posts(slice_file)
+    by_text = predictor.predict_batch([p.text for p in posts[:5]])
+    by_post = predictor.predict_posts(posts[:5])
+    assert [p.aspects for p in by_text] == [p.aspects for p in by_post]
+    one = predictor.predict(posts[0].text)
+    assert one.aspects == by_text[0].aspects
+
+
+def test_clear_errors(mabsa_cli, jmasa_ckpt, work):
+    r = mabsa_cli("predict", "--checkpoint", work / "nope", "--text", "hi")
+    assert r.exit_code == 2 and "checkpoint not found" in r.stderr and "Traceback" not in r.output
+    r = mabsa_cli("evaluate", "--checkpoint", work, "--split", "dev")
+    assert r.exit_code == 2 and "not a mabsa checkpoint" in r.stderr
+    with pytest.raises(CheckpointError, match="jmasa checkpoint.*cannot do masc"):
+        mabsa.api.load(jmasa_ckpt, task="masc")
+    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--text", "   ")
+    assert r.exit_code == 2 and "empty" in r.stderr
+    r = mabsa_cli("train", "--model", "text-crf", "--task", "masc", "--output", work / "x", *TINY)
+    assert r.exit_code == 2 and "does not do task 'masc'" in r.stderr
+    r = mabsa_cli("train", "--model", "text-crf", "--task", "jmasa", "--output", jmasa_ckpt, *TINY)
+    assert r.exit_code == 2 and "--resume" in r.stderr
+
+
+def test_over_long_text_is_reported_not_silently_cut(mabsa_cli, jmasa_ckpt):
+    long_text = " ".join(f"word{i}" for i in range(80))
+    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--text", long_text)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["truncated"] is True
+    assert "truncated" in r.stderr and "max_length=48" in r.stderr
+    with pytest.warns(mabsa.api.TruncationWarning):
+        assert mabsa.api.load(jmasa_ckpt).predict(long_text).truncated
+
+
+def test_masc_train_with_seeds_and_predict(mabsa_cli, work):
+    out = work / "masc"
+    r = mabsa_cli("train", "--model", "text-cls", "--task", "masc", "--output", out,
+                  "--seeds", 1, 2, *TINY)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [1, 2] and "test.masc.accuracy" in summary["metrics"]
+    r = mabsa_cli("predict", "--checkpoint", out / "seed1", "--text", "Chuck Bass is everything",
+                  "--aspect", "Chuck Bass")
+    assert r.exit_code == 0, r.output
+    (aspect,) = json.loads(r.stdout)["aspects"]
+    assert (aspect["start"], aspect["end"], aspect["term"]) == (0, 2, "Chuck Bass")
+    assert aspect["polarity"] in ("POS", "NEU", "NEG")
+    with pytest.raises(InputError, match="give the aspect"):
+        mabsa.api.load(out / "seed2").predict("Chuck Bass is everything")
+    with pytest.raises(InputError, match="does not occur"):
+        mabsa.api.load(out / "seed2").predict("Chuck Bass", aspects=["Blair"])
