@@ -19,12 +19,21 @@ class Predictions:
     truncated: list[str] = field(default_factory=list)  # ids of posts cut to max_length
 
 
+def iter_batches(
+    processor: Any, features: Sequence[Any], batch_size: int
+) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+    """``(features, batch)`` in order of length (less padding); what prediction runs on."""
+    order = sorted(range(len(features)), key=lambda k: len(features[k].input_ids))
+    for start in range(0, len(order), batch_size):
+        chunk = [features[k] for k in order[start : start + batch_size]]
+        yield chunk, processor.collate(chunk)
+
+
 def predict_posts(model: Any, posts: Sequence[Post], batch_size: int = 64) -> Predictions:
     """Predict aspects for ``posts``. Extraction tasks replace the aspects; masc fills in the
-    polarity (and score) of each given aspect. Batches are sorted by length (less padding)."""
+    polarity (and score) of each given aspect."""
     processor = model.processor
     features = processor.encode(posts, with_labels=False)
-    order = sorted(range(len(features)), key=lambda k: len(features[k].input_ids))
     found: dict[int, dict[int, Aspect]] = {}  # post index -> aspect index -> prediction
     extracted: dict[int, list[Aspect]] = {}
     truncated = sorted({posts[f.post_index].id for f in features if f.truncated})
@@ -32,9 +41,7 @@ def predict_posts(model: Any, posts: Sequence[Post], batch_size: int = 64) -> Pr
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                chunk = [features[k] for k in order[start : start + batch_size]]
-                batch = processor.collate(chunk)
+            for chunk, batch in iter_batches(processor, features, batch_size):
                 for feature, aspects in zip(chunk, model.decode(batch)):
                     if processor.task in EXTRACTION_TASKS:
                         extracted[feature.post_index] = aspects

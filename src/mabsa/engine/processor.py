@@ -137,6 +137,7 @@ class Processor:
         self.aspect_markers = tuple(aspect_markers)
         self.scheme = get_scheme(task) if task in EXTRACTION_TASKS else None
         self._n_special = tokenizer.num_special_tokens_to_add(pair=True)
+        self._template = SpecialTemplate(tokenizer)
         if self.max_length < self._n_special + 2:
             raise MabsaError(f"max_length={max_length} is too small")
 
@@ -232,59 +233,45 @@ class Processor:
         seconds: list[list[str]],
         spans: list[tuple[int, int] | None],
     ) -> list[Feature]:
-        tok = self.tokenizer
+        """One tokenizer pass over all words, then whole-word truncation and the model's
+        special-token template (``[CLS] A [SEP] B [SEP]``, ``<s> A </s></s> B </s>``, ...)."""
         flat = firsts + [s for s in seconds if s]
-        enc = tok(flat, is_split_into_words=True, add_special_tokens=False)
-        n_sub = []  # subword count per word, per sequence
+        enc = self.tokenizer(flat, is_split_into_words=True, add_special_tokens=False)
+        words_ids = []  # per sequence: per word, its subword ids
         for k in range(len(flat)):
-            counts = [0] * len(flat[k])
-            for w in enc.word_ids(k):
+            per_word: list[list[int]] = [[] for _ in flat[k]]
+            for token_id, w in zip(enc["input_ids"][k], enc.word_ids(k)):
                 if w is not None:
-                    counts[w] += 1
-            n_sub.append(counts)
+                    per_word[w].append(token_id)
+            words_ids.append(per_word)
         budget = self.max_length - self._n_special
-        kept_first, kept_second = [], []
-        it_second = iter(range(len(firsts), len(flat)))
-        for k, (first, second) in enumerate(zip(firsts, seconds)):
-            first_counts = n_sub[k]
-            second_counts = n_sub[next(it_second)] if second else []
-            n_first = max(1, _fit(first_counts, budget))
-            if spans[k] is not None and n_first < spans[k][1]:
-                # masc: the aspect lies past the window; keep every word and let the tokenizer
-                # cut subwords (the model then falls back to the first token's state)
-                n_first = len(first)
-            left_room = budget - sum(first_counts[:n_first])
-            n_second = _fit(second_counts, max(0, left_room))
-            kept_first.append(first[:n_first])
-            kept_second.append(second[:n_second])
-        pairs = [(f, s) if s else (f, None) for f, s in zip(kept_first, kept_second)]
         features = []
-        singles = [k for k, (_, s) in enumerate(pairs) if s is None]
-        doubles = [k for k, (_, s) in enumerate(pairs) if s is not None]
-        encoded: dict[int, tuple[list[int], list[int], list[int | None]]] = {}
-        if singles:
-            e = tok([pairs[k][0] for k in singles], is_split_into_words=True,
-                    truncation=True, max_length=self.max_length)
-            for r, k in enumerate(singles):
-                encoded[k] = _unpack(e, r)
-        if doubles:
-            e = tok([pairs[k][0] for k in doubles], [pairs[k][1] for k in doubles],
-                    is_split_into_words=True, truncation=True, max_length=self.max_length)
-            for r, k in enumerate(doubles):
-                encoded[k] = _unpack(e, r)
-        for k in range(len(firsts)):
-            ids, types, word_ids = encoded[k]
-            first_pos: dict[int, int] = {}
-            for pos, w in enumerate(word_ids):
-                if w is not None:
-                    first_pos.setdefault(w, pos)
-            positions = [first_pos[w] for w in range(len(first_pos))]
+        second_index = iter(range(len(firsts), len(flat)))
+        for k, (first, second) in enumerate(zip(firsts, seconds)):
+            first_words = words_ids[k]
+            second_words = words_ids[next(second_index)] if second else []
+            n_first = max(1, _fit([len(w) for w in first_words], budget))
+            if spans[k] is not None and n_first < spans[k][1]:
+                # masc: the aspect lies past the window; keep it, cut subwords at the end
+                n_first = len(first)
+            a_ids = [t for w in first_words[:n_first] for t in w][:budget]
+            n_second = _fit([len(w) for w in second_words], budget - len(a_ids))
+            b_ids = [t for w in second_words[:n_second] for t in w]
+            ids, types, a_offset = self._template.assemble(a_ids, b_ids or None)
+            positions, cursor = [], a_offset
+            for w in first_words[:n_first]:
+                if cursor >= a_offset + len(a_ids):
+                    break
+                positions.append(cursor)
+                cursor += len(w)
             aspect_positions: list[int] = []
             if spans[k] is not None:
-                s, e_ = spans[k]
-                aspect_positions = [p for p, w in enumerate(word_ids) if w is not None and s <= w < e_]
+                s, e = spans[k]
+                start = a_offset + sum(len(w) for w in first_words[:s])
+                end = start + sum(len(w) for w in first_words[s:e])
+                aspect_positions = list(range(start, min(end, a_offset + len(a_ids))))
             features.append(Feature(
-                input_ids=ids, token_type_ids=types, post_index=k, n_words=len(firsts[k]),
+                input_ids=ids, token_type_ids=types, post_index=k, n_words=len(first),
                 word_positions=positions, aspect_positions=aspect_positions,
             ))
         return features
@@ -348,9 +335,42 @@ def _fit(counts: Sequence[int], budget: int) -> int:
     return len(counts)
 
 
-def _unpack(enc: Any, row: int) -> tuple[list[int], list[int], list[int | None]]:
-    ids = list(enc["input_ids"][row])
-    types = list(enc["token_type_ids"][row]) if "token_type_ids" in enc else [0] * len(ids)
-    seq = enc.sequence_ids(row)
-    words = [w if s == 0 else None for w, s in zip(enc.word_ids(row), seq)]
-    return ids, types, words
+class SpecialTemplate:
+    """Where a tokenizer puts its special tokens around one or two segments, read off once
+    from the tokenizer itself (so any BERT/MPNet/RoBERTa-style model works)."""
+
+    def __init__(self, tokenizer: Any):
+        self.single = self._read(tokenizer, tokenizer([["a"]], is_split_into_words=True), 0)
+        self.pair = self._read(
+            tokenizer, tokenizer([["a"]], [["b"]], is_split_into_words=True), 0)
+
+    @staticmethod
+    def _read(tokenizer: Any, enc: Any, row: int) -> list[tuple[str, int, int]]:
+        ids = enc["input_ids"][row]
+        types = enc["token_type_ids"][row] if "token_type_ids" in enc else [0] * len(ids)
+        slots: list[tuple[str, int, int]] = []
+        for token_id, type_id, seq in zip(ids, types, enc.sequence_ids(row)):
+            if seq is None:
+                slots.append(("special", token_id, type_id))
+            else:
+                slot = ("A", -1, type_id) if seq == 0 else ("B", -1, type_id)
+                if not slots or slots[-1][0] != slot[0]:
+                    slots.append(slot)
+        return slots
+
+    def assemble(self, a: list[int], b: list[int] | None) -> tuple[list[int], list[int], int]:
+        """(input ids, token type ids, position of the first token of ``a``)."""
+        ids: list[int] = []
+        types: list[int] = []
+        a_offset = 0
+        for kind, token_id, type_id in (self.single if b is None else self.pair):
+            if kind == "special":
+                ids.append(token_id)
+                types.append(type_id)
+                continue
+            segment = a if kind == "A" else b
+            if kind == "A":
+                a_offset = len(ids)
+            ids.extend(segment)
+            types.extend([type_id] * len(segment))
+        return ids, types, a_offset
