@@ -99,3 +99,15 @@ def test_cli_precomputes_a_dataset_and_resumes(photos, tmp_path):
     second = CliRunner().invoke(perceive, args)
     assert "2 of 3 images perceived (6 cache hits)" in second.output  # faces, caption, labels x 2
     assert DiskCache(tmp_path / "cache").clean() == 0
+
+
+def test_rationale_through_an_endpoint_is_cached(photos, tmp_path):
+    from perception_support import fake_chat_server
+
+    with fake_chat_server() as server:
+        config = PerceptionConfig(chat=f"openai:{server.url}#vlm")
+        r = Perceiver(config, cache=tmp_path).rationale(photos / "chelsea.jpg", "My $T$ again", "cat")
+        assert r.description == "reply 0 with 1 images" and r.reason == "reply 1 with 0 images"
+        again = Perceiver(config, cache=tmp_path).rationale(photos / "chelsea.jpg", "My $T$ again", "cat")
+        other = Perceiver(config, cache=tmp_path).rationale(photos / "chelsea.jpg", "My $T$ again", "dog")
+    assert again == r and other != r and len(server.requests) == 4

@@ -65,6 +65,7 @@ def _dataset_images(dataset: str) -> list[str]:
 def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, segmenter, interpreter,
              as_json, threads):
     """Faces, caption, labels and regions for each image in PATHS (files or folders), offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
     import torch
 
     from mabsa.perception.cache import DiskCache
@@ -118,5 +119,4 @@ def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, se
 
 
 if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     perceive()
