@@ -128,3 +128,21 @@ def test_truncation_keeps_whole_words_and_is_reported():
     # the caption is cut before any word of the post
     assert "dog" in m.processor.tokenizer.decode(f_short.input_ids)
     assert "caption" not in m.processor.tokenizer.decode(f_long.input_ids)
+
+
+@pytest.mark.parametrize("image_text", [[], ["caption", "faces"]])
+def test_processor_matches_the_tokenizers_own_pair_encoding(posts, image_text):
+    """Our one-pass assembly equals the tokenizer's own [CLS] A [SEP] B [SEP] encoding."""
+    m = tiny("text-crf", "jmasa", max_length=512, image_text=image_text)
+    tok = m.processor.tokenizer
+    for f, post in zip(m.processor.encode(posts), posts):
+        second = m.processor.image_text_for(post).split()
+        enc = tok([list(post.tokens)], [second] if second else None, is_split_into_words=True)
+        assert f.input_ids == enc["input_ids"][0]
+        assert f.token_type_ids == enc["token_type_ids"][0]
+        first = {}
+        for i, (w, s) in enumerate(zip(enc.word_ids(0), enc.sequence_ids(0))):
+            if s == 0:
+                first.setdefault(w, i)
+        assert f.word_positions == [first[w] for w in range(len(post.tokens))]
+        assert bool(second) == bool(image_text)

@@ -16,6 +16,7 @@ weights are loaded and how tests get tiny encoders.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -116,7 +117,9 @@ class TextEncoder(nn.Module):
         from transformers import AutoModel
 
         cfg = load_encoder_config(name_or_path)
-        return cls(_load(AutoModel, name_or_path, "weights", config=cfg, **_model_kwargs(cfg)))
+        with _quiet_loading():
+            model = _load(AutoModel, name_or_path, "weights", config=cfg, **_model_kwargs(cfg))
+        return cls(model)
 
     @classmethod
     def from_config(
@@ -146,6 +149,24 @@ class TextEncoder(nn.Module):
         if self.uses_token_type_ids and token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         return self.model(**kwargs).last_hidden_state
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """transformers reports the (deliberately) skipped pooler weights and draws a progress bar
+    on every load; neither helps a mabsa user."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 _HAS_POOLER = {"bert", "roberta", "xlm-roberta", "camembert", "mpnet"}
