@@ -90,6 +90,7 @@ def test_image_texts_are_joined_by_image_id():
     (face,) = first.faces
     assert face.box == (0, 0, 107, 107) and face.age == 20 and face.gender == "man"
     assert face.emotion == "sad" and face.emotion_scores["sad"] == pytest.approx(0.43693547689)
+    assert face.race == "latino hispanic" and face.race_scores["latino hispanic"] == pytest.approx(0.3750622570)
     assert first.aspect_face_description.startswith("There are")
     # rationales: 3176 of the 3179 train aspects have one; the rest are None, not a crash
     with_rationale = [a for p in posts for a in p.aspects if a.rationale is not None]

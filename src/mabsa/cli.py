@@ -12,8 +12,28 @@ from mabsa import __version__
 from mabsa.errors import MabsaError
 
 
+#: Commands that live beside the code they drive, imported only when used (they pull in torch).
+LAZY_COMMANDS = {
+    "train": "mabsa.engine.cli:train_command",
+    "evaluate": "mabsa.engine.cli:evaluate_command",
+    "predict": "mabsa.engine.cli:predict_command",
+    "perceive": "mabsa.perception.cli:perceive",
+}
+
+
 class _Group(click.Group):
     """Print user errors as one line, never as a traceback from deep inside."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -103,6 +103,7 @@ def face_from_deepface(d: dict[str, Any]) -> Face:
         age=float(d["age"]) if d.get("age") is not None else None,
         gender={"man": "man", "woman": "woman"}.get(str(gender).lower()) if gender else None,
         race=d.get("dominant_race"),
+        race_scores={k: float(v) / 100.0 for k, v in (d.get("race") or {}).items()},
         emotion=emotion,
         emotion_scores=emotions,
         confidence=emotions.get(emotion) if emotion else None,
