@@ -129,3 +129,37 @@ def test_masc_train_with_seeds_and_predict(mabsa_cli, work):
         mabsa.api.load(out / "seed2").predict("Chuck Bass is everything")
     with pytest.raises(InputError, match="does not occur"):
         mabsa.api.load(out / "seed2").predict("Chuck Bass", aspects=["Blair"])
+
+
+def test_predict_with_an_image_file_reads_its_per_image_texts(tmp_path):
+    """A model trained with image-derived text gets caption + faces from the image's perception
+    (the perceiver itself is tested in test_perception_*; here a stub stands in for it)."""
+    import torch
+
+    from mabsa.data.records import Face
+    from mabsa.engine import checkpoint as ckpt
+    from mabsa.models import get_model_class
+    from mabsa.perception import Caption, Perception
+
+    class StubPerceiver:
+        def perceive(self, source):
+            return Perception(image=str(source), caption=Caption("a man on the moon", "stub"),
+                              faces=(Face(age=30.0, gender="woman", emotion="happy"),))
+
+    torch.manual_seed(0)
+    args = {"encoder": "minilm", "random_init": True, "image_text": ["caption", "faces"],
+            "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
+                                  "num_attention_heads": 2, "intermediate_size": 37}}
+    model = get_model_class("text-crf").create(args, "jmasa")
+    model.save_components(tmp_path)
+    ckpt.save_weights(model, tmp_path / ckpt.WEIGHTS_FILE)
+    ckpt.write_json(tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": "text-crf",
+                                                  "task": "jmasa", "model_args": args})
+    predictor = mabsa.api.load(tmp_path)
+    predictor._perceiver = StubPerceiver()
+    post = predictor._post(0, "Eileen Collins in space", "photo.jpg", None, None)
+    assert post.caption == "a man on the moon" and post.faces[0].gender == "woman"
+    processor = predictor.model.processor
+    text = processor.tokenizer.decode(processor.encode([post])[0].input_ids)
+    assert "a man on the moon" in text and "1 person in the image" in text
+    assert predictor.predict("Eileen Collins in space", image="photo.jpg").tokens[0] == "Eileen"

@@ -45,6 +45,7 @@ class Predictor:
         self.model = model
         self.config = config
         self.batch_size = int(batch_size)
+        self._perceiver = None
 
     @classmethod
     def from_checkpoint(
@@ -75,13 +76,9 @@ class Predictor:
         tokens = tokenize(text)
         if not tokens:
             raise InputError(f"text #{index} has no tokens: {text!r}")
-        reads_image = bool(self.model.processor.image_text)
-        if reads_image and image is not None and caption is None:
-            raise InputError(
-                f"model {self.config['model']} reads image-derived text "
-                f"({', '.join(self.model.processor.image_text)}); pass caption=..., or posts "
-                "with captions (--input posts.jsonl); captioning an image file is not wired yet"
-            )
+        faces = None
+        if image is not None and self.model.processor.image_text and caption is None:
+            caption, faces = self._perceive(image)
         given: list[Aspect] = []
         if self.task not in EXTRACTION_TASKS:
             if not aspects:
@@ -93,7 +90,16 @@ class Predictor:
         elif aspects:
             raise InputError(f"a {self.task} model finds aspects itself; do not pass aspects")
         return Post(id=str(index), tokens=tuple(tokens), text=text, image=image,
-                    caption=caption, aspects=tuple(given))
+                    caption=caption, faces=faces, aspects=tuple(given))
+
+    def _perceive(self, image: str) -> tuple[str | None, tuple | None]:
+        """Per-image texts (caption, faces) of an image file, for models that read them."""
+        if self._perceiver is None:
+            from mabsa.perception import PerceptionConfig, Perceiver
+
+            self._perceiver = Perceiver(PerceptionConfig(segmenter=None))
+        seen = self._perceiver.perceive(image)
+        return (seen.caption.text if seen.caption else None), seen.faces
 
     def predict(
         self,

@@ -15,7 +15,7 @@ see ``docs/engine.md``). Sources and who may read them (leakage rule, ``DEVELOPE
 source                     kind        text
 =========================  ==========  ===================================================
 ``caption``                per-image   ``Post.caption``
-``faces``                  per-image   a description built from ``Post.faces`` attributes
+``faces``                  per-image   ``mabsa.perception.describe_faces(Post.faces)``   
 ``aspect_face_description`` per-aspect ``Post.aspect_face_description`` (names gold aspects)
 ``rationale``              per-aspect  ``Aspect.rationale`` of the given aspect
 =========================  ==========  ===================================================
@@ -54,18 +54,9 @@ class InputError(MabsaError):
 
 
 def _faces_text(post: Post, aspect: Aspect | None) -> str | None:
-    """E.g. "2 faces: a happy woman of about 31; a neutral man of about 40." (per-image)."""
-    if not post.faces:
-        return None
-    descriptions = []
-    for face in post.faces:
-        words = [str(w).lower() for w in (face.emotion, face.gender or "person") if w]
-        text = " ".join(["a", *words])
-        if face.age is not None:
-            text += f" of about {int(round(face.age))}"
-        descriptions.append(text)
-    n = len(descriptions)
-    return f"{n} face{'s' if n > 1 else ''}: " + "; ".join(descriptions) + "."
+    from mabsa.perception.faces import describe_faces
+
+    return describe_faces(post.faces)
 
 
 def _aspect_rationale(post: Post, aspect: Aspect | None) -> str | None:
