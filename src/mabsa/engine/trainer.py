@@ -109,7 +109,7 @@ def train(
     from mabsa.models import get_model_class
 
     acc = accelerator or Accelerator()
-    tc = TrainConfig.from_dict({**config.get("train", {}), **({"seed": seed} if seed else {})})
+    tc = TrainConfig.from_dict({**config.get("train", {}), **({"seed": seed} if seed is not None else {})})
     out = Path(output_dir)
     main = acc.is_main_process
     state_exists = (out / ckpt.LAST_DIR / ckpt.STATE_FILE).is_file() or (
