@@ -46,18 +46,29 @@ def describe_face(face: Face, min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE) 
         words.append(face.race.lower())
     words.append(face.gender.lower() if face.gender else "person")
     sentence = _article(words[0]) + " " + " ".join(words)
-    if face.emotion and _sure(face.emotion_scores, face.emotion, min_confidence):
-        sentence += f" with a {face.emotion.lower()} expression"
+    emotion = sure_expression(face, min_confidence)
+    if emotion:
+        sentence += f" with a {emotion} expression"
     return sentence + "."
+
+
+def sure_expression(face: Face, min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE) -> str | None:
+    """The face's expression in lower case, or ``None`` when missing or under the threshold."""
+    if face.emotion and _sure(face.emotion_scores, face.emotion, min_confidence):
+        return face.emotion.lower()
+    return None
+
+
+def people_sentence(n: int) -> str:
+    """The template's first sentence: how many people the image shows."""
+    return "There is 1 person in the image." if n == 1 else f"There are {n} people in the image."
 
 
 def describe_faces(faces: Sequence[Face] | None, min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE) -> str | None:
     """All faces of an image: the people count, then one sentence per face (``None`` if unknown)."""
     if faces is None:
         return None
-    n = len(faces)
-    head = "There is 1 person in the image." if n == 1 else f"There are {n} people in the image."
-    return " ".join([head] + [describe_face(f, min_confidence) for f in faces])
+    return " ".join([people_sentence(len(faces))] + [describe_face(f, min_confidence) for f in faces])
 
 
 def _article(word: str) -> str:
