@@ -12,6 +12,7 @@ from mabsa.models.base import (
     register,
 )
 from mabsa.models import text_baselines  # noqa: F401  (registers text-crf, text-cls)
+from mabsa.models import clamp  # noqa: F401  (registers clamp)
 
 __all__ = [
     "MabsaModel", "UnknownModelError", "available_models", "get_model_class", "register",

@@ -1,0 +1,203 @@
+"""CLAMP: Contrastive Learning with Adaptive Multi-loss and Progressive fusion (JMASA, MATE).
+
+Reads like the paper's Figure 2 (``../shared/papers/clamp.txt``)::
+
+    text ──encoder──> H^t (words) ───────────────┬──────────────> W_r H^t ─┐
+                         │                       │                          + ─> u0 ─> CRF0 (decoded)
+    image ─visual stream─> H^v ──> PAF(H^t, H^v) ──> h_PAF ────────────────┘
+                         │                       └──────────────> u1 ─> CRF1   (text-only head)
+                         └── GCL: InfoNCE(pool H^t, pool H^v)   WRA: IPOT(H^t words, H^v tokens)
+    L = AMA(L_CRF = L_CRF0 + L_CRF1, L_CLS, L_GCL, L_WRA)
+
+Choices the paper leaves open, and ours (see ``docs/methods/clamp.md``):
+
+* PAF, CRFs and WRA work on *words* (each word's first subword), the unit of the labels.
+* ``L_CLS``, "the text classification loss", is read as token-level cross-entropy of the
+  fused head's 7-way scores u0 against the gold tags (the CRF's unary view of the same labels).
+* GCL pools text by its ``[CLS]`` state and the image by the visual encoder's pooled vector,
+  both projected to ``align_dim``; posts without image evidence are left out of the batch's
+  contrast (and of WRA, where they carry no mass).
+* Visual stream (``visual_source``): ``image`` -> a vision encoder (embedded EfficientNet-Lite0
+  or any HF vision model); ``image-text`` -> the per-image texts through the *same* text
+  encoder (the stand-in the benchmarks use here, where tweet images are unavailable).
+
+Ablation switches (model_args): ``paf`` (False: h_PAF is a projection of the text, the image
+reaches the model only through MCL), ``gcl``, ``wra`` (both False = "w/o MCL"), ``ama``
+(False: the plain sum, the paper's "w/o AMA").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mabsa.encoders.text import TextEncoder
+from mabsa.engine.visual import MultimodalProcessor
+from mabsa.models.base import ENCODER_CONFIG_DIR, register
+from mabsa.models.text_baselines import TextCRF, gather_positions
+from mabsa.modules.contrastive import symmetric_info_nce, word_region_alignment_loss
+from mabsa.modules.crf import CRF, bio_transition_constraints
+from mabsa.modules.fusion import ProgressiveAttentionFusion
+from mabsa.modules.multiloss import AdaptiveMultiLoss
+
+
+def _heads(dim: int, wanted: int, fallback: int) -> int:
+    """``wanted`` heads when ``dim`` allows it (the paper's 12), else the backbone's count."""
+    for h in (wanted, fallback, 1):
+        if h and dim % h == 0:
+            return h
+    return 1
+
+
+@register("clamp")
+class CLAMP(TextCRF):
+    tasks = ("jmasa", "mate")
+
+    def __init__(self, args: Mapping[str, Any], task: str, processor: MultimodalProcessor, text_encoder: TextEncoder):
+        super().__init__(args, task, processor, text_encoder)  # text CRF machinery: emissions, crf, decode
+        a = self.args
+        d_text = text_encoder.hidden_size
+        labels = processor.labels
+        dim = int(a.get("fusion_dim") or d_text)
+        dropout = float(a.get("dropout", 0.5))
+
+        # visual stream
+        self.visual_source = processor.visual_source
+        self.vision = None
+        if self.visual_source == "image":
+            from mabsa.encoders.vision import build_vision_encoder
+
+            self.vision = build_vision_encoder(str(a.get("vision_encoder", "efficientnet-lite0")))
+            processor.image_preprocess = self.vision.preprocess
+            d_visual = self.vision.dim
+        else:
+            d_visual = d_text
+
+        # PAF (or its ablation) and the fused head u0 -> CRF0; the inherited emissions/crf are it
+        heads = _heads(dim, int(a.get("heads", 12)), getattr(text_encoder.config, "num_attention_heads", 1))
+        self.use_paf = bool(a.get("paf", True))
+        max_len = int(a.get("fusion_max_len", 256))
+        if self.use_paf:
+            self.paf = ProgressiveAttentionFusion(d_text, d_visual, dim, heads, max_len, dropout,
+                                                  stages=int(a.get("paf_stages", 2)))
+        else:
+            self.text_projection = nn.Linear(d_text, dim)
+        self.residual = nn.Linear(d_text, dim)  # W_r, eq. 28
+        self.emissions = nn.Linear(dim, len(labels))  # u0
+        # text-only head u1 -> CRF1
+        allowed, allowed_start = bio_transition_constraints(labels)
+        self.text_emissions = nn.Linear(d_text, len(labels))
+        self.text_crf = CRF(len(labels), allowed, allowed_start)
+
+        # MCL
+        self.use_gcl, self.use_wra = bool(a.get("gcl", True)), bool(a.get("wra", True))
+        align_dim = int(a.get("align_dim", 256))
+        self.temperature = float(a.get("temperature", 0.07))
+        if self.use_gcl or self.use_wra:
+            self.text_align = nn.Linear(d_text, align_dim)
+            self.visual_align = nn.Linear(d_visual, align_dim)
+
+        # AMA
+        names = ["crf", "cls"] + ["gcl"] * self.use_gcl + ["wra"] * self.use_wra
+        self.loss_weights = AdaptiveMultiLoss(
+            names, alpha=float(a.get("ama_alpha", 0.5)), temperature=float(a.get("ama_temperature", 1.0)),
+            adaptive=bool(a.get("ama", True)),
+        )
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> MultimodalProcessor:
+        return MultimodalProcessor(
+            tokenizer, task,
+            visual_source=str(args.get("visual_source", "image-text")),
+            visual_text=tuple(args.get("visual_text", ("caption", "faces"))),
+            visual_max_length=int(args.get("visual_max_length", 64)),
+            image_root=args.get("image_root"),
+            max_length=int(args.get("max_length", 128)),
+            image_text=tuple(args.get("image_text", ())),
+        )
+
+    @classmethod
+    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "CLAMP":
+        from transformers import AutoConfig
+
+        cls.check_task(task)
+        directory = Path(directory)
+        processor = MultimodalProcessor.from_pretrained(directory)
+        encoder_config = AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR))
+        return cls(args, task, processor, TextEncoder.from_config(encoder_config))
+
+    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+        """Pretrained encoders (text and vision) at ``lr``, the rest at ``head_lr``."""
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                pretrained = name.startswith(("text_encoder.", "vision."))
+                groups.setdefault((pretrained, param.dim() < 2), []).append(param)
+        return [{"params": p, "lr": lr if pre else head_lr, "weight_decay": 0.0 if nd else weight_decay}
+                for (pre, nd), p in sorted(groups.items())]
+
+    # -- the forward pass ------------------------------------------------------------------
+    def visual_stream(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Visual tokens (B, K, Dv), their mask (B, K) and a pooled vector (B, Dv)."""
+        present = batch["visual_present"].bool()
+        if self.vision is not None:
+            feats = self.vision(batch["pixel_values"])
+            tokens, mask, pooled = feats.tokens, feats.mask.bool(), feats.pooled
+        else:
+            mask = batch["visual_attention_mask"].bool()
+            tokens = self.text_encoder(batch["visual_input_ids"], batch["visual_attention_mask"])
+            pooled = tokens[:, 0]
+        return tokens, mask & present[:, None], pooled
+
+    def _features(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        hidden = self.encode_text(batch)
+        words = gather_positions(hidden, batch["word_positions"])
+        word_mask = batch["word_mask"].bool()
+        visual, visual_mask, visual_pooled = self.visual_stream(batch)
+        if self.use_paf:
+            fused = self.paf(words, visual, word_mask, visual_mask)
+        else:
+            fused = self.text_projection(words)
+        fused = fused + self.residual(words)  # eq. 28
+        return {"hidden": hidden, "words": words, "word_mask": word_mask, "visual": visual,
+                "visual_mask": visual_mask, "visual_pooled": visual_pooled, "fused": fused}
+
+    def word_emissions(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """u0, the fused head's scores: what :meth:`decode` reads."""
+        return self.emissions(self.dropout(self._features(batch)["fused"]))
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        f = self._features(batch)
+        u0 = self.emissions(self.dropout(f["fused"]))
+        out: dict[str, Any] = {"emissions": u0}
+        if "labels" not in batch:
+            return out
+        labels, mask = batch["labels"], f["word_mask"]
+        u1 = self.text_emissions(self.dropout(f["words"]))
+        losses = {
+            "crf": self.crf(u0, labels, mask) + self.text_crf(u1, labels, mask),  # eq. 29
+            "cls": F.cross_entropy(u0[mask], labels[mask]),
+        }
+        present = batch["visual_present"].bool()
+        if self.use_gcl:
+            losses["gcl"] = self._global_contrast(f, present)
+        if self.use_wra:
+            losses["wra"] = word_region_alignment_loss(
+                self.text_align(f["words"]), self.visual_align(f["visual"]), mask, f["visual_mask"],
+                beta=float(self.args.get("ipot_beta", 0.5)), iterations=int(self.args.get("ipot_iterations", 50)),
+            )
+        out["loss"] = self.loss_weights(losses)
+        out["losses"] = {k: v.detach() for k, v in losses.items()}
+        return out
+
+    def _global_contrast(self, f: Mapping[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        if int(present.sum()) < 2:  # a contrast needs at least one negative
+            return f["fused"].new_zeros(())
+        text = self.text_align(f["hidden"][present, 0])
+        image = self.visual_align(f["visual_pooled"][present])
+        return symmetric_info_nce(text, image, self.temperature)
