@@ -112,6 +112,22 @@ def apply_sets(config: dict[str, Any], items: Iterable[str]) -> dict[str, Any]:
     return config
 
 
+def resolve_config_file(name: str | Path) -> Path:
+    """A path, or the name of a preset shipped in ``mabsa/configs/presets/`` (``clamp-cpu``)."""
+    path = Path(name)
+    if path.exists() or path.suffix:
+        return path
+    preset = resources.files("mabsa") / "configs" / "presets" / f"{name}.json"
+    if preset.is_file():
+        return Path(str(preset))
+    raise ConfigError(f"config {str(name)!r} is neither a file nor a packaged preset ({', '.join(presets())})")
+
+
+def presets() -> list[str]:
+    folder = resources.files("mabsa") / "configs" / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json")) if folder.is_dir() else []
+
+
 def load_run_config(
     model: str | None = None,
     config_file: str | Path | None = None,
@@ -120,6 +136,7 @@ def load_run_config(
     """Resolve the run config; ``model`` may come from the file instead."""
     user: dict[str, Any] = {}
     if config_file is not None:
+        config_file = resolve_config_file(config_file)
         try:
             user = json.loads(Path(config_file).read_text())
         except FileNotFoundError:

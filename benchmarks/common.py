@@ -1,0 +1,89 @@
+"""Pieces every benchmark script shares: seeded training runs and the docs/results.md sections."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shlex
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+RUNS = ROOT / "runs" / "bench"
+DOC = ROOT / "docs" / "results.md"
+DOC_HEADER = ("# Results\n\nEvery number here comes from a committed script; raw JSON is under "
+              "`results/`. Later methods append their own sections below.\n\n")
+
+
+def pm(metrics: dict, key: str, scale: float = 100.0) -> str:
+    """``mean ± std`` of a summarised metric, in % by default; ``-`` when absent."""
+    m = metrics.get(key)
+    if m is None:
+        return "-"
+    return f"{scale * m['mean']:.1f} ± {scale * m['std']:.1f}"
+
+
+def replace_section(begin: str, end: str, block: str, doc: Path = DOC) -> None:
+    """Put ``block`` between the ``begin``/``end`` markers of ``doc`` (appended if absent)."""
+    text = doc.read_text() if doc.exists() else DOC_HEADER
+    block = f"{begin}\n{block.strip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(text)
+
+
+def train_command(model: str, dataset: str, task: str, config: str | None, sets: Sequence[str],
+                  seeds: Sequence[int], output: str) -> str:
+    """The ``mabsa train`` command line equivalent to a benchmark run."""
+    parts = ["mabsa", "train", "--model", model, "--dataset", dataset, "--task", task]
+    if config:
+        parts += ["--config", config]
+    for s in sets:
+        parts += ["--set", s]
+    parts += ["--seeds", *map(str, seeds), "--output", output]
+    return shlex.join(parts)
+
+
+def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str | None,
+              sets: Sequence[str], seeds: Sequence[int], extra: dict[str, Any] | None = None) -> dict:
+    """Train ``seeds`` runs (resuming finished ones) and return the result record."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from mabsa.engine.checkpoint import code_version
+    from mabsa.engine.config import load_run_config
+    from mabsa.engine.trainer import train_seeds
+
+    config = load_run_config(model, config_file, sets)
+    out = RUNS / name
+    t0, load_before = time.time(), os.getloadavg()
+    summary = train_seeds(config, dataset, task, out, seeds, resume=True, progress=False)
+    return {
+        "name": name, "model": model, "dataset": dataset, "task": task, "seeds": list(seeds),
+        "command": train_command(model, dataset, task, config_file, sets, seeds, f"runs/bench/{name}"),
+        "config": config, "metrics": summary["metrics"], "runs": summary["runs"],
+        "wall_seconds": time.time() - t0,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "code_version": code_version(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **(extra or {}),
+    }
+
+
+def save_result(prefix: str, record: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{prefix}_{record['name']}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load_results(prefix: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{prefix}_*.json"))]
