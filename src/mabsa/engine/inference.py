@@ -62,9 +62,12 @@ def predict_posts(model: Any, posts: Sequence[Post], batch_size: int = 64) -> Pr
 
 
 def _with_prediction(given: Aspect, predicted: Aspect) -> Aspect:
+    """The given aspect with the model's polarity and score, and the per-aspect evidence the
+    model read (``rationale``) when it reports one."""
     from dataclasses import replace
 
-    return replace(given, polarity=predicted.polarity, score=predicted.score)
+    rationale = predicted.rationale if predicted.rationale is not None else given.rationale
+    return replace(given, polarity=predicted.polarity, score=predicted.score, rationale=rationale)
 
 
 def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
