@@ -12,6 +12,7 @@ from mabsa.models.base import (
     register,
 )
 from mabsa.models import text_baselines  # noqa: F401  (registers text-crf, text-cls)
+from mabsa.models import fite, fite_pipeline  # noqa: F401  (registers fite, fite-pipeline)
 from mabsa.models import clamp  # noqa: F401  (registers clamp)
 
 __all__ = [

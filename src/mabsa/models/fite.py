@@ -1,0 +1,244 @@
+"""FITE (Yang et al., EMNLP 2022): facial expressions turned into text, fused with a caption
+through a gate. MASC only (the aspect is given). Paper: ``../shared/papers/fite.txt``.
+
+Two text encoders read two pair inputs (eqs. 7-8)::
+
+    face branch     [CLS] T [SEP] A [SEP] D [SEP]     D = the aspect's face description
+    caption branch  [CLS] T [SEP] A [SEP] C [SEP]     C = the image caption
+
+and their ``[CLS]`` states are fused (eqs. 9-10) and classified (eq. 11)::
+
+    g = tanh(W_D h_D + W_C h_C + b),   H = g * h_D + (1 - g) * h_C,   p = softmax(W H + b')
+
+Variants (``model_args``): ``fusion="concat"`` (w/o gate: ``[h_D ; h_C]``), ``branches=["face"]``
+(w/o caption), ``branches=["caption"]`` (w/o face description), ``encoder`` (FITE-DE: another
+backbone). ``face_source``: ``"auto"`` reads the shipped per-aspect description
+(``Post.aspect_face_description``) when a post has one and otherwise builds it from ``Post.faces``
+with :mod:`mabsa.perception.face_text` (face matched to the aspect, rewritten); ``"faces"`` always
+builds it. ``similarity``: the image-text model that matches faces to aspects (``None`` = the
+embedded most-confident-face rule).
+
+The face description the model read is returned with each prediction as
+``Aspect.rationale`` (``source`` = ``"fite:face-description"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from mabsa.data.records import Aspect, Post, Rationale
+from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenizer
+from mabsa.engine.processor import POLARITIES, Feature, Processor
+from mabsa.errors import MabsaError
+from mabsa.models.base import ENCODER_CONFIG_DIR, MabsaModel, register
+from mabsa.models.text_baselines import TextClassifier
+from mabsa.perception.face_text import FaceTextBuilder
+from mabsa.perception.faces import MIN_ATTRIBUTE_CONFIDENCE
+
+#: branch -> the per-image Post field it reads (what a predictor must perceive for it)
+BRANCH_SOURCES = {"face": "faces", "caption": "caption"}
+FACE_SOURCES = ("auto", "faces")
+RATIONALE_SOURCE = "fite:face-description"
+
+
+class GatedFusion(nn.Module):
+    """Eqs. 9-10: ``g = tanh(W_D h_D + W_C h_C + b)``, ``H = g * h_D + (1 - g) * h_C``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.w_d = nn.Linear(dim, dim, bias=False)
+        self.w_c = nn.Linear(dim, dim)  # carries b
+
+    def forward(self, h_d: torch.Tensor, h_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.tanh(self.w_d(h_d) + self.w_c(h_c))
+        return g * h_d + (1 - g) * h_c, g
+
+
+@dataclass
+class FiteFeature(Feature):
+    branch_inputs: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+    face_text: str | None = None  # the face description the face branch read
+
+
+class _BranchProcessor(Processor):
+    """``[CLS] T [SEP] A [SEP] X [SEP]``: the engine's masc encoding (aspect span kept in the
+    window, second segment cut first) with ``A [SEP] X`` as its second segment."""
+
+    def __init__(self, tokenizer: Any, max_length: int, text_for):
+        super().__init__(tokenizer, "masc", max_length, aspect_markers=("", ""))
+        self.text_for = text_for
+
+    def image_text_for(self, post: Post, aspect: Aspect | None = None) -> str:
+        extra = self.text_for(post, aspect) or ""
+        return f"{aspect.term} {self.tokenizer.sep_token} {extra}".strip()
+
+
+class FiteProcessor(Processor):
+    """One masc feature per (post, aspect) holding both branches' token ids."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        task: str = "masc",
+        max_length: int = 128,
+        image_text: Sequence[str] | None = None,  # derived from branches; kept for from_pretrained
+        aspect_markers: Sequence[str] = ("", ""),
+        branches: Sequence[str] = ("face", "caption"),
+        face_source: str = "auto",
+        similarity: str | None = None,
+        min_attribute_confidence: float = MIN_ATTRIBUTE_CONFIDENCE,
+    ):
+        branches = tuple(branches)
+        if not branches or len(set(branches)) != len(branches) or \
+                any(b not in BRANCH_SOURCES for b in branches):
+            raise MabsaError(f"fite: branches must be distinct names from {list(BRANCH_SOURCES)}, "
+                             f"got {list(branches)}")
+        if face_source not in FACE_SOURCES:
+            raise MabsaError(f"fite: face_source must be one of {FACE_SOURCES}, got {face_source!r}")
+        if task != "masc":
+            raise MabsaError(f"fite classifies given aspects (masc); task {task!r} is not supported")
+        super().__init__(tokenizer, task, max_length,
+                         image_text=tuple(BRANCH_SOURCES[b] for b in branches),
+                         aspect_markers=("", ""))
+        self.branches = branches
+        self.face_source = face_source
+        self.similarity = similarity
+        self.min_attribute_confidence = float(min_attribute_confidence)
+        self.face_texts = FaceTextBuilder(similarity, self.min_attribute_confidence)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "branches": list(self.branches),
+                "face_source": self.face_source, "similarity": self.similarity,
+                "min_attribute_confidence": self.min_attribute_confidence}
+
+    def face_text(self, post: Post, aspect: Aspect) -> str | None:
+        """D for one aspect: the shipped description (``auto``) or one built from the faces."""
+        if self.face_source == "auto" and post.aspect_face_description is not None:
+            return post.aspect_face_description.strip()
+        return self.face_texts.build(post.faces, aspect.term, post.image)[0]
+
+    def _encode_masc(self, posts: Sequence[Post], with_labels: bool) -> list[Feature]:
+        face_texts: dict[tuple[int, tuple[int, int]], str | None] = {}
+
+        def face_for(post: Post, aspect: Aspect) -> str | None:
+            key = (id(post), aspect.span)
+            if key not in face_texts:
+                face_texts[key] = self.face_text(post, aspect)
+            return face_texts[key]
+
+        readers = {"face": face_for, "caption": lambda post, aspect: post.caption}
+        per_branch = [_BranchProcessor(self.tokenizer, self.max_length, readers[b])
+                      ._encode_masc(posts, with_labels) for b in self.branches]
+        features = []
+        for group in zip(*per_branch):
+            first = group[0]
+            post = posts[first.post_index]
+            aspect = post.aspects[first.aspect_index]
+            features.append(FiteFeature(
+                **vars(first),
+                branch_inputs={b: (f.input_ids, f.token_type_ids) for b, f in zip(self.branches, group)},
+                face_text=face_for(post, aspect) if "face" in self.branches else None,
+            ))
+        return features
+
+    def collate(self, features: Sequence[Feature]) -> dict[str, Any]:
+        batch = super().collate(features)
+        for b in self.branches:
+            sub = super().collate([replace(f, input_ids=f.branch_inputs[b][0],
+                                           token_type_ids=f.branch_inputs[b][1]) for f in features])
+            batch[b] = {k: sub[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+        return batch
+
+
+@register("fite")
+class Fite(TextClassifier):
+    """text-cls's loss and decoding over FITE's fused representation (``logits``)."""
+
+    tasks = ("masc",)
+
+    def __init__(self, args: Mapping[str, Any], task: str, processor: FiteProcessor,
+                 text_encoder: nn.ModuleDict):
+        MabsaModel.__init__(self, args, task, processor, text_encoder)  # own heads, below
+        hidden = next(iter(text_encoder.values())).hidden_size
+        self.fusion_kind = str(args.get("fusion", "gate"))
+        if self.fusion_kind not in ("gate", "concat"):
+            raise MabsaError(f"fite: fusion must be 'gate' or 'concat', got {self.fusion_kind!r}")
+        two = len(processor.branches) == 2
+        self.fusion = GatedFusion(hidden) if two and self.fusion_kind == "gate" else None
+        width = 2 * hidden if two and self.fusion_kind == "concat" else hidden
+        self.dropout = nn.Dropout(float(args.get("dropout", 0.1)))
+        self.classifier = nn.Linear(width, len(POLARITIES))
+
+    # -- construction: one encoder per branch -------------------------------------------------
+    @classmethod
+    def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> FiteProcessor:
+        return FiteProcessor(
+            tokenizer, task, max_length=int(args.get("max_length", 128)),
+            branches=tuple(args.get("branches", ("face", "caption"))),
+            face_source=str(args.get("face_source", "auto")),
+            similarity=args.get("similarity"),
+            min_attribute_confidence=float(args.get("min_attribute_confidence",
+                                                    MIN_ATTRIBUTE_CONFIDENCE)),
+        )
+
+    @classmethod
+    def create(cls, args: Mapping[str, Any], task: str) -> "Fite":
+        cls.check_task(task)
+        name = str(args.get("encoder", DEFAULT_TEXT_ENCODER))
+        processor = cls._processor(load_tokenizer(name), args, task)
+        encoders = nn.ModuleDict({
+            b: TextEncoder.from_config(name, args.get("encoder_overrides")) if args.get("random_init")
+            else TextEncoder.from_pretrained(name)
+            for b in processor.branches
+        })
+        return cls(args, task, processor, encoders)
+
+    @classmethod
+    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "Fite":
+        from transformers import AutoConfig
+
+        cls.check_task(task)
+        directory = Path(directory)
+        processor = FiteProcessor.from_pretrained(directory)
+        encoders = nn.ModuleDict({
+            b: TextEncoder.from_config(AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR / b)))
+            for b in processor.branches
+        })
+        return cls(args, task, processor, encoders)
+
+    def save_components(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        self.processor.save_pretrained(directory)
+        for b, encoder in self.text_encoder.items():
+            encoder.config.save_pretrained(str(directory / ENCODER_CONFIG_DIR / b))
+
+    # -- forward ------------------------------------------------------------------------------
+    def branch_states(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """``[CLS]`` state of each branch, ``(B, H)``."""
+        out = {}
+        for b, encoder in self.text_encoder.items():
+            x = batch[b]
+            out[b] = encoder(x["input_ids"], x["attention_mask"], x["token_type_ids"])[:, 0]
+        return out
+
+    def logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        h = self.branch_states(batch)
+        if self.fusion is not None:
+            fused, _ = self.fusion(h["face"], h["caption"])
+        elif len(h) == 2:
+            fused = torch.cat([h["face"], h["caption"]], dim=-1)
+        else:
+            fused = next(iter(h.values()))
+        return self.classifier(self.dropout(fused))
+
+    @torch.no_grad()
+    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+        """text-cls's decoding, plus the face description the model read as the rationale."""
+        return [[replace(a, rationale=Rationale(description=f.face_text, source=RATIONALE_SOURCE))
+                 if f.face_text else a for a in aspects]
+                for f, aspects in zip(batch["features"], super().decode(batch))]
