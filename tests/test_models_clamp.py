@@ -149,3 +149,25 @@ def test_visual_stream_never_carries_per_aspect_texts(posts):
     assert any(p.caption.split()[0].lower() in d for p, d in zip(posts, decoded))  # captions do arrive
     with pytest.raises(LeakageError):
         tiny(visual_text=["caption", "aspect_face_description"])
+
+
+def test_predict_on_a_real_photo_perceives_the_visual_text(tmp_path):
+    """`mabsa.load(...).predict(text, image)` on an image-text CLAMP runs Perception on the photo."""
+    from skimage import data
+
+    import mabsa
+
+    m = tiny().eval()
+    m.save_components(tmp_path)
+    ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
+    ckpt.write_json(tmp_path / ckpt.CONFIG_FILE,
+                    {"format": ckpt.FORMAT, "model": "clamp", "task": "jmasa", "model_args": m.args})
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    predictor = mabsa.load(tmp_path)
+    assert predictor.model.processor.reads_image_texts
+    post = predictor._post(0, "Eileen Collins waves", str(photo), None, None)
+    assert post.faces and len(post.faces) == 1 and post.caption  # one face found, a caption made
+    result = predictor.predict("Eileen Collins waves", image=str(photo))
+    assert result.tokens == ("Eileen", "Collins", "waves")
+    assert all(a.polarity is not None and 0.0 <= a.score <= 1.0 for a in result.aspects)

@@ -77,7 +77,7 @@ class Predictor:
         if not tokens:
             raise InputError(f"text #{index} has no tokens: {text!r}")
         faces = None
-        if image is not None and self.model.processor.image_text and caption is None:
+        if image is not None and self.model.processor.reads_image_texts and caption is None:
             caption, faces = self._perceive(image)
         given: list[Aspect] = []
         if self.task not in EXTRACTION_TASKS:

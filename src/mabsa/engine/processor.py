@@ -132,6 +132,11 @@ class Processor:
         if self.max_length < self._n_special + 2:
             raise MabsaError(f"max_length={max_length} is too small")
 
+    @property
+    def reads_image_texts(self) -> bool:
+        """Whether features include per-image texts (so prediction on a raw image perceives it)."""
+        return bool(self.image_text)
+
     # -- labels --------------------------------------------------------------------------
     @property
     def labels(self) -> tuple[str, ...]:

@@ -68,6 +68,10 @@ class MultimodalProcessor(Processor):
                    visual_max_length=self.visual_max_length, image_root=self.image_root)
         return out
 
+    @property
+    def reads_image_texts(self) -> bool:
+        return super().reads_image_texts or (self.visual_source == "image-text" and bool(self.visual_text))
+
     # -- the visual stream ---------------------------------------------------------------
     def visual_text_for(self, post: Post) -> str:
         texts = [IMAGE_TEXT_SOURCES[s][1](post, None) for s in self.visual_text]
