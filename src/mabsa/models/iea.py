@@ -1,0 +1,481 @@
+"""IEA (Interpretation-based Explicit Alignment): a LoRA-tuned generative model reading the
+Nearest-to-Match Instruction and writing ``(aspect, polarity)`` pairs.
+
+Two generators behind one model (``model_args.generator``):
+
+* ``"smollm2"`` (CPU path, default) or ``"hf:<id or dir>"``: a causal LM reads the instruction
+  as text (regions as ``<region k: interpretation>`` after their aligned phrase);
+* ``"vlm:<id or dir>"`` (the paper's path, GPU): a Qwen-VL-class ``AutoModelForImageTextToText``
+  reads the whole image, and each region's crop right after its phrase, with its interpretation.
+
+Both are wrapped with LoRA (peft) and trained with the engine's loop on the NLL of the target
+sequence; only the adapter is trainable and only the adapter is in ``model.safetensors``.
+Decoding is greedy, batched, and parsed back to token spans by :mod:`mabsa.iea.parser`
+(unparseable outputs count as no prediction and are logged).
+
+``model_args``: ``generator``, ``aligner`` (an aligner checkpoint dir; copied into the IEA
+checkpoint), ``ablation`` (``nmi`` | ``no_aligner`` | ``no_interpretation`` |
+``random_regions`` | ``text_only``), ``regions`` (``auto`` | ``stand-in`` | ``perceive``),
+``segmenter``, ``interpreter``, ``lora`` ({r, alpha, dropout, target_modules}), ``max_length``
+(prompt tokens), ``max_target_length``, ``max_new_tokens``, ``max_interpretation_words``,
+``random_init`` (tests: base weights from the config, saved in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from mabsa.data.records import Aspect, Post
+from mabsa.engine.processor import InputError
+from mabsa.errors import MabsaError
+from mabsa.iea.instructions import TASK_PROMPT, TASK_PROMPT_MATE, Instruction, build_instruction
+from mabsa.iea.interpretations import ImageView, ImageViews, RegionUnit, shuffled_views
+from mabsa.iea.parser import POLARITY_NAMES, format_target, parse_generation
+from mabsa.models.base import MabsaModel, register
+
+log = logging.getLogger("mabsa.iea")
+
+ABLATIONS = ("nmi", "no_aligner", "no_interpretation", "random_regions", "text_only")
+PROCESSOR_FILE = "iea_processor.json"
+GENERATOR_DIR = "generator"  # base weights of a random-init generator (tests)
+ALIGNER_DIR = "aligner"
+ANSWER = "\nAnswer:"
+DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.05,
+                "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+#: LoRA on the language model only (the paper tunes the LLM of the VLM).
+VLM_TARGET = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+
+
+class GeneratorError(MabsaError):
+    pass
+
+
+# -- generators ----------------------------------------------------------------------------------
+def lora_wrap(model: nn.Module, lora: Mapping[str, Any], target_modules: Any) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(r=int(lora.get("r", 8)), lora_alpha=int(lora.get("alpha", 16)),
+                     lora_dropout=float(lora.get("dropout", 0.05)), target_modules=target_modules,
+                     bias="none")
+    return get_peft_model(model, cfg)
+
+
+def base_state_save(peft_model: nn.Module, directory: Path) -> None:
+    """Save the frozen base model without its LoRA layers (as ``from_pretrained`` expects)."""
+    base = peft_model.get_base_model()
+    state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items()
+             if ".lora_" not in k}
+    base.save_pretrained(str(directory), state_dict=state)
+
+
+def _new_token_texts(tokenizer: Any, out: Any, prompt_len: int) -> tuple[list[str], list[float]]:
+    """Decoded new tokens (up to EOS) and the mean token probability of each row."""
+    seqs = out.sequences[:, prompt_len:]
+    scores = torch.stack(out.scores, 1).log_softmax(-1) if out.scores else None
+    eos = tokenizer.eos_token_id
+    texts, probs = [], []
+    for i, row in enumerate(seqs.tolist()):
+        n = row.index(eos) if eos in row else len(row)
+        texts.append(tokenizer.decode(row[:n], skip_special_tokens=True).split("\n")[0].strip())
+        if scores is not None and n:
+            lp = scores[i, torch.arange(n), torch.tensor(row[:n])].mean()
+            probs.append(float(lp.exp()))
+        else:
+            probs.append(1.0)
+    return texts, probs
+
+
+class CausalLMGenerator(nn.Module):
+    """Text-only generator: ``instruction text + "\\nAnswer:"`` -> `` (term, polarity); ...``."""
+
+    takes_images = False
+
+    def __init__(self, lm: nn.Module, tokenizer: Any):
+        super().__init__()
+        self.lm, self.tokenizer = lm, tokenizer
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def encode(self, instruction: Instruction, target: str | None, max_length: int,
+               max_target_length: int) -> tuple[list[int], list[int] | None, bool]:
+        tok = self.tokenizer
+        body = tok(instruction.text(), add_special_tokens=False)["input_ids"]
+        suffix = tok(ANSWER, add_special_tokens=False)["input_ids"]
+        room = max(1, max_length - len(suffix))
+        truncated = len(body) > room
+        prompt = body[:room] + suffix
+        tgt = None
+        if target is not None:
+            tgt = tok(" " + target, add_special_tokens=False)["input_ids"][:max_target_length]
+            tgt = tgt + [tok.eos_token_id]
+        return prompt, tgt, truncated
+
+    def collate(self, features: Sequence[Any]) -> dict[str, Any]:
+        pad = self.tokenizer.pad_token_id
+        B = len(features)
+        P = max(len(f.prompt_ids) for f in features)
+        gen_ids = torch.full((B, P), pad, dtype=torch.long)
+        gen_mask = torch.zeros((B, P), dtype=torch.long)
+        for i, f in enumerate(features):  # left padding for generation
+            n = len(f.prompt_ids)
+            gen_ids[i, P - n:] = torch.tensor(f.prompt_ids)
+            gen_mask[i, P - n:] = 1
+        batch: dict[str, Any] = {"gen_input_ids": gen_ids, "gen_attention_mask": gen_mask}
+        if all(f.target_ids is not None for f in features):
+            T = max(len(f.prompt_ids) + len(f.target_ids) for f in features)
+            ids = torch.full((B, T), pad, dtype=torch.long)
+            mask = torch.zeros((B, T), dtype=torch.long)
+            labels = torch.full((B, T), -100, dtype=torch.long)
+            for i, f in enumerate(features):
+                seq = f.prompt_ids + f.target_ids
+                ids[i, : len(seq)] = torch.tensor(seq)
+                mask[i, : len(seq)] = 1
+                labels[i, len(f.prompt_ids): len(seq)] = torch.tensor(f.target_ids)
+            batch.update(input_ids=ids, attention_mask=mask, labels=labels)
+        return batch
+
+    def loss(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       labels=batch["labels"]).loss
+
+    @torch.no_grad()
+    def generate(self, batch: Mapping[str, Any], max_new_tokens: int) -> tuple[list[str], list[float]]:
+        ids = batch["gen_input_ids"]
+        out = self.lm.generate(input_ids=ids, attention_mask=batch["gen_attention_mask"],
+                               max_new_tokens=max_new_tokens, do_sample=False,
+                               pad_token_id=self.tokenizer.pad_token_id,
+                               eos_token_id=self.tokenizer.eos_token_id,
+                               output_scores=True, return_dict_in_generate=True)
+        return _new_token_texts(self.tokenizer, out, ids.shape[1])
+
+    def save_base(self, directory: Path) -> None:
+        base_state_save(self.lm, directory)
+        self.tokenizer.save_pretrained(str(directory))
+
+
+class VisionLanguageGenerator(nn.Module):
+    """Qwen-VL-class generator: chat template with image parts (whole image first, each
+    region's crop after its phrase); the processor expands the image tokens."""
+
+    takes_images = True
+
+    def __init__(self, vlm: nn.Module, processor: Any):
+        super().__init__()
+        self.lm, self.processor = vlm, processor
+        self.tokenizer = processor.tokenizer
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def _prompt_text(self, instruction: Instruction) -> str:
+        messages = [{"role": "user", "content": instruction.content_parts()}]
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode(self, instruction: Instruction, target: str | None, max_length: int,
+               max_target_length: int) -> tuple[list[int], list[int] | None, bool]:
+        prompt = self.tokenizer(self._prompt_text(instruction), add_special_tokens=False)["input_ids"]
+        tgt = None
+        if target is not None:
+            tgt = self.tokenizer(target, add_special_tokens=False)["input_ids"][:max_target_length]
+            tgt = tgt + [self.tokenizer.eos_token_id]
+        return prompt, tgt, False  # image tokens cannot be cut; max_length is not applied
+
+    def _inputs(self, texts: list[str], images: list[list[Any]], side: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True,
+                                  "padding_side": side}
+        if any(images):
+            kwargs["images"] = [im for im in images]
+        return dict(self.processor(**kwargs))
+
+    def collate(self, features: Sequence[Any]) -> dict[str, Any]:
+        prompts = [self._prompt_text(f.instruction) for f in features]
+        images = [f.instruction.images() for f in features]
+        batch: dict[str, Any] = {"gen": self._inputs(prompts, images, "left")}
+        if all(f.target_text is not None for f in features):
+            eos = self.tokenizer.eos_token or ""
+            full = [p + t + eos for p, t in zip(prompts, (f.target_text for f in features))]
+            enc = self._inputs(full, images, "right")
+            labels = enc["input_ids"].clone()
+            labels[enc["attention_mask"] == 0] = -100
+            for i, f in enumerate(features):  # mask the prompt: its length with images expanded
+                n_prompt = int(self._inputs([prompts[i]], [images[i]], "right")["input_ids"].shape[1])
+                labels[i, :n_prompt] = -100
+            batch["train"] = enc
+            batch["labels"] = labels
+        return batch
+
+    def loss(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.lm(**batch["train"], labels=batch["labels"]).loss
+
+    @torch.no_grad()
+    def generate(self, batch: Mapping[str, Any], max_new_tokens: int) -> tuple[list[str], list[float]]:
+        inputs = batch["gen"]
+        out = self.lm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                               pad_token_id=self.tokenizer.pad_token_id,
+                               eos_token_id=self.tokenizer.eos_token_id,
+                               output_scores=True, return_dict_in_generate=True)
+        return _new_token_texts(self.tokenizer, out, inputs["input_ids"].shape[1])
+
+    def save_base(self, directory: Path) -> None:
+        base_state_save(self.lm, directory)
+        self.processor.save_pretrained(str(directory))
+
+
+def build_generator(args: Mapping[str, Any], base_dir: str | Path | None = None) -> nn.Module:
+    """The LoRA-wrapped generator of ``args["generator"]``; ``base_dir`` overrides where the base
+    weights come from (a random-init generator saved in a checkpoint)."""
+    spec = str(args.get("generator", "smollm2")).strip()
+    lora = {**DEFAULT_LORA, **dict(args.get("lora") or {})}
+    random_init = bool(args.get("random_init")) and base_dir is None
+    if spec in ("smollm2", "smollm2-135m-instruct") and base_dir is None:
+        from mabsa.perception.llm import load_smollm2
+
+        chat = load_smollm2()
+        return CausalLMGenerator(lora_wrap(chat.model, lora, lora["target_modules"]), chat.tokenizer)
+    kind, _, source = spec.partition(":")
+    if kind not in ("hf", "vlm", "smollm2") or (kind != "smollm2" and not source):
+        raise GeneratorError(f"generator {spec!r}: use 'smollm2', 'hf:<id or dir>' or "
+                             "'vlm:<id or dir>' (a Qwen-VL-class image-text-to-text model)")
+    source = str(base_dir) if base_dir is not None else source
+    from transformers import AutoConfig
+
+    try:
+        if kind == "vlm":
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(source)
+            model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(source)) \
+                if random_init else AutoModelForImageTextToText.from_pretrained(source)
+            target = lora.get("target_modules_vlm", VLM_TARGET)
+            return VisionLanguageGenerator(lora_wrap(model, lora, target), processor)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source)) \
+            if random_init else AutoModelForCausalLM.from_pretrained(source)
+    except (OSError, ValueError) as e:
+        raise GeneratorError(f"generator {spec!r}: cannot load {source!r} offline: {e}") from None
+    return CausalLMGenerator(lora_wrap(model, lora, lora["target_modules"]), tokenizer)
+
+
+# -- processor -----------------------------------------------------------------------------------
+@dataclass
+class IEAFeature:
+    input_ids: list[int]  # prompt + target (its length orders batches)
+    prompt_ids: list[int]
+    target_ids: list[int] | None
+    post_index: int
+    n_words: int
+    instruction: Instruction
+    target_text: str | None = None
+    post: Post | None = None
+    aspect_index: int | None = None
+    truncated: bool = False
+
+    @property
+    def labels(self) -> list[int] | None:
+        return self.target_ids
+
+
+class IEAProcessor:
+    """Posts -> Nearest-to-Match Instructions -> generator inputs (duck-types the engine's
+    :class:`~mabsa.engine.processor.Processor`: ``encode``, ``collate``, ``task``, ``labels``)."""
+
+    image_text: tuple[str, ...] = ()  # images are perceived here (regions), not by the Predictor
+
+    def __init__(self, generator: Any, task: str, views: ImageViews, aligner: Any = None,
+                 ablation: str = "nmi", max_length: int = 256, max_target_length: int = 64,
+                 max_interpretation_words: int = 24, seed: int = 0):
+        if ablation not in ABLATIONS:
+            raise MabsaError(f"ablation={ablation!r}: use one of {', '.join(ABLATIONS)}")
+        self.generator, self.task, self.views, self.aligner = generator, task, views, aligner
+        self.ablation, self.max_length, self.max_target_length = ablation, int(max_length), int(max_target_length)
+        self.max_interpretation_words, self.seed = int(max_interpretation_words), int(seed)
+        self.scheme = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(POLARITY_NAMES.values()) if self.task == "jmasa" else ("aspect",)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "ablation": self.ablation, "max_length": self.max_length,
+                "max_target_length": self.max_target_length,
+                "max_interpretation_words": self.max_interpretation_words, "seed": self.seed,
+                "views": self.views.to_dict()}
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        (Path(directory) / PROCESSOR_FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def _short(self, view: ImageView) -> ImageView:
+        n = self.max_interpretation_words
+        units = tuple(replace(u, content=" ".join(u.content.split()[:n])) for u in view.regions)
+        desc = " ".join(view.description.split()[:n]) if view.description else view.description
+        return replace(view, regions=units, description=desc)
+
+    def views_for(self, posts: Sequence[Post]) -> list[ImageView]:
+        with_images = bool(getattr(self.generator, "takes_images", False))
+        views = [self._short(self.views(p, with_images)) for p in posts]
+        if self.ablation == "random_regions":
+            views = shuffled_views(views, self.seed)
+        return views
+
+    def alignments(self, posts: Sequence[Post], views: Sequence[ImageView]) -> list[list[Any]]:
+        if self.aligner is None or self.ablation in ("no_aligner", "text_only"):
+            return [[None] * len(v.regions) for v in views]
+        pairs = [(p.tokens, u.interpretation) for p, v in zip(posts, views) for u in v.regions]
+        flat = iter(self.aligner.align(pairs))
+        return [[next(flat) for _ in v.regions] for v in views]
+
+    def instructions(self, posts: Sequence[Post]) -> list[Instruction]:
+        """The instruction of each post (``posts`` as the extractor sees them)."""
+        views = self.views_for(posts)
+        spans = self.alignments(posts, views)
+        mode = "nmi" if self.ablation == "random_regions" else self.ablation
+        prompt = TASK_PROMPT if self.task == "jmasa" else TASK_PROMPT_MATE
+        return [build_instruction(p.tokens, v, s, mode, prompt) for p, v, s in zip(posts, views, spans)]
+
+    def encode(self, posts: Sequence[Post], with_labels: bool = True) -> list[IEAFeature]:
+        for i, post in enumerate(posts):
+            if not post.tokens:
+                raise InputError(f"post {post.id!r} (#{i}) has no tokens: empty text")
+        visible = [p.extraction_input() for p in posts]  # leakage rule: no per-aspect texts
+        features = []
+        for i, (post, seen, instruction) in enumerate(zip(posts, visible, self.instructions(visible))):
+            target = format_target(post.aspects, self.task == "jmasa") if with_labels else None
+            prompt, tgt, truncated = self.generator.encode(
+                instruction, target, self.max_length, self.max_target_length)
+            features.append(IEAFeature(prompt + (tgt or []), prompt, tgt, i, len(post.tokens),
+                                       instruction, target, seen, None, truncated))
+        return features
+
+    def collate(self, features: Sequence[IEAFeature]) -> dict[str, Any]:
+        batch = self.generator.collate(features)
+        batch["features"] = list(features)
+        return batch
+
+
+# -- the model -----------------------------------------------------------------------------------
+@register("iea")
+class IEA(MabsaModel):
+    tasks = ("jmasa", "mate")
+
+    def __init__(self, args: Mapping[str, Any], task: str, processor: IEAProcessor, generator: nn.Module):
+        super().__init__(args, task, processor, None)  # type: ignore[arg-type]
+        self.generator = generator
+        self.max_new_tokens = int(args.get("max_new_tokens", 32))
+        self.aligner_source = args.get("aligner")
+        self.generation_log = {"posts": 0, "unparseable": 0, "unmatched_terms": 0}
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def _build(cls, args: Mapping[str, Any], task: str, generator: nn.Module, aligner: Any) -> "IEA":
+        ablation = str(args.get("ablation", "nmi"))
+        if ablation in ("nmi", "no_interpretation", "random_regions") and aligner is None:
+            raise MabsaError(
+                f"IEA ablation {ablation!r} needs an aligner: set model_args.aligner to an aligner "
+                "checkpoint (see docs/methods/iea.md), or use ablation=no_aligner")
+        views = ImageViews(str(args.get("regions", "auto")), str(args.get("segmenter", "classical")),
+                           str(args.get("interpreter", "labels")), args.get("perception_cache"),
+                           int(args.get("max_regions", 5)))
+        processor = IEAProcessor(generator, task, views, aligner, ablation,
+                                 int(args.get("max_length", 256)),
+                                 int(args.get("max_target_length", 64)),
+                                 int(args.get("max_interpretation_words", 24)),
+                                 int(args.get("seed", 0)))
+        return cls(args, task, processor, generator)
+
+    @classmethod
+    def create(cls, args: Mapping[str, Any], task: str) -> "IEA":
+        from mabsa.iea.aligner import Aligner
+
+        cls.check_task(task)
+        aligner = None
+        if args.get("aligner") and str(args.get("ablation", "nmi")) not in ("no_aligner", "text_only"):
+            aligner = Aligner.from_checkpoint(args["aligner"])
+        return cls._build(args, task, build_generator(args), aligner)
+
+    @classmethod
+    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "IEA":
+        from mabsa.iea.aligner import Aligner
+
+        cls.check_task(task)
+        directory = Path(directory)
+        base = directory / GENERATOR_DIR if (directory / GENERATOR_DIR / "config.json").is_file() else None
+        aligner = Aligner.from_checkpoint(directory / ALIGNER_DIR) \
+            if (directory / ALIGNER_DIR / "config.json").is_file() else None
+        return cls._build(args, task, build_generator(args, base), aligner)
+
+    def save_components(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        self.processor.save_pretrained(directory)
+        if self.args.get("random_init"):
+            self.generator.save_base(directory / GENERATOR_DIR)
+        if self.processor.aligner is not None and self.aligner_source:
+            self.processor.aligner.save(directory / ALIGNER_DIR, self.aligner_source)
+
+    # -- weights: the adapter only ---------------------------------------------------------------
+    def adapter_keys(self) -> set[str]:
+        return {n for n, p in self.named_parameters() if p.requires_grad}
+
+    def state_dict(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        full = super().state_dict(*args, **kwargs)
+        keep = self.adapter_keys()
+        prefix = kwargs.get("prefix", "")
+        return OrderedDict((k, v) for k, v in full.items() if k[len(prefix):] in keep)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
+        keep = self.adapter_keys()
+        missing = sorted(keep - set(state_dict))
+        unexpected = sorted(set(state_dict) - keep)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k in keep}, strict=False,
+                                assign=assign)
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"adapter weights do not fit: missing {missing[:5]}, "
+                               f"unexpected {unexpected[:5]}")
+        return nn.modules.module._IncompatibleKeys(missing, unexpected)
+
+    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+        """All trainable parameters are LoRA adapters: one group at ``lr``."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [{"params": params, "lr": lr, "weight_decay": weight_decay}]
+
+    # -- training / decoding -------------------------------------------------------------------
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        if "labels" not in batch:
+            return {}
+        return {"loss": self.generator.loss(batch)}
+
+    @torch.no_grad()
+    def generate_texts(self, batch: Mapping[str, Any]) -> tuple[list[str], list[float]]:
+        return self.generator.generate(batch, self.max_new_tokens)
+
+    @torch.no_grad()
+    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+        texts, probs = self.generate_texts(batch)
+        out = []
+        for feature, text, prob in zip(batch["features"], texts, probs):
+            parsed = parse_generation(text, feature.post.tokens, self.task == "jmasa",
+                                      score=min(1.0, max(0.0, prob)))
+            self.generation_log["posts"] += 1
+            self.generation_log["unmatched_terms"] += len(parsed.unmatched)
+            if parsed.unparseable:
+                self.generation_log["unparseable"] += 1
+                log.warning("IEA: unparseable generation for post %s (no prediction): %r",
+                            feature.post.id, text[:200])
+            elif parsed.unmatched:
+                log.info("IEA: post %s: generated terms not in the post: %s", feature.post.id,
+                         list(parsed.unmatched))
+            out.append(list(parsed.aspects))
+        return out

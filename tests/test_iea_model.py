@@ -1,0 +1,167 @@
+"""The IEA generator: LoRA steps on tiny random-init models (Llama for the CPU path, Qwen2-VL for
+the paper's path), the engine's train / checkpoint / load / predict, adapter-only weights."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from iea_support import tiny_llama_dir, tiny_qwen2_vl
+from mabsa.data import load_dataset
+from mabsa.engine import checkpoint as ckpt
+from mabsa.engine import trainer
+from mabsa.engine.config import load_run_config
+from mabsa.errors import MabsaError
+from mabsa.iea.instructions import build_instruction
+from mabsa.iea.interpretations import ImageView, RegionUnit
+from mabsa.models.iea import (DEFAULT_LORA, CausalLMGenerator, IEAFeature, IEAProcessor,
+                              VisionLanguageGenerator, lora_wrap)
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    return tiny_llama_dir(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def tiny_sets(llama_dir, *extra):
+    return [f"model_args.generator=hf:{llama_dir}", "model_args.random_init=true",
+            "model_args.max_new_tokens=6", "train.max_train_posts=16", "train.max_eval_posts=6",
+            "train.batch_size=8", "train.eval_batch_size=8", "train.epochs=1", "train.lr=0.01",
+            *extra]
+
+
+class FakeAligner:
+    """Aligns every region to the post's first capitalised word (enough to place units)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def align(self, pairs):
+        self.calls += 1
+        out = []
+        for tokens, _ in pairs:
+            k = next((i for i, t in enumerate(tokens) if t[:1].isupper() and t != "RT"), None)
+            out.append(None if k is None else (k, k + 1))
+        return out
+
+
+def test_lora_step_reduces_loss_and_only_trains_the_adapter(llama_dir):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(llama_dir))
+    gen = CausalLMGenerator(lora_wrap(lm, DEFAULT_LORA, DEFAULT_LORA["target_modules"]),
+                            AutoTokenizer.from_pretrained(llama_dir))
+    trainable = [n for n, p in gen.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    frozen_before = {n: p.clone() for n, p in gen.named_parameters() if not p.requires_grad}
+    tokens = "RT @ user : Chuck Bass is everything # MCM".split()
+    x = build_instruction(tokens, ImageView("a man", (RegionUnit(1, "A man.", "positive"),)), [(4, 6)])
+    prompt, target, _ = gen.encode(x, "(Chuck Bass, positive)", 256, 48)
+    feats = [IEAFeature(prompt + target, prompt, target, 0, len(tokens), x)] * 2
+    batch = gen.collate(feats)
+    assert (batch["labels"][0, : len(prompt)] == -100).all()
+    assert batch["labels"][0, len(prompt): len(prompt) + len(target)].tolist() == target
+    opt = torch.optim.AdamW([p for p in gen.parameters() if p.requires_grad], lr=0.02)
+    losses = []
+    for _ in range(3):
+        loss = gen.loss(batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(p, frozen_before[n]) for n, p in gen.named_parameters() if not p.requires_grad)
+    texts, probs = gen.generate(batch, 5)
+    assert len(texts) == 2 and texts[0] == texts[1] and all(0 < p <= 1 for p in probs)
+
+
+def test_engine_train_checkpoint_and_predict(llama_dir, tmp_path):
+    config = load_run_config("iea", sets=tiny_sets(llama_dir, "model_args.ablation=no_aligner"))
+    metrics = trainer.train(config, "twitter2015", "jmasa", tmp_path / "run", progress=False)
+    out = tmp_path / "run"
+    assert metrics["test"]["jmasa"]["n_gold"] > 0 and "mate" in metrics["test"]
+    weights = load_file(str(out / ckpt.WEIGHTS_FILE))
+    assert weights and all("lora_" in k for k in weights)  # the adapter only
+    assert json.loads((out / "config.json").read_text())["model"] == "iea"
+    model, _ = ckpt.load_model(out)
+    again, _ = ckpt.load_model(out)
+    posts = load_dataset("twitter2015", "test")[:4]
+    feats = model.processor.encode(posts, with_labels=False)
+    batch = model.processor.collate(feats)
+    assert model.generate_texts(batch) == again.generate_texts(again.processor.collate(feats))
+    trained = load_file(str(out / ckpt.WEIGHTS_FILE))
+    restored = model.state_dict()
+    assert set(restored) == set(trained) and all(torch.equal(restored[k], trained[k]) for k in trained)
+    from mabsa.api import load
+
+    pred = load(out).predict("RT @ user : Chuck Bass is everything # MCM")
+    assert pred.tokens[4] == "Chuck" and all(a.end <= len(pred.tokens) for a in pred.aspects)
+
+
+def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):
+    from mabsa.models.iea import build_generator
+    from mabsa.iea.interpretations import ImageViews
+
+    gen = build_generator({"generator": f"hf:{llama_dir}", "random_init": True})
+    aligner = FakeAligner()
+    proc = IEAProcessor(gen, "jmasa", ImageViews("stand-in"), aligner, "nmi")
+    posts = [p for p in load_dataset("twitter2015", "test") if p.faces and p.aspect_face_description][:5]
+    feats = proc.encode(posts)
+    assert aligner.calls == 1  # one batched call for all regions of all posts
+    for f, post in zip(feats, posts):
+        text = f.instruction.text()
+        assert post.aspect_face_description not in text and "<region 1:" in text
+        assert f.post.aspect_face_description is None and f.post.aspects == ()
+        assert f.target_text.startswith("(")
+    no_align = IEAProcessor(gen, "jmasa", ImageViews("stand-in"), None, "no_aligner").encode(posts)
+    assert [f.instruction.text() for f in no_align] != [f.instruction.text() for f in feats]
+    random_regions = IEAProcessor(gen, "jmasa", ImageViews("stand-in"), aligner, "random_regions")
+    assert [f.instruction.text() for f in random_regions.encode(posts)] != \
+        [f.instruction.text() for f in feats]
+
+
+def test_nmi_without_an_aligner_is_a_clear_error(llama_dir, tmp_path):
+    config = load_run_config("iea", sets=tiny_sets(llama_dir))
+    with pytest.raises(MabsaError, match="needs an aligner"):
+        trainer.train(config, "twitter2015", "jmasa", tmp_path / "x", progress=False)
+
+
+def test_tiny_qwen2_vl_lora_step_generate_and_adapter_round_trip(tmp_path):
+    from peft import PeftModel
+
+    torch.manual_seed(0)
+    model, processor = tiny_qwen2_vl()
+    lora = {**DEFAULT_LORA, "r": 4, "dropout": 0.0}
+    from mabsa.models.iea import VLM_TARGET
+
+    gen = VisionLanguageGenerator(lora_wrap(model, lora, VLM_TARGET), processor)
+    assert all("language_model" in n for n, p in gen.named_parameters() if p.requires_grad)
+    whole = Image.new("RGB", (64, 48), "blue")
+    crop = Image.new("RGB", (32, 32), "red")
+    view = ImageView("a man", (RegionUnit(1, "A man.", "positive", (0, 0, 32, 32), crop),), whole)
+    tokens = "Chuck Bass is everything".split()
+    x = build_instruction(tokens, view, [(0, 2)])
+    prompt, target, _ = gen.encode(x, "(Chuck Bass, positive)", 256, 48)
+    feats = [IEAFeature(prompt + target, prompt, target, 0, 4, x, "(Chuck Bass, positive)")]
+    batch = gen.collate(feats)
+    assert batch["gen"]["pixel_values"].shape[0] > 0 and batch["gen"]["image_grid_thw"].shape[0] == 2
+    n_target = int((batch["labels"] != -100).sum())
+    assert n_target == len(processor.tokenizer("(Chuck Bass, positive)")["input_ids"]) + 1
+    opt = torch.optim.AdamW([p for p in gen.parameters() if p.requires_grad], lr=0.01)
+    first = gen.loss(batch)
+    first.backward()
+    opt.step()  # one optimisation step
+    opt.zero_grad()
+    with torch.no_grad():
+        assert float(gen.loss(batch)) < float(first)
+    texts, _ = gen.generate(batch, 4)
+    gen.lm.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    base, _ = tiny_qwen2_vl()
+    base.load_state_dict({k.replace(".base_layer.", "."): v for k, v in gen.lm.get_base_model().state_dict().items()
+                          if ".lora_" not in k})
+    reloaded = VisionLanguageGenerator(PeftModel.from_pretrained(base, tmp_path / "adapter"), processor)
+    assert reloaded.generate(batch, 4)[0] == texts
