@@ -93,6 +93,10 @@ def test_real_image_stream_with_a_tiny_vit(image_posts, tiny_vit):
     losses, out = _train_steps(m, batch, steps=6)
     assert losses[-1] < losses[0]
     assert m.vision.model.embeddings.patch_embeddings.projection.weight.grad is not None
+    # the pretrained vision tower trains at the encoder rate, not the heads' rate
+    vision = {id(p) for p in m.vision.parameters()}
+    rates = {g["lr"] for g in m.parameter_groups(1e-5, 1e-3, 0.0) if any(id(p) in vision for p in g["params"])}
+    assert rates == {1e-5}
 
 
 def test_a_post_without_image_evidence_ignores_the_visual_tokens(posts):

@@ -68,6 +68,8 @@ def get_model_class(name: str) -> type["MabsaModel"]:
 class MabsaModel(nn.Module):
     name: ClassVar[str] = ""
     tasks: ClassVar[tuple[str, ...]] = ()
+    #: Parameter-name prefixes of pretrained encoders: trained at ``lr``, the rest at ``head_lr``.
+    pretrained_prefixes: ClassVar[tuple[str, ...]] = ("text_encoder.",)
 
     def __init__(
         self, args: Mapping[str, Any], task: str, processor: Processor, text_encoder: TextEncoder
@@ -133,7 +135,7 @@ class MabsaModel(nn.Module):
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
-            is_encoder = name.startswith("text_encoder.")
+            is_encoder = name.startswith(self.pretrained_prefixes)
             no_decay = param.dim() < 2
             groups.setdefault((is_encoder, no_decay), []).append(param)
         return [

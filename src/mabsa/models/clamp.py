@@ -56,6 +56,7 @@ def _heads(dim: int, wanted: int, fallback: int) -> int:
 @register("clamp")
 class CLAMP(TextCRF):
     tasks = ("jmasa", "mate")
+    pretrained_prefixes = ("text_encoder.", "vision.")
 
     def __init__(self, args: Mapping[str, Any], task: str, processor: MultimodalProcessor, text_encoder: TextEncoder):
         super().__init__(args, task, processor, text_encoder)  # text CRF machinery: emissions, crf, decode
@@ -130,16 +131,6 @@ class CLAMP(TextCRF):
         processor = MultimodalProcessor.from_pretrained(directory)
         encoder_config = AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR))
         return cls(args, task, processor, TextEncoder.from_config(encoder_config))
-
-    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
-        """Pretrained encoders (text and vision) at ``lr``, the rest at ``head_lr``."""
-        groups: dict[tuple[bool, bool], list] = {}
-        for name, param in self.named_parameters():
-            if param.requires_grad:
-                pretrained = name.startswith(("text_encoder.", "vision."))
-                groups.setdefault((pretrained, param.dim() < 2), []).append(param)
-        return [{"params": p, "lr": lr if pre else head_lr, "weight_decay": 0.0 if nd else weight_decay}
-                for (pre, nd), p in sorted(groups.items())]
 
     # -- the forward pass ------------------------------------------------------------------
     def visual_stream(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
