@@ -111,16 +111,23 @@ def run_one(name: str, seeds: list[int], extra: list[str]) -> dict:
 
 
 # -- JMASA pipeline: MATE (text-crf) -> FITE ----------------------------------------------------
-def run_pipeline(dataset_key: str, seeds: list[int], fite_variant: str) -> dict:
-    """Seed k's MATE model composed with seed k's FITE checkpoint, scored once on test."""
+def run_pipeline(dataset_key: str, seeds: list[int], fite_variant: str, terms: str | None) -> dict:
+    """Seed k's term extractor composed with seed k's FITE checkpoint, scored once on test.
+
+    ``terms``: a run under runs/bench with seed*/ checkpoints of a mate or jmasa model (e.g. the
+    text-crf JMASA baseline ``t15-jmasa-minilm``, whose polarities are discarded); by default a
+    text-crf MATE model is trained (``MATE_PRESET``)."""
     from mabsa.data import load_dataset
     from mabsa.engine import checkpoint as ckpt
     from mabsa.engine.inference import evaluate
     from mabsa.models.fite_pipeline import compose_pipeline
 
     dataset = DATASETS[dataset_key]
-    mate_name = f"fite-{dataset_key}-mate"
-    mate = run_seeds(mate_name, "text-crf", dataset, "mate", None, MATE_PRESET, seeds)
+    flag = f" --terms {terms}" if terms else ""
+    if terms is None:
+        terms = f"fite-{dataset_key}-mate"
+        save_result("fite-terms", run_seeds(terms, "text-crf", dataset, "mate", None, MATE_PRESET, seeds))
+    terms_metrics = [ckpt.read_json(RUNS / terms / f"seed{seed}" / ckpt.METRICS_FILE) for seed in seeds]
     fite_dir = RUNS / f"fite-{dataset_key}-{fite_variant}"
     name = f"{dataset_key}-pipeline-{fite_variant}"
     test = load_dataset(dataset, "test")
@@ -129,20 +136,22 @@ def run_pipeline(dataset_key: str, seeds: list[int], fite_variant: str) -> dict:
         pipe_dir = RUNS / f"fite-{name}" / f"seed{seed}"
         done = pipe_dir / "test_metrics.json"
         if not done.is_file():
-            compose_pipeline(RUNS / mate_name / f"seed{seed}", fite_dir / f"seed{seed}", pipe_dir)
+            compose_pipeline(RUNS / terms / f"seed{seed}", fite_dir / f"seed{seed}", pipe_dir)
             model, _ = ckpt.load_model(pipe_dir)
             ckpt.write_json(done, evaluate(model, test))
         runs.append({"seed": seed, **json.loads(done.read_text())})
+    own = [m["test"].get("jmasa", {}).get("f1") for m in terms_metrics]
     record = {
         "name": name, "dataset": dataset, "seeds": seeds, "fite_run": f"{dataset_key}-{fite_variant}",
-        "mate": {k: mate[k] for k in ("command", "metrics", "config")},
+        "terms_run": terms, "terms_model": terms_metrics[0]["model"], "terms_task": terms_metrics[0]["task"],
         "benchmark_command": f"python benchmarks/fite.py pipeline {dataset_key} --fite {fite_variant} "
-                             f"--seeds {' '.join(map(str, seeds))}",
+                             f"--seeds {' '.join(map(str, seeds))}{flag}",
         "metrics": {f"test.{t}.{k}": mean_std([r[t][k] for r in runs])
                     for t in ("jmasa", "mate") for k in ("precision", "recall", "f1")},
-        "runs": runs, "code_version": mate["code_version"],
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "runs": runs, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    if all(v is not None for v in own):
+        record["metrics"]["terms_model.test.jmasa.f1"] = mean_std(own)
     save_result("fite", record)
     return record
 
@@ -191,27 +200,31 @@ def report() -> str:
               + ", ".join(sorted({f"{r['dataset']} {r['twitter_face_n_aspects']} test aspects"
                                   for r in masc})) + ").", ""]
     if pipes:
-        lines += ["### JMASA pipeline (MATE `text-crf` -> FITE)", "",
+        lines += ["### JMASA pipeline (term extractor -> FITE)", "",
                   "The term extractor reads `Post.extraction_input()` (no per-aspect text); FITE "
                   "then classifies each extracted term (it cannot add or drop terms), reading the "
                   "post's shipped face description and caption (leakage rule: polarity stage "
                   "only). Registered as one model (`fite-pipeline`), so `mabsa evaluate` / "
                   "`mabsa predict` run it end to end.", "",
-                  "| dataset | FITE run | seeds | JMASA P | JMASA R | JMASA F1 | MATE F1 |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| dataset | term stage | FITE run | seeds | JMASA P | JMASA R | JMASA F1 | MATE F1 "
+                  "| term model's own JMASA F1 |", "|---" * 9 + "|"]
         for r in pipes:
             m = r["metrics"]
-            lines.append(f"| {r['dataset']} | {r['fite_run']} | {len(r['seeds'])} | "
+            lines.append(f"| {r['dataset']} | {r['terms_model']} ({r['terms_task']}, `{r['terms_run']}`) | "
+                         f"{r['fite_run']} | {len(r['seeds'])} | "
                          f"{pm(m, 'test.jmasa.precision')} | {pm(m, 'test.jmasa.recall')} | "
-                         f"{pm(m, 'test.jmasa.f1')} | {pm(m, 'test.mate.f1')} |")
+                         f"{pm(m, 'test.jmasa.f1')} | {pm(m, 'test.mate.f1')} | "
+                         f"{pm(m, 'terms_model.test.jmasa.f1')} |")
         lines.append("")
     lines += ["### Commands", ""]
     for r in masc + pipes:
         lines.append(f"- `{r['name']}`: `{r['benchmark_command']}`")
         if "command" in r:
             lines.append(f"  (= `{r['command']}`, then each seed's checkpoint on the Twitter-face test subset)")
-        if "mate" in r:
-            lines.append(f"  (MATE: `{r['mate']['command']}`)")
+        if "terms_run" in r:
+            lines.append(f"  (term stage: the checkpoints of `runs/bench/{r['terms_run']}`; its command "
+                         f"is in `results/fite-terms_{r['terms_run']}.json` or, for a baseline run, "
+                         "the baselines section)")
     return "\n".join(lines) + "\n"
 
 
@@ -229,6 +242,7 @@ def main() -> None:
     p.add_argument("dataset", choices=list(DATASETS))
     p.add_argument("--fite", default="fite")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--terms", default=None, help="runs/bench run with seed*/ mate or jmasa checkpoints")
     sub.add_parser("report")
     args = ap.parse_args()
     if args.cmd == "list":
@@ -237,7 +251,7 @@ def main() -> None:
         replace_section(BEGIN, END, report())
         print("wrote docs/results.md")
     elif args.cmd == "pipeline":
-        res = run_pipeline(args.dataset, args.seeds, args.fite)
+        res = run_pipeline(args.dataset, args.seeds, args.fite, args.terms)
         print(json.dumps(res["metrics"], indent=1))
     else:
         for name in args.runs:

@@ -275,3 +275,50 @@ def test_predict_cli_on_a_real_photo(pipeline_dir, tmp_path, which):
     description = aspect["rationale"]["description"]
     assert description.startswith("There is 1 person in the image. " + aspect["term"])
     assert description.endswith("expression.")  # fer: happy, 0.99 on this photo
+
+
+def tiny_clip(directory):
+    """A random-init CLIP with a byte-level vocabulary (no merges), saved like a hub model."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in bytes_to_unicode().values():
+        vocab.setdefault(c, len(vocab))
+        vocab.setdefault(c + "</w>", len(vocab))
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    small = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0,
+                         eos_token_id=1, pad_token_id=1, **small),
+        vision_config=dict(image_size=32, patch_size=8, **small), projection_dim=8)
+    torch.manual_seed(0)
+    model = CLIPModel(config)
+    model.save_pretrained(directory)
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(directory)
+    return model
+
+
+def test_clip_similarity_backend_matches_clips_own_logits(tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    from mabsa.perception.face_text import build_similarity
+
+    model = tiny_clip(tmp_path / "clip")
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    backend = build_similarity(f"hf:{tmp_path / 'clip'}")
+    texts = ["Eileen, A 35-year-old white woman with a happy expression.", "Eileen, A man."]
+    scores = backend.scores(str(photo), texts)
+    from transformers import AutoProcessor
+
+    inputs = AutoProcessor.from_pretrained(tmp_path / "clip")(
+        text=texts, images=[Image.open(photo).convert("RGB")], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model.eval()(**inputs).logits_per_image[0] / model.logit_scale.exp()
+    assert torch.allclose(torch.tensor(scores), logits, atol=1e-5) and scores[0] != scores[1]
+    text, choice = FaceTextBuilder(f"hf:{tmp_path / 'clip'}").build([KATE, CHILD], "Eileen", str(photo))
+    assert choice.rule == RULE_SIMILARITY and choice.index == max(range(2), key=choice.scores.__getitem__)
+    assert text.startswith("There are 2 people in the image. Eileen with a ")
