@@ -1,0 +1,193 @@
+"""Load benchmark of ``mabsa serve``: concurrent clients on 127.0.0.1, then a soak with malformed
+requests mixed in. Bounded in request count and in time.
+
+    python benchmarks/serve_load.py --checkpoint checkpoints/text-crf_twitter2015_jmasa \
+        --clients 50 --requests 2000 --soak-requests 1000 --output results/serve_load.json
+
+Starts ``python -m mabsa.serve`` as its own process (or uses ``--url``), waits for ``/readyz``,
+runs the phases, stops the server. Reports latency p50/p95/p99, throughput, the error count
+(a valid request not answered 200, or a malformed one not answered its 4xx) and the model's
+micro-batch sizes. Post texts are the twitter2015 test posts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mabsa.serve.probe import wait_ready
+
+#: name -> (request kwargs builder, expected status). Each is a mistake a client can make.
+MALFORMED = {
+    "no_text": (lambda t: {"json": {"image_base64": None}}, 422),
+    "blank_text": (lambda t: {"json": {"text": "   "}}, 422),
+    "bad_json": (lambda t: {"content": b'{"text": ', "headers": {"content-type": "application/json"}}, 400),
+    "bad_image": (lambda t: {"json": {"text": t, "image_base64": base64.b64encode(b"not an image").decode()}}, 422),
+    "bad_base64": (lambda t: {"json": {"text": t, "image_base64": "%%%"}}, 422),
+    "text_too_long": (lambda t: {"json": {"text": "word " * 1000}}, 422),
+    "unknown_model": (lambda t: {"json": {"text": t, "model": "no-such-model"}}, 404),
+    "wrong_media_type": (lambda t: {"content": t.encode(), "headers": {"content-type": "text/plain"}}, 415),
+    "oversized_body": (lambda t: {"content": b"x" * (9 * 1024 * 1024), "headers": {"content-type": "application/json"}}, 413),
+}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def run_phase(base: str, texts: list[str], clients: int, requests: int, max_seconds: float,
+                    malformed_ratio: float = 0.0, seed: int = 0) -> dict[str, Any]:
+    """``clients`` concurrent loops share ``requests`` posts; stops early after ``max_seconds``."""
+    rng = random.Random(seed)
+    plan = []
+    for i in range(requests):
+        text = texts[i % len(texts)]
+        if rng.random() < malformed_ratio:
+            kind = rng.choice(sorted(MALFORMED))
+            build, expected = MALFORMED[kind]
+            plan.append((kind, build, text, expected))
+        else:
+            plan.append(("valid", lambda t: {"json": {"text": t}}, text, 200))
+    next_index = 0
+    latencies: list[float] = []
+    outcomes: dict[str, dict[str, int]] = {}
+    failures: list[str] = []
+    deadline = time.monotonic() + max_seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client_loop(client: httpx.AsyncClient):
+        nonlocal next_index
+        while next_index < len(plan) and time.monotonic() < deadline:
+            kind, build, text, expected = plan[next_index]
+            next_index += 1
+            kwargs = build(text)  # built when sent: an oversized body lives only this long
+            t0 = time.perf_counter()
+            try:
+                r = await client.post(f"{base}/v1/predict", **kwargs)
+                status = r.status_code
+                ok = status == expected and (status == 200 or r.json()["error"]["code"])
+            except (httpx.HTTPError, ValueError, KeyError) as e:
+                status, ok = type(e).__name__, False
+            elapsed = (time.perf_counter() - t0) * 1000
+            if kind == "valid" and status == 200:
+                latencies.append(elapsed)
+            counts = outcomes.setdefault(kind, {})
+            counts[str(status)] = counts.get(str(status), 0) + 1
+            if not ok:
+                failures.append(f"{kind}: got {status}, expected {expected}")
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+    wall = time.perf_counter() - started
+    sent = sum(sum(c.values()) for c in outcomes.values())
+    return {
+        "clients": clients, "requests_planned": requests, "requests_sent": sent,
+        "stopped_by_time_limit": sent < requests, "wall_s": round(wall, 2),
+        "throughput_rps": round(sent / wall, 1) if wall else None,
+        "valid_ok": len(latencies),
+        "latency_ms": {name: None if v is None else round(v, 1) for name, v in (
+            ("p50", percentile(latencies, 0.50)), ("p95", percentile(latencies, 0.95)),
+            ("p99", percentile(latencies, 0.99)), ("max", max(latencies) if latencies else None),
+            ("mean", statistics.fmean(latencies) if latencies else None))},
+        "errors": len(failures), "error_examples": failures[:10], "outcomes": outcomes,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_texts(limit: int = 500) -> list[str]:
+    from mabsa.data import load_dataset
+
+    return [p.text for p in load_dataset("twitter2015", "test", image_texts=False)[:limit]]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", help="served by a server this script starts")
+    ap.add_argument("--url", help="an already running server instead")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--soak-requests", type=int, default=1000)
+    ap.add_argument("--malformed", type=float, default=0.25, help="share of malformed requests in the soak")
+    ap.add_argument("--max-seconds", type=float, default=180, help="time limit of each phase")
+    ap.add_argument("--max-batch", type=int, default=16)
+    ap.add_argument("--output", type=Path)
+    args = ap.parse_args(argv)
+    if bool(args.checkpoint) == bool(args.url):
+        ap.error("give --checkpoint or --url")
+
+    process = None
+    base = args.url
+    if args.checkpoint:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "mabsa.serve", "--checkpoint", args.checkpoint, "--host", "127.0.0.1",
+                   "--port", str(port), "--no-access-log", "--no-evidence", "--max-batch", str(args.max_batch)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(base, 300, process)
+        texts = post_texts()
+        asyncio.run(run_phase(base, texts, 4, 40, 60))  # warm-up, not reported
+        load = asyncio.run(run_phase(base, texts, args.clients, args.requests, args.max_seconds))
+        soak = asyncio.run(run_phase(base, texts, args.clients, args.soak_requests, args.max_seconds,
+                                     malformed_ratio=args.malformed, seed=1))
+        after = httpx.post(f"{base}/v1/predict", json={"text": texts[0]}, timeout=30)
+        stats = httpx.get(f"{base}/v1/stats", timeout=10).json()
+        models = httpx.get(f"{base}/v1/models", timeout=10).json()
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    sizes = next(iter(stats["models"].values()))["batch_sizes"]
+    n_batches = sum(sizes.values())
+    report = {
+        "command": "python benchmarks/serve_load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "server": {"url": base, "models": models["models"], "evidence": models["evidence"],
+                   "max_batch": args.max_batch, "torch_threads": 1},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_end": list(os.getloadavg())},
+        "load": load,
+        "soak": soak,
+        "serving_after_soak": after.status_code == 200,
+        "micro_batches": {"count": n_batches,
+                          "mean_size": round(sum(int(k) * v for k, v in sizes.items()) / n_batches, 2)
+                          if n_batches else None, "sizes": sizes},
+    }
+    text = json.dumps(report, indent=2)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    print(text)
+    return report
+
+
+if __name__ == "__main__":
+    main()

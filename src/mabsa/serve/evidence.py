@@ -1,0 +1,132 @@
+"""The evidence the page shows beside a prediction, from :mod:`mabsa.perception`:
+
+* per image: caption, top labels, faces (boxes + attributes + description), regions (boxes +
+  interpretations);
+* per predicted aspect: the aligned face/region - the one whose description is nearest to the
+  aspect term by MiniLM cosine similarity - and, only if enabled, an LLM rationale (slow on a
+  CPU). The aspects are the model's predictions, not gold ones, so this respects the leakage rule.
+
+Everything here is optional (``EvidenceConfig``): the model's answer never waits for it when
+it is off, and a failure in it is reported in the answer instead of failing the request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Sequence
+
+import numpy as np
+
+from mabsa.perception import LoadedImage, Perception, PerceptionConfig, Perceiver, describe_face
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    enabled: bool = True
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    align: bool = True
+    align_encoder: str = "minilm"
+    rationales: bool = False  # chat-LLM rationale per aspect (seconds per aspect on a CPU)
+    cache_dir: str | None = None
+
+
+class EvidenceBuilder:
+    def __init__(self, config: EvidenceConfig):
+        self.config = config
+        self.perceiver = Perceiver(config.perception, config.cache_dir)
+        self._lock = threading.Lock()  # perception components are built lazily, once
+
+    # -- per image -------------------------------------------------------------------------
+    def perceive(self, image: LoadedImage) -> Perception:
+        with self._lock:
+            return self.perceiver.perceive(image)
+
+    def warm_up(self) -> None:
+        """Build every component on a small image, so the first request is not the slow one."""
+        from skimage import data
+
+        image = self.perceiver.load(data.astronaut()[::4, ::4].copy(), "warm-up")
+        perception = self.perceive(image)
+        if self.config.align:
+            self.align(perception, ["astronaut"])
+
+    # -- per aspect ------------------------------------------------------------------------
+    @cached_property
+    def _text_encoder(self):
+        from mabsa.encoders.text import TextEncoder, load_tokenizer
+
+        return load_tokenizer(self.config.align_encoder), TextEncoder.from_pretrained(
+            self.config.align_encoder).eval()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Mean-pooled, L2-normalised sentence embeddings (the sentence-transformers recipe)."""
+        import torch
+
+        tokenizer, encoder = self._text_encoder
+        batch = tokenizer(list(texts), padding=True, truncation=True, max_length=64,
+                          return_tensors="pt")
+        with torch.inference_mode():
+            hidden = encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+    def align(self, perception: Perception, terms: Sequence[str]) -> list[dict[str, Any] | None]:
+        """For each term, the face or region whose description is nearest to it."""
+        candidates = visual_candidates(perception)
+        if not terms or not candidates:
+            return [None] * len(terms)
+        with self._lock:
+            vectors = self.embed([*terms, *(c["description"] for c in candidates)])
+        sims = vectors[: len(terms)] @ vectors[len(terms):].T
+        out = []
+        for row in sims:
+            best = int(np.argmax(row))
+            out.append({**candidates[best], "similarity": round(float(row[best]), 4)})
+        return out
+
+    def rationale(self, image: LoadedImage, text: str, term: str) -> dict[str, Any]:
+        with self._lock:
+            r = self.perceiver.rationale(image, text, term)
+        return {"description": r.description, "reason": r.reason, "source": r.source}
+
+
+def visual_candidates(perception: Perception) -> list[dict[str, Any]]:
+    """Faces and regions as ``{kind, index, box, description}``, the things an aspect can be
+    aligned to."""
+    out: list[dict[str, Any]] = []
+    for i, face in enumerate(perception.faces or ()):
+        if face.box is not None:
+            out.append({"kind": "face", "index": i, "box": list(face.box),
+                        "description": describe_face(face)})
+    for i, region in enumerate(perception.regions or ()):
+        if region.interpretation:
+            out.append({"kind": "background" if region.is_background else "region", "index": i,
+                        "box": list(region.box), "description": region.interpretation})
+    return out
+
+
+def image_summary(perception: Perception) -> dict[str, Any]:
+    """The per-image part of an answer (JSON-ready)."""
+    width, height = perception.size or (None, None)
+    return {
+        "name": perception.image,
+        "width": width,
+        "height": height,
+        "caption": perception.caption.text if perception.caption else None,
+        "caption_source": perception.caption.source if perception.caption else None,
+        "labels": [{"label": l, "probability": round(p, 4)} for l, p in perception.labels],
+        "face_description": perception.face_text,
+        "faces": [
+            {"box": list(f.box) if f.box else None, "age": f.age, "gender": f.gender,
+             "emotion": f.emotion, "confidence": f.confidence, "description": describe_face(f)}
+            for f in perception.faces or ()
+        ],
+        "regions": [
+            {"box": list(r.box), "score": r.score, "is_background": r.is_background,
+             "interpretation": r.interpretation}
+            for r in perception.regions or ()
+        ],
+    }

@@ -1,0 +1,97 @@
+"""What the server needs from a model: ``predict_batch(items) -> results``, one per item.
+
+:class:`EnginePredictor` adapts a checkpoint loaded by :func:`mabsa.api.load`; tests and other
+backends can pass anything with the same :class:`ServePredictor` shape.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from mabsa.errors import MabsaError
+
+
+@dataclass(frozen=True)
+class PredictItem:
+    text: str
+    image: str | None = None  # image name, passed on only together with its caption
+    caption: str | None = None  # image-derived text, for models that read one
+    aspects: tuple[str, ...] | None = None  # masc models: the aspect terms to classify
+
+
+class ServePredictor(Protocol):
+    task: str
+    info: dict[str, Any]
+
+    def predict_batch(self, items: Sequence[PredictItem]) -> list[Any]:
+        """One engine ``Prediction`` (``text, tokens, aspects, truncated``) or one exception
+        per item."""
+
+
+class EnginePredictor:
+    """A ``mabsa train`` checkpoint behind the server's predictor shape."""
+
+    def __init__(self, predictor: Any, directory: str | Path | None = None):
+        self.predictor = predictor
+        processor = predictor.model.processor
+        self.task = predictor.task
+        self.reads_caption = "caption" in processor.image_text
+        self.info = {
+            "task": self.task,
+            "model": predictor.config.get("model"),
+            "checkpoint": str(directory) if directory is not None else None,
+            "image_text": list(processor.image_text),
+            "max_length": predictor.max_length,
+            "needs_aspects": self.task == "masc",
+        }
+
+    @classmethod
+    def load(cls, directory: str | Path, batch_size: int = 32) -> "EnginePredictor":
+        from mabsa.api import load
+
+        return cls(load(directory, batch_size=batch_size), directory)
+
+    def _call(self, items: Sequence[PredictItem]) -> list[Any]:
+        from mabsa.api import TruncationWarning
+
+        captions = [i.caption if self.reads_caption else None for i in items]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)  # reported per post instead
+            return self.predictor.predict_batch(
+                [i.text for i in items],
+                [i.image if c is not None else None for i, c in zip(items, captions)],
+                aspects=[list(i.aspects) if i.aspects else None for i in items],
+                captions=captions,
+            )
+
+    def predict_batch(self, items: Sequence[PredictItem]) -> list[Any]:
+        try:
+            return self._call(items)
+        except MabsaError:
+            if len(items) == 1:
+                raise
+        out: list[Any] = []
+        for item in items:  # isolate the item that failed; its neighbours still get answers
+            try:
+                out.extend(self._call([item]))
+            except MabsaError as e:
+                out.append(e)
+        return out
+
+
+def token_offsets(text: str, tokens: Sequence[str]) -> list[tuple[int, int] | None]:
+    """Character span of each token in ``text`` (tokens are substrings, in order); ``None``
+    for a token that cannot be found (then the page shows the tokens instead of the text)."""
+    out: list[tuple[int, int] | None] = []
+    pos = 0
+    for token in tokens:
+        start = text.find(token, pos)
+        if start < 0:
+            out.append(None)
+            continue
+        out.append((start, start + len(token)))
+        pos = start + len(token)
+    return out

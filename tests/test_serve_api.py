@@ -1,0 +1,291 @@
+"""The HTTP contract of ``mabsa serve``: schemas, answers equal to the engine's, error codes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import shutil
+import sys
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from mabsa.api import load
+from mabsa.data import tokenize
+from mabsa.serve import Limits, ServeConfig, create_app
+from mabsa.serve.batching import MicroBatcher
+from mabsa.serve.errors import ApiError
+from mabsa.serve.schemas import BatchResponse, ErrorResponse, PredictResponse
+from serve_support import tiny_checkpoint
+
+LIMITS = Limits(max_body_bytes=200_000, max_image_pixels=100_000, max_text_chars=300,
+                max_batch_items=4, request_timeout_s=30)
+TEXTS = ["RT @ user : Chuck Bass is everything # MCM",
+         "Great game by Federer at Wimbledon today",
+         "Obama meets Merkel in Berlin"]
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def wait_ready(client: TestClient, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def client(checkpoint):
+    app = create_app(ServeConfig(checkpoints={"tiny": str(checkpoint)}, limits=LIMITS, evidence=None))
+    with TestClient(app) as c:
+        wait_ready(c)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def engine(checkpoint):
+    return load(checkpoint)
+
+
+def same_aspects(answer: dict, prediction) -> None:
+    got = [(a["start"], a["end"], a["term"], a["polarity"]) for a in answer["aspects"]]
+    want = [(a.start, a.end, a.term, a.polarity.value) for a in prediction.aspects]
+    assert got == want
+    for a, b in zip(answer["aspects"], prediction.aspects):
+        assert a["score"] == pytest.approx(b.score, abs=1e-4)
+
+
+def test_health_ready_models_and_openapi(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    assert client.get("/readyz").json() == {"status": "ready", "models": ["tiny"]}
+    info = client.get("/v1/models").json()
+    assert info["default"] == "tiny" and info["models"][0]["task"] == "jmasa"
+    assert info["limits"]["max_text_chars"] == 300 and info["evidence"] is None
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data"} <= set(body)
+    assert {"/v1/predict/batch", "/healthz", "/readyz"} <= set(spec["paths"])
+    assert "413" in spec["paths"]["/v1/predict"]["post"]["responses"]
+
+
+def test_json_predict_equals_the_engine(client, engine):
+    for text in TEXTS:
+        r = client.post("/v1/predict", json={"text": text})
+        assert r.status_code == 200, r.text
+        answer = PredictResponse.model_validate(r.json()).model_dump()
+        assert answer["tokens"] == tokenize(text) and answer["model"] == "tiny"
+        same_aspects(answer, engine.predict(text))
+        for a in answer["aspects"]:  # character offsets point at the aspect in the raw text
+            assert tokenize(text[a["char_start"]:a["char_end"]]) == a["term"].split()
+        assert answer["image"] is None and answer["timing_ms"]["total"] > 0
+
+
+def test_multipart_with_image_and_base64_give_the_same_answer(client, engine):
+    image = png(40, 30)
+    form = client.post("/v1/predict", data={"text": TEXTS[1]}, files={"image": ("red.png", image, "image/png")})
+    as_json = client.post("/v1/predict", json={"text": TEXTS[1], "image_base64": base64.b64encode(image).decode()})
+    assert form.status_code == 200 and as_json.status_code == 200, (form.text, as_json.text)
+    assert form.json()["aspects"] == as_json.json()["aspects"]
+    same_aspects(form.json(), engine.predict(TEXTS[1]))
+    data_url = "data:image/png;base64," + base64.b64encode(image).decode()
+    assert client.post("/v1/predict", json={"text": TEXTS[1], "image_base64": data_url}).status_code == 200
+
+
+def test_batch_equals_single_predictions_in_order(client, engine):
+    r = client.post("/v1/predict/batch", json={"items": [{"text": t} for t in TEXTS]})
+    assert r.status_code == 200, r.text
+    results = BatchResponse.model_validate(r.json()).model_dump()["results"]
+    assert [x["text"] for x in results] == TEXTS
+    for answer, text in zip(results, TEXTS):
+        same_aspects(answer, engine.predict(text))
+
+
+def _json(body):
+    return {"json": body}
+
+
+ERROR_CASES = [
+    # name, request kwargs, path, status, code, field
+    ("no text (JSON)", _json({}), "/v1/predict", 422, "text_missing", "text"),
+    ("blank text", _json({"text": "  \n "}), "/v1/predict", 422, "text_missing", "text"),
+    ("no text (form)", {"files": {"image": ("a.png", png(10, 10), "image/png")}}, "/v1/predict", 422,
+     "text_missing", "text"),
+    ("text too long", _json({"text": "word " * 100}), "/v1/predict", 422, "text_too_long", "text"),
+    ("not an image", {"data": {"text": "hi there"}, "files": {"image": ("x.png", b"GIF89a? no", "image/png")}},
+     "/v1/predict", 422, "bad_image", "image"),
+    ("truncated image", {"data": {"text": "hi there"}, "files": {"image": ("x.png", png(64, 64)[:60], "image/png")}},
+     "/v1/predict", 422, "bad_image", "image"),
+    ("bad base64", _json({"text": "hi", "image_base64": "%%%not-base64"}), "/v1/predict", 422, "bad_image",
+     "image_base64"),
+    ("too many pixels", _json({"text": "hi", "image_base64": base64.b64encode(png(400, 300)).decode()}),
+     "/v1/predict", 413, "image_too_large", "image_base64"),
+    ("oversized body", {"data": {"text": "hi"}, "files": {"image": ("big.png", b"\0" * 300_000, "image/png")}},
+     "/v1/predict", 413, "body_too_large", None),
+    ("unknown model", _json({"text": "hi", "model": "nope"}), "/v1/predict", 404, "unknown_model", "model"),
+    ("bad JSON", {"content": b"{not json", "headers": {"content-type": "application/json"}}, "/v1/predict", 400,
+     "bad_json", None),
+    ("wrong media type", {"content": b"text=hi", "headers": {"content-type": "text/plain"}}, "/v1/predict", 415,
+     "unsupported_media_type", None),
+    ("unknown field", _json({"text": "hi", "colour": "red"}), "/v1/predict", 422, "invalid_request", "colour"),
+    ("batch too large", _json({"items": [{"text": "a"}] * 5}), "/v1/predict/batch", 422, "batch_too_large", "items"),
+    ("empty batch", _json({"items": []}), "/v1/predict/batch", 422, "batch_empty", "items"),
+    ("batch item without text", _json({"items": [{"text": "a b"}, {}]}), "/v1/predict/batch", 422,
+     "text_missing", "items.1.text"),
+    ("batch item blank", _json({"items": [{"text": "a b"}, {"text": ""}]}), "/v1/predict/batch", 422,
+     "text_missing", "items[1].text"),
+    ("batch unknown model", _json({"items": [{"text": "a"}], "model": "x"}), "/v1/predict/batch", 404,
+     "unknown_model", "model"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,path,status,code,field", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_error_codes(client, name, kwargs, path, status, code, field):
+    r = client.post(path, **kwargs)
+    assert r.status_code == status, r.text
+    error = ErrorResponse.model_validate(r.json()).error
+    assert error.code == code and error.field == field
+    assert len(error.message) > 5
+
+
+def test_chunked_body_over_the_limit_is_refused_while_reading(client):
+    def chunks():
+        for _ in range(30):
+            yield b"x" * 10_000  # 300 kB, no Content-Length
+
+    r = client.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    assert client.post("/v1/predict", json={"text": TEXTS[0]}).status_code == 200  # still serving
+
+
+def test_page_and_docs_need_no_internet(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="post-form"' in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        r = client.get(asset)
+        assert r.status_code == 200 and "http://" not in r.text and "https://" not in r.text
+    assert "http://" not in page.text and "https://" not in page.text
+    docs = client.get("/docs").text
+    assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    examples = client.get("/v1/examples").json()["examples"]
+    assert len(examples) >= 3
+    image = client.get(examples[0]["image_url"])
+    assert image.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(image.content)).size[0] > 100
+
+
+# -- fakes through the ServePredictor protocol -------------------------------------------------
+class _Slow:
+    task = "jmasa"
+    info = {"task": "jmasa"}
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def predict_batch(self, items):
+        time.sleep(self.seconds)
+        from mabsa.engine.predictor import Prediction
+
+        return [Prediction(i.text, tuple(tokenize(i.text)), ()) for i in items]
+
+
+class _Refuses(_Slow):
+    def predict_batch(self, items):
+        from mabsa.engine.processor import InputError
+
+        ok = super().predict_batch(items)
+        return [InputError("this model refuses posts with 'bad'") if "bad" in i.text else r
+                for i, r in zip(items, ok)]
+
+
+def test_timeout_and_per_item_model_errors():
+    limits = Limits(request_timeout_s=0.3)
+    app = create_app(ServeConfig(limits=limits, evidence=None, warm_up=False),
+                     predictors={"slow": _Slow(1.0), "picky": _Refuses(0.0)})
+    with TestClient(app) as c:
+        wait_ready(c)
+        r = c.post("/v1/predict", json={"text": "takes too long"})
+        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        time.sleep(1.0)  # models share one worker thread: let the slow call finish
+        r = c.post("/v1/predict", json={"text": "a bad post", "model": "picky"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_input"
+        assert "refuses" in r.json()["error"]["message"]
+        r = c.post("/v1/predict/batch", json={"model": "picky", "items": [{"text": "fine"}, {"text": "bad one"}]})
+        assert r.status_code == 422 and r.json()["error"]["field"] == "items[1]"
+        assert c.post("/v1/predict", json={"text": "fine", "model": "picky"}).status_code == 200
+
+
+def test_a_checkpoint_that_fails_to_load_keeps_readyz_at_503(checkpoint, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    app = create_app(ServeConfig(checkpoints={"broken": str(broken)}, evidence=None))
+    with TestClient(app) as c:
+        deadline = time.monotonic() + 30
+        while "loading failed" not in c.get("/readyz").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        r = c.post("/v1/predict", json={"text": "hi"})
+        assert r.status_code == 503 and "loading failed" in r.json()["error"]["message"]
+        assert c.get("/healthz").status_code == 200
+
+
+def test_unknown_checkpoint_fails_before_serving(tmp_path, monkeypatch, capsys):
+    from mabsa.serve.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["mabsa serve", "--checkpoint", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit) as exit_:
+        main()  # what `python -m mabsa.serve` runs
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"error: checkpoint not found: {tmp_path / 'nope'}\n"
+
+
+# -- micro-batching ---------------------------------------------------------------------------
+def test_micro_batcher_groups_concurrent_requests_and_isolates_errors():
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def fn(items):
+        gate.wait(5)  # the first call blocks until the rest have queued
+        calls.append(list(items))
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+    async def scenario():
+        batcher = MicroBatcher(fn, ThreadPoolExecutor(1), max_batch=4, max_wait_s=0.001, max_queue=6)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(0))
+        await asyncio.sleep(0.05)  # the first batch [0] is running and blocked
+        rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 7)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(ApiError) as overloaded:
+            await batcher.submit(99)  # queue holds 6 = max_queue
+        gate.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        await batcher.stop()
+        return overloaded.value, results, batcher.batch_sizes
+
+    overloaded, results, sizes = asyncio.run(scenario())
+    assert overloaded.status == 503 and overloaded.code == "overloaded"
+    assert calls == [[0], [1, 2, 3, 4], [5, 6]]
+    assert dict(sizes) == {1: 1, 4: 1, 2: 1}
+    for i, r in enumerate(results):
+        if i % 2:
+            assert isinstance(r, ValueError) and str(r) == f"odd {i}"
+        else:
+            assert r == i * 10
