@@ -110,8 +110,10 @@ def evaluate_command(checkpoint, dataset, split, batch_size, output):
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write predicted posts (format from the extension).")
 @click.option("--batch-size", default=64, show_default=True)
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: --input through Ray Data, one model per actor (docs/serve.md).")
 def predict_command(checkpoint, texts, image, caption, aspects, input_path, output_path,
-                    batch_size):
+                    batch_size, engine):
     """Predict aspects (and polarities) for --text or an --input file."""
     from mabsa.api import load
     from mabsa.data import iter_posts, write_posts
@@ -120,6 +122,14 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
         raise MabsaError("give either --text (one or more) or --input FILE")
     if input_path and not output_path:
         raise MabsaError("--input needs --output FILE")
+    if engine == "ray":
+        from mabsa.engine.ray_predict import predict_file_ray
+
+        if not input_path:
+            raise MabsaError("--engine ray needs --input FILE --output FILE")
+        n = predict_file_ray(checkpoint, input_path, output_path, batch_size=batch_size)
+        click.echo(f"wrote {n} posts to {output_path}", err=True)
+        return
     predictor = load(checkpoint, batch_size=batch_size)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
