@@ -108,19 +108,31 @@ def build_region_interpreter(spec: str = "labels") -> RegionInterpreter:
 class RationaleGenerator:
     """Image description + sentiment rationale for one given aspect (as the ArkMSA/LRSA texts)."""
 
-    def __init__(self, backend: ChatBackend, max_tokens: int = 80):
+    def __init__(self, backend: ChatBackend, max_tokens: int = 80, describe_prompt: str | None = None,
+                 rationale_prompt: str | None = None):
+        """``describe_prompt`` / ``rationale_prompt`` replace the built-in templates (fields
+        ``{aspect}``; ``{text}``, ``{description}``, ``{aspect}``); the id, and so every cache
+        key, changes with them."""
         self.backend, self.max_tokens = backend, max_tokens
+        self.describe_prompt = describe_prompt or RATIONALE_DESCRIBE_PROMPT
+        self.rationale_prompt = rationale_prompt or RATIONALE_PROMPT
         self.id = f"rationale({backend.id},max_tokens={max_tokens})"
+        if describe_prompt or rationale_prompt:
+            from mabsa.perception.cache import cache_key
 
-    def rationale(self, text: str, aspect: str, image: Image.Image | None = None,
+            self.id = self.id[:-1] + f",prompts={cache_key(self.describe_prompt, self.rationale_prompt)[:12]})"
+
+    def rationale(self, text: str, aspect: str | None, image: Image.Image | None = None,
                   image_text: str | None = None) -> Rationale:
-        """``image_text`` (caption + face text) stands for the image for text-only backends."""
+        """``image_text`` (caption + face text) stands for the image for text-only backends.
+        ``aspect`` may be None for per-post prompts that do not name one."""
+        aspect = aspect or ""
         if image is not None and self.backend.supports_images:
             description = self.backend.chat(
-                [user_message(RATIONALE_DESCRIBE_PROMPT.format(aspect=aspect), [image])], max_tokens=self.max_tokens)
+                [user_message(self.describe_prompt.format(aspect=aspect), [image])], max_tokens=self.max_tokens)
         else:
             description = image_text or "unknown"
         reason = self.backend.chat(
-            [user_message(RATIONALE_PROMPT.format(text=text, description=description, aspect=aspect))],
+            [user_message(self.rationale_prompt.format(text=text, description=description, aspect=aspect))],
             max_tokens=self.max_tokens)
         return Rationale(description=description, reason=reason, source=self.backend.id)
