@@ -1,0 +1,210 @@
+"""LRSA on tiny random-init encoders: with and without rationale (both injections), exact
+rationale dropout, the leakage rule, the frozen-encoder cache, save/load, two-stage JMASA, and
+what a prediction says about the rationale it read."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mabsa.data import load_dataset
+from mabsa.data.records import Aspect, Rationale
+from mabsa.engine import checkpoint as ckpt
+from mabsa.engine.inference import predict_posts
+from mabsa.engine.processor import LeakageError
+from mabsa.models import get_model_class
+from mabsa.models.lrsa import (LRSAClassifier, LRSAProcessor, LRSATagger, RationaleNotice, predict_two_stage,
+                               shipped_rationale_lookup)
+
+TINY = {
+    "encoder": "minilm", "random_init": True,
+    "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                          "intermediate_size": 37, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+    "heads": 4, "dropout": 0.0, "visual_max_length": 24, "rationale_max_length": 24, "max_length": 72,
+}
+
+
+@pytest.fixture(scope="module")
+def posts():
+    return load_dataset("twitter2015", "train")[:6]
+
+
+def tiny(task="masc", **args):
+    torch.manual_seed(0)
+    return get_model_class("lrsa").create({**TINY, **args}, task)
+
+
+def batch_of(m, posts):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RationaleNotice)
+        return m.processor.collate(m.processor.encode(posts))
+
+
+def without_rationales(posts):
+    return [p.with_aspects([replace(a, rationale=None) for a in p.aspects]) for p in posts]
+
+
+def train_steps(m, batch, steps=6):
+    opt = torch.optim.AdamW(m.parameter_groups(1e-3, 1e-2, 0.0))
+    losses = []
+    for _ in range(steps):
+        loss = m(batch)["loss"]
+        losses.append(float(loss.detach()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return losses
+
+
+@pytest.mark.parametrize("injection", ["segment", "encoder"])
+@pytest.mark.parametrize("dual", [True, False])
+def test_masc_with_and_without_rationale(posts, injection, dual):
+    m = tiny(injection=injection, dual=dual)
+    assert isinstance(m, LRSAClassifier) and m.name == "lrsa"
+    b = batch_of(m, posts)
+    assert b["rationale_present"].all()  # every aspect of these posts has a shipped rationale
+    if injection == "segment":
+        assert b["input_ids"].shape[1] > b["plain_attention_mask"].sum(1).max()  # the rationale is in
+    else:
+        assert b["rationale_input_ids"].shape[0] == len(b["features"])
+    losses = train_steps(m, b)
+    assert losses[-1] < losses[0]
+    m.eval()
+    with_r = m.logits(b)
+    plain = batch_of(m, without_rationales(posts))
+    assert not plain["rationale_present"].any()
+    without_r = m.logits(plain)
+    assert with_r.shape == without_r.shape == (len(b["features"]), 3)
+    assert not torch.allclose(with_r, without_r)  # the rationale is read ...
+    assert all(a[0].polarity is not None for a in m.decode(plain))  # ... and not needed
+
+
+@pytest.mark.parametrize("injection", ["segment", "encoder"])
+def test_withheld_rationale_is_exactly_no_rationale(posts, injection):
+    """Rationale dropout shows the model exactly the input it gets when no LLM is reachable."""
+    m = tiny(injection=injection)
+    b = batch_of(m, posts)
+    m.eval()
+    reference = m.logits(batch_of(m, without_rationales(posts)))
+    m.train()
+    m.rationale_dropout = 1.0
+    assert torch.allclose(m.logits(b), reference, atol=1e-5)
+    m.rationale_dropout = 0.0
+    assert not torch.allclose(m.logits(b), reference, atol=1e-5)
+
+
+def test_a_missing_rationale_is_handled(posts):
+    m = tiny()
+    some = list(posts)
+    first = some[0]
+    some[0] = first.with_aspects([replace(first.aspects[0], rationale=None)] + list(first.aspects[1:]))
+    b = batch_of(m, some)
+    present = b["rationale_present"].tolist()
+    assert present[0] is False and all(present[1:])
+    assert torch.isfinite(m(b)["loss"])
+
+
+def test_rationale_text_is_cut_to_whole_words_reason_first(posts):
+    m = tiny(rationale_max_length=12)
+    proc = m.processor
+    a = posts[0].aspects[0]
+    text, r = proc.rationale_for(posts[0], a)
+    assert r is a.rationale and text.split()[0] == a.rationale.reason.split()[0]
+    assert len(proc.tokenizer(text, add_special_tokens=False)["input_ids"]) <= 12
+    assert a.rationale.reason.startswith(text.rsplit(" ", 1)[0].split("\n")[0][:10])
+
+
+@pytest.mark.parametrize("task", ["jmasa", "mate"])
+def test_tagger_learns_and_refuses_per_aspect_rationales(posts, task):
+    m = tiny(task)
+    assert isinstance(m, LRSATagger) and m.processor.rationale == "none"
+    b = batch_of(m, posts)
+    losses = train_steps(m, b)
+    assert losses[-1] < losses[0]
+    with pytest.raises(LeakageError):
+        tiny(task, rationale="aspect")
+
+
+def test_per_post_rationales_reach_a_tagger_without_gold_aspects(posts):
+    seen = []
+
+    def per_post(post, aspect):
+        seen.append((post, aspect))
+        return Rationale(description="a crowd at a concert", reason="the post is cheerful")
+
+    m = tiny("jmasa", rationale="post")
+    m.processor.rationale_source = per_post
+    b = batch_of(m, posts)
+    assert b["rationale_present"].all() and len(seen) == len(posts)
+    assert all(aspect is None and post.aspects == () for post, aspect in seen)
+    decoded = m.processor.tokenizer.decode(b["input_ids"][0])
+    assert "cheerful" in decoded and "concert" in decoded
+    assert torch.isfinite(m(b)["loss"])
+
+
+def test_frozen_encoder_is_cached_and_gets_no_gradient(posts):
+    m = tiny(freeze_encoder=True, adapter_layers=1, injection="encoder")
+    calls = []
+    m.text_encoder.register_forward_hook(lambda *a: calls.append(1))
+    b = batch_of(m, posts)
+    first = m(b)
+    first["loss"].backward()
+    n = len(calls)
+    assert n > 0
+    assert all(p.grad is None for p in m.text_encoder.parameters())
+    assert any(p.grad is not None for p in m.adapter.parameters())
+    m.eval()
+    cached = m.logits(b)
+    assert len(calls) == n  # nothing re-encoded
+    m.freeze_encoder = False  # the same function computed directly
+    assert torch.allclose(cached, m.logits(b), atol=1e-5)
+
+
+def test_save_then_load_gives_identical_predictions(tmp_path, posts):
+    m = tiny(injection="encoder", dropout=0.1).eval()
+    m.save_components(tmp_path)
+    ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
+    ckpt.write_json(tmp_path / ckpt.CONFIG_FILE,
+                    {"format": ckpt.FORMAT, "model": "lrsa", "task": "masc", "model_args": m.args})
+    loaded, _ = ckpt.load_model(tmp_path)
+    assert isinstance(loaded, LRSAClassifier) and isinstance(loaded.processor, LRSAProcessor)
+    assert loaded.processor.injection == "encoder" and loaded.processor.rationale_max_length == 24
+    b = batch_of(m, posts)
+    assert torch.equal(m.logits(b), loaded.logits(b))
+
+
+def test_prediction_states_whether_a_rationale_was_used(posts):
+    m = tiny().eval()
+    some = without_rationales(posts[:2]) + list(posts[2:4])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = predict_posts(m, some).posts
+    notes = [str(w.message) for w in caught if issubclass(w.category, RationaleNotice)]
+    n_without = sum(len(p.aspects) for p in some[:2])
+    n_all = sum(len(p.aspects) for p in some)
+    assert notes == [f"LRSA: a rationale was used for {n_all - n_without} of {n_all} aspect(s) (source: aspect, "
+                     "0 generated by an LLM); no rationale given and no rationale backend configured"]
+    assert all(a.rationale is None for p in out[:2] for a in p.aspects)
+    assert all(a.rationale is not None for p in out[2:] for a in p.aspects)
+
+
+def test_two_stage_jmasa_keeps_the_terms_and_counts_rationales(posts):
+    terms = tiny("mate").eval()
+    polarity = tiny().eval()
+    gold = list(posts)
+    lookup = shipped_rationale_lookup(gold)
+    found = predict_posts(terms, [p.extraction_input() for p in gold]).posts
+    pred, counts = predict_two_stage(terms, polarity, gold, lookup)
+    assert [[a.span for a in p.aspects] for p in pred] == [[a.span for a in p.aspects] for p in found]
+    assert all(a.polarity is not None and a.rationale is None for p in pred for a in p.aspects)
+    gold_spans = {(p.id, a.span) for p in gold for a in p.aspects}
+    matching = sum((p.id, a.span) in gold_spans for p in found for a in p.aspects)
+    assert counts == {"terms": sum(len(p.aspects) for p in found), "terms_with_rationale": matching}
+    # the lookup answers only for an exact gold span of the same post
+    a = gold[0].aspects[0]
+    assert lookup(gold[0], Aspect(a.start, a.end, a.term)) is a.rationale
+    assert lookup(gold[0], Aspect(a.start, a.end + 1, "x")) is None
+    assert lookup(gold[1], Aspect(a.start, a.end, a.term)) is None or gold[1].id == gold[0].id
