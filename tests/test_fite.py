@@ -322,3 +322,15 @@ def test_clip_similarity_backend_matches_clips_own_logits(tmp_path):
     text, choice = FaceTextBuilder(f"hf:{tmp_path / 'clip'}").build([KATE, CHILD], "Eileen", str(photo))
     assert choice.rule == RULE_SIMILARITY and choice.index == max(range(2), key=choice.scores.__getitem__)
     assert text.startswith("There are 2 people in the image. Eileen with a ")
+
+
+def test_truncation_is_reported_only_when_words_are_cut():
+    m = tiny(max_length=24)
+    short = Post(id="s", tokens=("we", "love", "Kate"), caption="a woman",
+                 aspects=(Aspect(2, 3, "Kate", Polarity.POS),))
+    long = Post(id="l", tokens=tuple(f"w{i}" for i in range(30)) + ("Kate",),
+                aspects=(Aspect(30, 31, "Kate", Polarity.POS), Aspect(0, 1, "w0", Polarity.NEU)))
+    f_short, f_end, f_start = m.processor.encode([short, long])
+    assert not f_short.truncated  # aspect closes the post: its empty right marker is no cut
+    assert f_end.truncated and f_start.truncated
+    assert all(len(ids) <= 24 for f in (f_end, f_start) for ids, _ in f.branch_inputs.values())

@@ -63,6 +63,11 @@ class GatedFusion(nn.Module):
 class FiteFeature(Feature):
     branch_inputs: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
     face_text: str | None = None  # the face description the face branch read
+    cut: bool = False  # words of the post did not fit
+
+    @property
+    def truncated(self) -> bool:
+        return self.cut
 
 
 class _BranchProcessor(Processor):
@@ -139,8 +144,11 @@ class FiteProcessor(Processor):
             first = group[0]
             post = posts[first.post_index]
             aspect = post.aspects[first.aspect_index]
+            # The (empty) aspect markers take no subword: a right marker closing the post is
+            # never "kept", which is no truncation.
+            closing = 1 if aspect.end == len(post.tokens) else 0
             features.append(FiteFeature(
-                **vars(first),
+                **vars(first), cut=len(first.word_positions) < first.n_words - closing,
                 branch_inputs={b: (f.input_ids, f.token_type_ids) for b, f in zip(self.branches, group)},
                 face_text=face_for(post, aspect) if "face" in self.branches else None,
             ))

@@ -50,8 +50,12 @@ class PipelineProcessor:
         return self.terms.max_length
 
     @property
-    def image_text(self) -> tuple[str, ...]:  # what a predictor must perceive for either stage
+    def image_text(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.terms.image_text + self.polarity.image_text))
+
+    @property
+    def reads_image_texts(self) -> bool:  # a predictor perceives a raw image for either stage
+        return self.terms.reads_image_texts or self.polarity.reads_image_texts
 
     @property
     def labels(self) -> tuple[str, ...]:
