@@ -134,3 +134,22 @@ def test_example_button_and_error_message(server, browser):
     page.wait_for_selector("#error:not([hidden])")
     assert "bad_image" in page.inner_text("#error")
     page.close()
+
+
+def test_dropping_an_image_on_the_page_selects_it(server, browser):
+    page = browser.new_page()
+    page.goto(server + "/")
+    jpeg = list(example_jpeg("coffee"))
+    page.evaluate("""bytes => {
+        const file = new File([new Uint8Array(bytes)], "dropped.jpg", {type: "image/jpeg"});
+        const data = new DataTransfer();
+        data.items.add(file);
+        document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+    }""", jpeg)
+    page.wait_for_selector("#preview:not([hidden])")
+    page.wait_for_function("document.getElementById('preview').complete && "
+                           "document.getElementById('preview').naturalWidth === 600")
+    assert page.is_visible("#clear-image")
+    page.click("#clear-image")
+    assert page.is_hidden("#preview")
+    page.close()
