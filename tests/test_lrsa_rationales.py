@@ -139,3 +139,37 @@ def test_masc_prediction_generates_a_missing_rationale_through_the_endpoint(tmp_
     assert len(notes) == 1 and notes[0].startswith(f"LRSA: a rationale was used for 0 of {n} aspect(s)")
     assert "no LLM reachable" in notes[0]
     assert all(a.polarity is not None and a.rationale is None for p in out for a in p.aspects)
+
+
+def save(model, directory, name):
+    from mabsa.engine import checkpoint as ckpt
+
+    model.save_components(directory)
+    ckpt.save_weights(model, directory / ckpt.WEIGHTS_FILE)
+    ckpt.write_json(directory / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": name, "task": model.task,
+                                                   "model_args": model.args})
+
+
+def test_deployed_two_stage_pipeline_generates_a_rationale_per_extracted_term(tmp_path, monkeypatch):
+    """mate checkpoint + lrsa masc checkpoint composed as a fite-pipeline: every extracted term
+    gets a rationale from the endpoint, and the answer reports it."""
+    import mabsa
+    from mabsa.models.fite_pipeline import compose_pipeline
+
+    torch.manual_seed(0)
+    terms = get_model_class("text-crf").create({k: TINY[k] for k in ("encoder", "random_init", "encoder_overrides")},
+                                               "mate").eval()
+    torch.nn.init.constant_(terms.emissions.bias, 0.0)
+    with torch.no_grad():
+        terms.emissions.bias[terms.processor.labels.index("B")] = 5.0  # every word a one-word term
+    save(terms, tmp_path / "terms", "text-crf")
+    masc = get_model_class("lrsa").create({**TINY, "rationale_cache": str(tmp_path / "cache")}, "masc").eval()
+    save(masc, tmp_path / "masc", "lrsa")
+    compose_pipeline(tmp_path / "terms", tmp_path / "masc", tmp_path / "pipeline")
+    with fake_chat_server(rationale_reply) as server:
+        monkeypatch.setenv(BACKEND_ENV, f"openai:{server.url}#tiny")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RationaleNotice)
+            result = mabsa.load(tmp_path / "pipeline").predict("Chuck Bass is everything")
+        assert len(result.aspects) == 4 and len(server.requests) == 4
+    assert all(a.polarity is not None and "Sentiment: positive" in a.rationale.reason for a in result.aspects)
