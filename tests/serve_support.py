@@ -19,21 +19,19 @@ TINY_SETS = [
     "train.epochs=1", "train.patience=0",
 ]
 
-_checkpoint: Path | None = None
+_checkpoints: dict[tuple[str, str], Path] = {}
 
 
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A text-crf jmasa checkpoint trained for one epoch on 24 posts (random-init tiny encoder),
-    made once per test session through the engine's own trainer."""
-    global _checkpoint
-    if _checkpoint is None:
+def tiny_checkpoint(tmp_path_factory, model: str = "text-crf", task: str = "jmasa") -> Path:
+    """A checkpoint trained for one epoch on 24 posts (random-init tiny encoder), made once per
+    test session through the engine's own trainer."""
+    if (model, task) not in _checkpoints:
         from mabsa.engine import trainer
 
-        out = tmp_path_factory.mktemp("serve-ckpt") / "tiny"
-        trainer.train(load_run_config("text-crf", sets=TINY_SETS), "twitter2015", "jmasa", out,
-                      progress=False)
-        _checkpoint = out
-    return _checkpoint
+        out = tmp_path_factory.mktemp("serve-ckpt") / f"tiny-{model}-{task}"
+        trainer.train(load_run_config(model, sets=TINY_SETS), "twitter2015", task, out, progress=False)
+        _checkpoints[model, task] = out
+    return _checkpoints[model, task]
 
 
 @contextmanager

@@ -227,6 +227,26 @@ def test_timeout_and_per_item_model_errors():
         assert c.post("/v1/predict", json={"text": "fine", "model": "picky"}).status_code == 200
 
 
+def test_masc_model_classifies_the_aspects_it_is_given(checkpoint, tmp_path_factory):
+    masc = tiny_checkpoint(tmp_path_factory, "text-cls", "masc")
+    app = create_app(ServeConfig(checkpoints={"jmasa": str(checkpoint), "masc": str(masc)}, evidence=None))
+    text = "Chuck Bass is everything # MCM"
+    with TestClient(app) as c:
+        wait_ready(c)
+        info = {m["name"]: m for m in c.get("/v1/models").json()["models"]}
+        assert info["masc"]["needs_aspects"] and not info["jmasa"]["needs_aspects"]
+        r = c.post("/v1/predict", json={"text": text, "model": "masc"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_input"
+        assert "give the aspect" in r.json()["error"]["message"]
+        r = c.post("/v1/predict", data={"text": text, "model": "masc", "aspects": ["Chuck Bass", "# MCM"]})
+        assert r.status_code == 200, r.text
+        want = load(masc).predict(text, aspects=["Chuck Bass", "# MCM"])
+        same_aspects(r.json(), want)
+        assert [a["term"] for a in r.json()["aspects"]] == ["Chuck Bass", "# MCM"]
+        r = c.post("/v1/predict", json={"text": text, "model": "masc", "aspects": ["Serena"]})
+        assert r.status_code == 422 and "does not occur" in r.json()["error"]["message"]
+
+
 def test_a_checkpoint_that_fails_to_load_keeps_readyz_at_503(checkpoint, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(checkpoint, broken)

@@ -272,7 +272,7 @@ _ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in
     400: "Malformed JSON or multipart body (bad_json, bad_request).",
     404: "Unknown model name (unknown_model).",
     413: "Body or image too large (body_too_large, image_too_large).",
-    415: "Body is neither JSON nor multipart/form-data (unsupported_media_type).",
+    415: "Body is neither JSON nor a form (unsupported_media_type).",
     422: "text_missing, text_too_long, bad_image, batch_too_large, bad_input, invalid_request.",
     503: "Models still loading or the queue is full (not_ready, overloaded).",
     504: "The request took longer than the request timeout (timeout).",
@@ -328,7 +328,7 @@ def create_app(config: ServeConfig | None = None,
     async def predict(request: Request):
         ctype = request.headers.get("content-type", "").lower()
         image_data, image_name = None, "upload"
-        if ctype.startswith("multipart/form-data"):
+        if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             async with request.form(max_files=1, max_fields=64) as form:  # closes spooled files
                 upload = form.get("image")
                 if upload is not None and not isinstance(upload, str):
@@ -351,7 +351,7 @@ def create_app(config: ServeConfig | None = None,
                 image_data = decode_base64(req.image_base64, where_image)
         else:
             raise ApiError(415, "unsupported_media_type",
-                           "send application/json or multipart/form-data (got "
+                           "send application/json or a form (multipart/form-data) (got "
                            f"{ctype.split(';')[0] or 'no content type'})")
         slot = service.slot(req.model)
         text = service.check_text(req.text, "text")

@@ -159,6 +159,9 @@ async function analyse(event) {
   form.append("text", text);
   if (chosenImage) form.append("image", chosenImage, chosenImage.name || "image");
   form.append("evidence", $("evidence").checked ? "true" : "false");
+  if (!$("aspects-field").hidden) { // masc models classify the aspects they are given
+    $("aspects").value.split(",").map((a) => a.trim()).filter(Boolean).forEach((a) => form.append("aspects", a));
+  }
   $("analyse").disabled = true;
   $("status").textContent = "Analysing…";
   try {
@@ -204,6 +207,7 @@ async function loadModelInfo() {
     const m = info.models.find((x) => x.name === info.default) || {};
     $("model-info").textContent = `model: ${info.default}${m.model ? ` (${m.model}, ${m.task})` : ""}`;
     if (info.limits) $("post-text").maxLength = info.limits.max_text_chars;
+    $("aspects-field").hidden = !m.needs_aspects;
   } catch (e) { /* the page still works */ }
 }
 
