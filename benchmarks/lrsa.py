@@ -18,7 +18,12 @@ JMASA is two-stage: a term stage (``lrsa`` on task mate, dual attention, *no rat
 same preset plus one adapter layer) fixes the terms; each MASC row's model gives their
 polarities. Rationales: ``lookup`` = the shipped rationale of an extracted term that exactly
 matches a gold span (counted), ``no-llm`` = none at all. Rows of the same seed share the term
-model, so row differences are polarity differences.
+model, so row differences are polarity differences. Last, per seed, two single-stage JMASA
+taggers (``lrsa`` jmasa + CRF, no rationale): ``jmasa-text`` and ``jmasa-dual`` (dual
+cross-attention fused into the tagger).
+
+Order: seed-major; within a seed all MASC rows first, then the two-stage JMASA, then the
+taggers; ``report`` runs after each block, so partial results are labelled by seed count.
 
 Tweet images are not available: the visual stream is the shipped caption + a description of
 the shipped face attributes (per-image texts), through the same text encoder.
@@ -52,6 +57,11 @@ MASC_ROWS = {
 }
 NO_LLM_ROWS = ("full", "full-encoder", "rationale")
 TERM_SETS = ['model_args.rationale="none"', "model_args.dual=true", "model_args.adapter_layers=1"]
+# single-stage JMASA taggers (no rationale may enter a tagger): text only vs dual cross-attention
+TAGGER_ROWS = {
+    "jmasa-text": ['model_args.rationale="none"', "model_args.dual=false", "model_args.adapter_layers=1"],
+    "jmasa-dual": ['model_args.rationale="none"', "model_args.dual=true", "model_args.adapter_layers=1"],
+}
 
 
 def log(*args) -> None:
@@ -132,16 +142,22 @@ def run(datasets: list[str], seeds: list[int], threads: int) -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(threads)
-    for seed in seeds:
+    for seed in seeds:  # seed-major, MASC first: partial results cover every row early
         for ds in datasets:
             for kind, sets in MASC_ROWS.items():
                 train_one(ds, "masc", kind, sets, seed)
                 if kind in NO_LLM_ROWS:
                     extra(ds, kind, seed, "test_no_llm", lambda: masc_no_llm(ds, kind, seed))
+            report()  # partial results as they come (docs/results.md section + results/*.json)
+        for ds in datasets:
             train_one(ds, "mate", "mate", TERM_SETS, seed)
             for kind in MASC_ROWS:
                 extra(ds, kind, seed, "jmasa_two_stage", lambda: jmasa_two_stage(ds, kind, seed))
-            report()  # partial results as they come (docs/results.md section + results/*.json)
+            report()
+        for ds in datasets:
+            for kind, sets in TAGGER_ROWS.items():
+                train_one(ds, "jmasa", kind, sets, seed)
+            report()
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -155,7 +171,7 @@ def pm(values: list[float]) -> str:
 
 def collect(ds: str) -> dict:
     rows: dict = {}
-    for kind in list(MASC_ROWS) + ["mate"]:
+    for kind in list(MASC_ROWS) + ["mate", *TAGGER_ROWS]:
         runs = []
         for seed_dir in sorted((WORK / f"{ds}-{kind}").glob("seed*")):
             m = seed_dir / "metrics.json"
@@ -168,10 +184,11 @@ def collect(ds: str) -> dict:
                     r[name] = json.loads((seed_dir / f"{name}.json").read_text())
             runs.append(r)
         if runs:
-            sets = TERM_SETS if kind == "mate" else MASC_ROWS[kind]
+            sets = {"mate": TERM_SETS, **TAGGER_ROWS, **MASC_ROWS}[kind]
+            task = "mate" if kind == "mate" else "jmasa" if kind in TAGGER_ROWS else "masc"
             rows[kind] = {"sets": sets, "runs": runs,
                           "command": f"mabsa train --model lrsa --config src/mabsa/configs/lrsa-cpu.json --dataset "
-                                     f"{DATASETS[ds]} --task {'mate' if kind == 'mate' else 'masc'} "
+                                     f"{DATASETS[ds]} --task {task} "
                                      + " ".join(f"--set '{s}'" for s in sets)
                                      + f" --seeds {' '.join(str(r['seed']) for r in runs)}"}
     return rows
@@ -258,6 +275,11 @@ def report() -> None:
             mr = rows["mate"]["runs"]
             lines += ["", f"Term stage (`lrsa`, task mate, dual attention, no rationale, 1 adapter layer): "
                           f"MATE F1 {pm([r['test']['mate']['f1'] for r in mr])}."]
+        taggers = [k for k in TAGGER_ROWS if k in rows]
+        if taggers:
+            lines += ["", "Single-stage JMASA taggers (`lrsa` jmasa, CRF head, 1 adapter layer, no rationale): "
+                      + "; ".join(f"{k}: F1 {pm([r['test']['jmasa']['f1'] for r in rows[k]['runs']])}, MATE F1 "
+                                  f"{pm([r['test']['mate']['f1'] for r in rows[k]['runs']])}" for k in taggers) + "."]
         acc = lambda r: r["test"]["masc"]["accuracy"]  # noqa: E731
         jf1 = lambda r: r["jmasa_two_stage"]["lookup"]["jmasa"]["f1"]  # noqa: E731
         lines += ["", "Gains (same seed paired, percentage points): full over *none* (the text-only model of "
