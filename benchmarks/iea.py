@@ -92,6 +92,16 @@ def run(args) -> None:
     if args.ablation not in ("no_aligner", "text_only"):
         sets.append(f"model_args.aligner={ALIGNER_DIR}")
     config = load_run_config("iea", sets=sets)
+    import logging
+
+    class Count(logging.Handler):
+        n = 0
+
+        def emit(self, record):
+            if "unparseable" in record.getMessage():
+                Count.n += 1
+
+    logging.getLogger("mabsa.iea").addHandler(Count())
     t0 = time.perf_counter()
     metrics = train(config, args.dataset, args.task, RUNS / name, resume=True, progress=False)
     wall = time.perf_counter() - t0
@@ -105,6 +115,7 @@ def run(args) -> None:
         "generation_posts_per_second": n_dev / hist["eval_seconds"] if hist.get("eval_seconds") else None,
         "generation_note": "dev evaluation: instruction building + alignment + greedy batched "
                            "generation + parsing, per post, 1 torch thread",
+        "unparseable_generations_dev_and_test": Count.n,
         "wall_seconds": wall, "paper": PAPER.get(args.dataset)})
 
 

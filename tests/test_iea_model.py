@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from iea_support import tiny_llama_dir, tiny_qwen2_vl
 from mabsa.data import load_dataset
+from mabsa.data.records import Post
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine import trainer
 from mabsa.engine.config import load_run_config
@@ -165,3 +166,68 @@ def test_tiny_qwen2_vl_lora_step_generate_and_adapter_round_trip(tmp_path):
                           if ".lora_" not in k})
     reloaded = VisionLanguageGenerator(PeftModel.from_pretrained(base, tmp_path / "adapter"), processor)
     assert reloaded.generate(batch, 4)[0] == texts
+
+
+@pytest.fixture(scope="module")
+def tiny_aligner(tmp_path_factory):
+    """A random-init text-crf aligner trained 1 epoch on a small FGCA by the engine."""
+    from mabsa.iea.fgca import make_fgca, write_fgca
+
+    root = tmp_path_factory.mktemp("fgca")
+    write_fgca(make_fgca(sizes={"train": 24, "dev": 12, "test": 12}, seed=2), root / "data")
+    from click.testing import CliRunner
+
+    from mabsa.iea.cli import iea
+
+    out = CliRunner().invoke(iea, [
+        "train-aligner", "--fgca", str(root / "data"), "--output", str(root / "aligner"),
+        "--set", "model_args.random_init=true",
+        "--set", 'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
+                 '"num_attention_heads": 2, "intermediate_size": 37}',
+        "--set", "train.epochs=1", "--set", "train.batch_size=8"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output[out.output.index("{"):])["test"]["n"] == 12
+    return root
+
+
+def test_aligner_picks_the_best_span_and_memoises(tiny_aligner):
+    from mabsa.engine.inference import predict_posts
+    from mabsa.iea.aligner import Aligner, evaluate_aligner
+    from mabsa.iea.fgca import aligner_query, read_fgca
+
+    al = Aligner.from_checkpoint(tiny_aligner / "aligner")
+    samples = read_fgca(tiny_aligner / "data", "test")
+    spans = al.align([(s.tokens, s.interpretation) for s in samples])
+    posts = [Post(id=str(i), tokens=s.tokens, caption=aligner_query(s.interpretation))
+             for i, s in enumerate(samples)]
+    for pred, span in zip(predict_posts(al.model, posts).posts, spans):
+        best = max(pred.aspects, key=lambda a: a.score, default=None)
+        assert span == (best.span if best else None)
+    n = len(al._memo)
+    assert al.align([(samples[0].tokens, samples[0].interpretation)]) == spans[:1] and len(al._memo) == n
+    acc = evaluate_aligner(al, samples)
+    assert acc["n"] == 12 and 0 <= acc["span_accuracy"] <= 1
+
+
+def test_nmi_run_copies_the_aligner_into_the_checkpoint(llama_dir, tiny_aligner, tmp_path):
+    config = load_run_config("iea", sets=tiny_sets(
+        llama_dir, f"model_args.aligner={tiny_aligner / 'aligner'}", "train.max_train_posts=8"))
+    trainer.train(config, "twitter2015", "jmasa", tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "aligner" / "model.safetensors").is_file()
+    model, _ = ckpt.load_model(tmp_path / "run")
+    assert model.processor.aligner is not None and model.processor.ablation == "nmi"
+
+
+def test_explain_cli_prints_the_instruction(tiny_aligner):
+    from click.testing import CliRunner
+
+    from mabsa.iea.cli import iea
+
+    post = next(p for p in load_dataset("twitter2015", "test") if p.faces)
+    out = CliRunner().invoke(iea, ["explain", "--dataset", "twitter2015", "--post", post.id,
+                                   "--aligner", str(tiny_aligner / "aligner")])
+    assert out.exit_code == 0, out.output
+    assert "Post: " in out.output and "<region 1:" in out.output and "region 1 box=" in out.output
+    text = CliRunner().invoke(iea, ["explain", "--text", "Chuck Bass is everything",
+                                    "--caption", "a man in a suit"])
+    assert "Image: a man in a suit" in text.output and "Post: Chuck Bass is everything" in text.output

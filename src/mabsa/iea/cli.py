@@ -51,6 +51,29 @@ def make_fgca_command(output, classes, sizes, seed, llm):
     click.echo(json.dumps({"output": output, **{k: stats(v) for k, v in data.items()}}, indent=2))
 
 
+@iea.command("train-aligner")
+@click.option("--fgca", "fgca_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory from `mabsa iea make-fgca`.")
+@click.option("--output", required=True, type=click.Path(file_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override the packaged iea-aligner config, e.g. --set train.epochs=2.")
+def train_aligner_command(fgca_dir, output, sets):
+    """Train the aligner (text-crf, mate scheme) on FGCA with the engine; prints span accuracy."""
+    from importlib import resources
+
+    from mabsa.engine.config import load_run_config
+    from mabsa.engine.trainer import train
+    from mabsa.iea.aligner import Aligner, evaluate_aligner
+    from mabsa.iea.fgca import read_fgca
+
+    config = load_run_config(config_file=str(resources.files("mabsa") / "configs" / "iea-aligner.json"),
+                             sets=sets)
+    metrics = train(config, fgca_dir, "mate", output)
+    al = Aligner.from_checkpoint(output)
+    result = {s: evaluate_aligner(al, read_fgca(fgca_dir, s)) for s in ("dev", "test")}
+    click.echo(json.dumps({"output": output, "best_epoch": metrics["best_epoch"], **result}, indent=2))
+
+
 @iea.command("eval-aligner")
 @click.option("--checkpoint", required=True, type=click.Path(file_okay=False))
 @click.option("--fgca", "fgca_dir", required=True, type=click.Path(file_okay=False))
