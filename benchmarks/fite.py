@@ -5,6 +5,7 @@ pipeline (MATE -> FITE).
     python benchmarks/fite.py run t15-fite t15-fite-nogate --seeds 1 2 3   # resumable
     python benchmarks/fite.py pipeline t15 --seeds 1 2 3                    # after t15-fite
     python benchmarks/fite.py report                                        # docs/results.md
+    python benchmarks/fite.py all                                           # the whole PLAN
 
 Run names are ``DATASET-VARIANT``: ``fite`` (gate, face + caption branches), ``fite-nogate``
 (concatenation), ``fite-nocaption`` (face branch only), ``fite-noface`` (caption branch only),
@@ -77,6 +78,26 @@ def subset_metrics(run_dir: Path, dataset: str) -> dict:
     metrics["n_aspects"] = sum(len(p.aspects) for p in posts)
     ckpt.write_json(cached, metrics)
     return metrics
+
+
+def face_aspects(dataset: str) -> int:
+    from mabsa.data import load_dataset
+
+    return sum(len(p.aspects) for p in face_subset(load_dataset(dataset, "test")))
+
+
+def pooled_masc(parts: list[dict]) -> tuple[float, float]:
+    """Accuracy and macro-F1 of several test sets scored together, from their per-class
+    precision / recall / support."""
+    tp, pred, gold = {}, {}, {}
+    for m in parts:
+        for label, c in m["per_class"].items():
+            hits = c["recall"] * c["support"]
+            tp[label] = tp.get(label, 0.0) + hits
+            pred[label] = pred.get(label, 0.0) + (hits / c["precision"] if c["precision"] else 0.0)
+            gold[label] = gold.get(label, 0.0) + c["support"]
+    f1s = [2 * tp[k] / (pred[k] + gold[k]) if pred[k] + gold[k] else 0.0 for k in tp]
+    return sum(tp.values()) / sum(gold.values()), sum(f1s) / len(f1s)
 
 
 def mean_std(values: list[float]) -> dict:
@@ -156,6 +177,34 @@ def run_pipeline(dataset_key: str, seeds: list[int], fite_variant: str, terms: s
     return record
 
 
+# -- the whole plan, most important first (each step resumes what is done) --------------------
+MAIN_RUNS = ["t15-fite", "t17-fite", "t15-fite-nogate", "t17-fite-nogate"]
+OTHER_RUNS = [f"{d}-{v}" for v in ("fite-nocaption", "fite-noface", "fite-ourfaces") for d in DATASETS]
+PLAN = [("run", MAIN_RUNS, [1]), ("pipeline", list(DATASETS), [1]), ("run", MAIN_RUNS, [1, 2]),
+        ("run", MAIN_RUNS, [1, 2, 3]), ("pipeline", list(DATASETS), [1, 2, 3]),
+        ("run", OTHER_RUNS, [1, 2, 3]), ("run", MAIN_RUNS, [1, 2, 3, 4, 5])]
+
+
+def plan_commands() -> list[str]:
+    return [f"python benchmarks/fite.py {kind} {' '.join(names)} --seeds {' '.join(map(str, seeds))}"
+            if kind == "run" else
+            "; ".join(f"python benchmarks/fite.py pipeline {d} --terms {d}-jmasa-minilm --seeds "
+                      f"{' '.join(map(str, seeds))}" for d in names)
+            for kind, names, seeds in PLAN]
+
+
+def run_plan() -> None:
+    for kind, names, seeds in PLAN:
+        if kind == "run":
+            for name in names:
+                run_one(name, seeds, [])
+        else:
+            for d in names:
+                if (RUNS / f"{d}-jmasa-minilm" / f"seed{seeds[-1]}" / "metrics.json").is_file():
+                    run_pipeline(d, seeds, "fite", f"{d}-jmasa-minilm")
+        replace_section(BEGIN, END, report())
+
+
 # -- report ------------------------------------------------------------------------------------
 PAPER = {  # FITE paper (EMNLP 2022) Tables 4-6: test Acc / Macro-F1, mean of 5 runs
     ("twitter2015", "fite"): "78.49 / 73.90 (BERT-base); FITE-DE-Large 78.76 / 74.79",
@@ -197,9 +246,18 @@ def report() -> str:
             f"{pm(m, 'test.masc.macro_f1')} | {pm(m, 'dev.masc.accuracy')} | "
             f"{pm(m, 'twitter_face.accuracy')} | {pm(m, 'twitter_face.macro_f1')} | "
             f"{PAPER.get((r['dataset'], r['variant']), '-')} |")
-    lines += ["", f"Paper, {PAPER_FACE} (our subsets are per dataset: "
-              + ", ".join(sorted({f"{r['dataset']} {r['twitter_face_n_aspects']} test aspects"
-                                  for r in masc})) + ").", ""]
+    pooled = []
+    for variant in order:
+        pair = [r for r in masc if r["variant"] == variant]
+        seeds = sorted(set.intersection(*(set(r["seeds"]) for r in pair))) if len(pair) == 2 else []
+        if seeds:
+            scores = [pooled_masc([r["twitter_face_test"][str(seed)]["masc"] for r in pair]) for seed in seeds]
+            pooled.append(f"{variant} {pm({'a': mean_std([a for a, _ in scores])}, 'a')} / "
+                          f"{pm({'f': mean_std([f for _, f in scores])}, 'f')} ({len(seeds)} seeds)")
+    lines += ["", "Twitter-face, T15 and T17 test subsets pooled (as the paper reports it; "
+              f"{face_aspects('twitter2015')} + {face_aspects('twitter2017')} aspects, paper: 1092): "
+              + ("; ".join(pooled) or "no variant has finished on both datasets yet")
+              + f". Paper, {PAPER_FACE}.", ""]
     if pipes:
         lines += ["### JMASA pipeline (term extractor -> FITE)", "",
                   "The term extractor reads `Post.extraction_input()` (no per-aspect text); FITE "
@@ -217,6 +275,12 @@ def report() -> str:
                          f"{pm(m, 'test.jmasa.f1')} | {pm(m, 'test.mate.f1')} | "
                          f"{pm(m, 'terms_model.test.jmasa.f1')} |")
         lines.append("")
+    done = {r["name"]: len(r["seeds"]) for r in masc + pipes}
+    lines += ["### Status", "",
+              "The plan, most important first (`python benchmarks/fite.py all` runs it; every step "
+              "resumes finished seeds). Finished so far: "
+              + (", ".join(f"{k} ({v} seed{'s' if v > 1 else ''})" for k, v in done.items()) or "nothing")
+              + ".", ""] + [f"{i}. `{c}`" for i, c in enumerate(plan_commands(), 1)] + [""]
     lines += ["### Commands", ""]
     for r in masc + pipes:
         lines.append(f"- `{r['name']}`: `{r['benchmark_command']}`")
@@ -245,12 +309,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--terms", default=None, help="runs/bench run with seed*/ mate or jmasa checkpoints")
     sub.add_parser("report")
+    sub.add_parser("all", help="the whole PLAN, then the report")
     args = ap.parse_args()
     if args.cmd == "list":
         print("\n".join(f"{d}-{v}" for d in DATASETS for v in VARIANTS))
     elif args.cmd == "report":
         replace_section(BEGIN, END, report())
         print("wrote docs/results.md")
+    elif args.cmd == "all":
+        run_plan()
     elif args.cmd == "pipeline":
         res = run_pipeline(args.dataset, args.seeds, args.fite, args.terms)
         print(json.dumps(res["metrics"], indent=1))
