@@ -91,6 +91,7 @@ def test_json_predict_equals_the_engine(client, engine):
         for a in answer["aspects"]:  # character offsets point at the aspect in the raw text
             assert tokenize(text[a["char_start"]:a["char_end"]]) == a["term"].split()
         assert answer["image"] is None and answer["timing_ms"]["total"] > 0
+        assert answer["model_read_image"] is False
 
 
 def test_multipart_with_image_and_base64_give_the_same_answer(client, engine):
@@ -225,6 +226,34 @@ def test_timeout_and_per_item_model_errors():
         r = c.post("/v1/predict/batch", json={"model": "picky", "items": [{"text": "fine"}, {"text": "bad one"}]})
         assert r.status_code == 422 and r.json()["error"]["field"] == "items[1]"
         assert c.post("/v1/predict", json={"text": "fine", "model": "picky"}).status_code == 200
+
+
+def test_a_model_that_reads_the_image_gets_the_upload(tmp_path_factory, tmp_path):
+    """A caption+faces model: the server passes the uploaded photo on; the answer equals the
+    engine's own prediction on the same image file."""
+    from serve_support import TINY_SETS
+    from mabsa.engine import trainer
+    from mabsa.engine.config import load_run_config
+
+    out = tmp_path_factory.mktemp("ckpt-image") / "tiny-caption"
+    trainer.train(load_run_config("text-crf", sets=TINY_SETS + ['model_args.image_text=["caption","faces"]']),
+                  "twitter2015", "jmasa", out, progress=False)
+    from mabsa.serve.examples import example_jpeg
+
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(example_jpeg("astronaut"))
+    text = "Eileen Collins smiles before the launch"
+    app = create_app(ServeConfig(checkpoints={"captions": str(out)}, evidence=None))
+    with TestClient(app) as c:
+        wait_ready(c)
+        assert c.get("/v1/models").json()["models"][0]["reads_image"] is True
+        with_image = c.post("/v1/predict", data={"text": text}, files={"image": ("a.jpg", photo.read_bytes())})
+        without = c.post("/v1/predict", json={"text": text})
+    assert with_image.status_code == 200 and with_image.json()["model_read_image"] is True
+    assert without.json()["model_read_image"] is False
+    engine = load(out)
+    same_aspects(with_image.json(), engine.predict(text, image=str(photo)))
+    same_aspects(without.json(), engine.predict(text))
 
 
 def test_masc_model_classifies_the_aspects_it_is_given(checkpoint, tmp_path_factory):

@@ -14,6 +14,7 @@ import binascii
 import io
 import json
 import logging
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -147,8 +148,8 @@ class Service:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         timing: dict[str, float] = {}
-        reads_caption = bool(getattr(slot.predictor, "reads_caption", False))
         builder = self.evidence if evidence and image is not None else None
+        reads_image = image is not None and bool(getattr(slot.predictor, "reads_image", False))
         evidence_error = None
 
         async def perceive():
@@ -158,37 +159,32 @@ class Service:
             finally:
                 timing["perception"] = _ms(t)
 
-        async def infer(caption: str | None):
+        async def infer():
             t = time.perf_counter()
-            item = PredictItem(text, image.name if image is not None else None, caption,
-                               tuple(aspects) if aspects else None)
-            try:
-                return await slot.batcher.submit(item)
-            except MabsaError as e:
-                raise ApiError(422, "bad_input", str(e), where) from None
-            finally:
-                timing["model"] = _ms(t)
+            with tempfile.TemporaryDirectory(prefix="mabsa-serve-") as tmp:
+                path = None
+                if reads_image:  # the engine reads images from files (its perception or pixels)
+                    path = str(Path(tmp) / "image.png")
+                    await loop.run_in_executor(self.decode_pool, image.rgb.save, path)
+                item = PredictItem(text, path, tuple(aspects) if aspects else None)
+                try:
+                    return await slot.batcher.submit(item)
+                except MabsaError as e:
+                    raise ApiError(422, "bad_input", str(e), where) from None
+                finally:
+                    timing["model"] = _ms(t)
 
         perception = None
-        if builder is not None and reads_caption:  # the model reads the caption: perceive first
-            try:
-                perception = await perceive()
-            except Exception as e:
-                evidence_error = f"perception failed: {e}"
-            caption = perception.caption.text if perception and perception.caption else None
-            prediction = await infer(caption)
-        elif builder is not None:  # independent: run both at once
-            perceived, prediction = await asyncio.gather(perceive(), infer(None), return_exceptions=True)
+        if builder is not None:  # evidence and model at the same time, in their own threads
+            perceived, prediction = await asyncio.gather(perceive(), infer(), return_exceptions=True)
             if isinstance(prediction, BaseException):
                 raise prediction
             if isinstance(perceived, BaseException):
                 evidence_error = f"perception failed: {perceived}"
             else:
                 perception = perceived
-            caption = None
         else:
-            caption = None
-            prediction = await infer(None)
+            prediction = await infer()
 
         terms = [a.term for a in prediction.aspects]
         aligned: list[Any] = [None] * len(terms)
@@ -206,10 +202,10 @@ class Service:
             timing["evidence"] = _ms(t)
         timing["total"] = _ms(t0)
         self.requests += 1
-        return answer(slot, prediction, perception, aligned, rationales, caption, evidence_error, timing)
+        return answer(slot, prediction, perception, aligned, rationales, reads_image, evidence_error, timing)
 
 
-def answer(slot: ModelSlot, prediction, perception, aligned, rationales, caption, evidence_error,
+def answer(slot: ModelSlot, prediction, perception, aligned, rationales, reads_image, evidence_error,
            timing) -> dict[str, Any]:
     offsets = token_offsets(prediction.text, prediction.tokens)
     aspects = []
@@ -227,7 +223,7 @@ def answer(slot: ModelSlot, prediction, perception, aligned, rationales, caption
         "model": slot.name, "task": slot.predictor.task, "text": prediction.text,
         "tokens": list(prediction.tokens), "aspects": aspects, "truncated": bool(prediction.truncated),
         "image": image_summary(perception) if perception is not None else None,
-        "image_text_used": caption, "evidence_error": evidence_error, "timing_ms": timing,
+        "model_read_image": reads_image, "evidence_error": evidence_error, "timing_ms": timing,
     }
 
 

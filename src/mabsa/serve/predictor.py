@@ -17,14 +17,14 @@ from mabsa.errors import MabsaError
 @dataclass(frozen=True)
 class PredictItem:
     text: str
-    image: str | None = None  # image name, passed on only together with its caption
-    caption: str | None = None  # image-derived text, for models that read one
+    image: str | None = None  # path of the image file, for models that read the image
     aspects: tuple[str, ...] | None = None  # masc models: the aspect terms to classify
 
 
 class ServePredictor(Protocol):
     task: str
     info: dict[str, Any]
+    reads_image: bool  # the server hands it the uploaded image as a file only if True
 
     def predict_batch(self, items: Sequence[PredictItem]) -> list[Any]:
         """One engine ``Prediction`` (``text, tokens, aspects, truncated``) or one exception
@@ -38,11 +38,15 @@ class EnginePredictor:
         self.predictor = predictor
         processor = predictor.model.processor
         self.task = predictor.task
-        self.reads_caption = "caption" in processor.image_text
+        # Per-image texts (caption, faces) are perceived by the engine's predictor from the file;
+        # pixel models (visual_source "image") load the file themselves.
+        self.reads_image = bool(getattr(processor, "reads_image_texts", processor.image_text)) or \
+            getattr(processor, "visual_source", None) == "image"
         self.info = {
             "task": self.task,
             "model": predictor.config.get("model"),
             "checkpoint": str(directory) if directory is not None else None,
+            "reads_image": self.reads_image,
             "image_text": list(processor.image_text),
             "max_length": predictor.max_length,
             "needs_aspects": self.task == "masc",
@@ -57,14 +61,12 @@ class EnginePredictor:
     def _call(self, items: Sequence[PredictItem]) -> list[Any]:
         from mabsa.api import TruncationWarning
 
-        captions = [i.caption if self.reads_caption else None for i in items]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TruncationWarning)  # reported per post instead
             return self.predictor.predict_batch(
                 [i.text for i in items],
-                [i.image if c is not None else None for i, c in zip(items, captions)],
+                [i.image if self.reads_image else None for i in items],
                 aspects=[list(i.aspects) if i.aspects else None for i in items],
-                captions=captions,
             )
 
     def predict_batch(self, items: Sequence[PredictItem]) -> list[Any]:
