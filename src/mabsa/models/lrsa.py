@@ -109,7 +109,7 @@ class LRSAProcessor(MultimodalProcessor):
 
     def _cut(self, text: str) -> str | None:
         """The leading whole words of ``text`` that fit in ``rationale_max_length`` subwords."""
-        words = text.split()
+        words = text.split()[: self.rationale_max_length]  # a word is at least one subword
         if not words:
             return None
         enc = self.tokenizer([words], is_split_into_words=True, add_special_tokens=False)
