@@ -163,6 +163,18 @@ def test_frozen_encoder_is_cached_and_gets_no_gradient(posts):
     assert torch.allclose(cached, m.logits(b), atol=1e-5)
 
 
+def test_frozen_cache_is_bounded(posts, monkeypatch):
+    import mabsa.models.lrsa as lrsa
+
+    monkeypatch.setattr(lrsa, "_FROZEN_CACHE", {})
+    monkeypatch.setattr(lrsa, "FROZEN_CACHE_MAX_ENTRIES", 0)
+    m = tiny(freeze_encoder=True).eval()
+    b = batch_of(m, posts)
+    first = m.logits(b)
+    assert all(len(c) == 0 for c in lrsa._FROZEN_CACHE.values())  # nothing kept past the bound
+    assert torch.equal(first, m.logits(b))
+
+
 def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     m = tiny(injection="encoder", dropout=0.1).eval()
     m.save_components(tmp_path)

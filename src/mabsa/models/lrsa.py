@@ -208,8 +208,10 @@ class LRSAProcessor(MultimodalProcessor):
         return batch
 
 
-# Frozen-encoder outputs, per encoder weights fingerprint: {(ids, types): (L, H) tensor}.
+# Frozen-encoder outputs, per encoder weights fingerprint: {(ids, types): (L, H) tensor}. Bounded,
+# so a long-lived predictor (a server) does not grow without limit: past the bound, no new entries.
 _FROZEN_CACHE: dict[str, dict[tuple, torch.Tensor]] = {}
+FROZEN_CACHE_MAX_ENTRIES = 400_000
 
 
 def _fingerprint(module: nn.Module) -> str:
@@ -309,16 +311,18 @@ class _LRSA(MabsaModel):
         keys = [(tuple(ids[i, :n].tolist()), tuple(types[i, :n].tolist()) if types is not None else ())
                 for i, n in enumerate(lengths)]
         todo = [i for i, k in enumerate(keys) if k not in cache]
+        fresh = {}
         if todo:
             width = max(lengths[i] for i in todo)
             with torch.no_grad():
                 out = self.text_encoder(ids[todo, :width], mask[todo, :width],
                                         types[todo, :width] if types is not None else None)
-            for j, i in enumerate(todo):
-                cache[keys[i]] = out[j, : lengths[i]].clone()
+            fresh = {keys[i]: out[j, : lengths[i]].clone() for j, i in enumerate(todo)}
+            if len(cache) + len(fresh) <= FROZEN_CACHE_MAX_ENTRIES:
+                cache.update(fresh)
         hidden = ids.new_zeros((*ids.shape, self.text_encoder.hidden_size), dtype=torch.float32)
         for i, k in enumerate(keys):
-            hidden[i, : lengths[i]] = cache[k]
+            hidden[i, : lengths[i]] = fresh[k] if k in fresh else cache[k]
         return hidden
 
     def _use_rationale(self, batch: Mapping[str, Any]) -> torch.Tensor:
