@@ -7,8 +7,10 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from mabsa.data import load_dataset
 from mabsa.data.records import Aspect, Rationale
@@ -220,3 +222,26 @@ def test_two_stage_jmasa_keeps_the_terms_and_counts_rationales(posts):
     assert lookup(gold[0], Aspect(a.start, a.end, a.term)) is a.rationale
     assert lookup(gold[0], Aspect(a.start, a.end + 1, "x")) is None
     assert lookup(gold[1], Aspect(a.start, a.end, a.term)) is None or gold[1].id == gold[0].id
+
+
+def test_real_images_through_a_tiny_vit(posts, tmp_path):
+    """visual_source=image: a scikit-image photo and a generated image; a missing file masks the
+    post's visual tokens out."""
+    from skimage import data
+    from transformers import ViTConfig, ViTModel
+
+    vit = tmp_path / "vit"
+    ViTModel(ViTConfig(hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                       image_size=32, patch_size=8)).save_pretrained(vit)
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+    Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(tmp_path / "grey.png")
+    names = ["astronaut.png", "grey.png", "absent.png"]
+    with_images = [replace(p, image=names[i % 3]) for i, p in enumerate(posts)]
+    m = tiny(visual_source="image", vision_encoder=str(vit), image_root=str(tmp_path))
+    b = batch_of(m, with_images)
+    present = [names.index(with_images[f.post_index].image) < 2 for f in b["features"]]
+    assert b["pixel_values"].shape[0] == len(b["features"]) and b["visual_present"].tolist() == present
+    assert m.dual_attention.visual_in.in_features == 24  # the ViT width, projected to the text's
+    losses = train_steps(m, b)
+    assert losses[-1] < losses[0]
+    assert any(p.grad is not None for p in m.vision.parameters())

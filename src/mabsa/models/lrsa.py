@@ -349,6 +349,8 @@ class _LRSA(MabsaModel):
             ids = torch.where(keep, ids, batch["plain_input_ids"])
             types = torch.where(keep, types, batch["plain_token_type_ids"])
             mask = torch.where(keep, mask, batch["plain_attention_mask"])
+            width = int(mask.sum(1).max())  # rows without rationale may leave trailing padding only
+            ids, types, mask = ids[:, :width], types[:, :width], mask[:, :width]
         hidden = self._encode(ids, mask, types)
         text_mask = mask.bool()
         for layer in self.adapter:
