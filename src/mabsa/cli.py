@@ -18,6 +18,7 @@ LAZY_COMMANDS = {
     "evaluate": "mabsa.engine.cli:evaluate_command",
     "predict": "mabsa.engine.cli:predict_command",
     "perceive": "mabsa.perception.cli:perceive",
+    "serve": "mabsa.serve.cli:serve_command",
 }
 
 
