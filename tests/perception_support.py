@@ -35,6 +35,12 @@ class FakeChatServer:
                 try:
                     status, payload, delay = server.behaviour(index, body)
                     time.sleep(delay)
+                finally:
+                    # Count the request done *before* answering: once the client has the answer it
+                    # may send its next request before this thread runs again.
+                    with server._lock:
+                        server.in_flight -= 1
+                try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
@@ -42,9 +48,6 @@ class FakeChatServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                finally:
-                    with server._lock:
-                        server.in_flight -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
