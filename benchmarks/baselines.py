@@ -155,6 +155,8 @@ def write_result(name: str, seeds: list[int], epochs: int, threads: int, *, wall
     summary = summarize(runs)
     speed = measure_speed(out / f"seed{done[0]}", s["dataset"])
     per_epoch = [h["train_seconds"] for m in runs for h in m["history"]]
+    per_epoch_cpu = [h["train_cpu_seconds"] for m in runs for h in m["history"]
+                     if "train_cpu_seconds" in h]
     result = {
         **s, "seeds": done, "seeds_planned": seeds, "partial": done != seeds,
         "epochs": epochs, "threads": threads,
@@ -167,6 +169,7 @@ def write_result(name: str, seeds: list[int], epochs: int, threads: int, *, wall
                                     "train_seconds_per_epoch")} for m in runs],
         "train_seconds_per_epoch": statistics.mean(per_epoch) if per_epoch else None,
         "train_seconds_per_epoch_all": per_epoch,
+        "train_cpu_seconds_per_epoch": statistics.mean(per_epoch_cpu) if per_epoch_cpu else None,
         "wall_seconds": wall,
         **speed,
         "peak_rss_bytes": peak_rss,
@@ -177,6 +180,45 @@ def write_result(name: str, seeds: list[int], epochs: int, threads: int, *, wall
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     save_result("baselines", result)
+    return result
+
+
+def epoch_time(name: str, posts: int, threads: int) -> dict:
+    """Time the real training loop on the first ``posts`` training posts and scale to a full
+    epoch: wall and process-CPU seconds (CPU time is what an idle machine would need on a
+    shared one)."""
+    import tempfile
+
+    import torch
+
+    from mabsa.data import load_dataset
+    from mabsa.engine.config import load_run_config
+    from mabsa.engine.trainer import train
+
+    torch.set_num_threads(threads)
+    s = spec(name)
+    sets = train_sets(s, 1, threads) + [f"train.max_train_posts={posts}",
+                                        "train.max_eval_posts=32"]
+    config = load_run_config(s["model"], sets=sets)
+    with tempfile.TemporaryDirectory() as tmp:
+        m = train(config, s["dataset"], s["task"], Path(tmp) / "run", progress=False)
+    n_train = len(load_dataset(s["dataset"], "train"))
+    h = m["history"][0]
+    scale = n_train / posts
+    result = {
+        "name": name, "posts_timed": posts, "train_posts": n_train, "threads": threads,
+        "timed_wall_seconds": h["train_seconds"], "timed_cpu_seconds": h["train_cpu_seconds"],
+        "epoch_wall_seconds_est": h["train_seconds"] * scale,
+        "epoch_cpu_seconds_est": h["train_cpu_seconds"] * scale,
+        "command": f"python benchmarks/baselines.py epoch-time {name} --posts {posts} "
+                   f"--threads {threads}",
+        "loadavg": os.getloadavg(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    from common import RESULTS
+
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"baselines-epoch-time-{name}-{threads}t.json").write_text(
+        json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -260,6 +302,18 @@ def report() -> str:
             f"{r['predict_posts_per_s']:.0f} | {r['encoder_posts_per_s']:.0f} | "
             f"{r['predict_vs_encoder_ratio']:.2f} | {_gib(r['peak_rss_bytes'])} | "
             f"{r['machine']['loadavg_after'][0]:.1f} |")
+    from common import RESULTS
+
+    timed = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("baselines-epoch-time-*.json"))]
+    if timed:
+        lines += ["", "One training epoch, timed on a slice of the training set and scaled "
+                  "(`epoch-time`; process CPU seconds = the cost on otherwise idle cores):", "",
+                  "| run | threads | posts timed | epoch wall (est.) | epoch CPU (est.) | load avg |",
+                  "|---|---|---|---|---|---|"]
+        for t in timed:
+            lines.append(f"| {t['name']} | {t['threads']} | {t['posts_timed']} of "
+                         f"{t['train_posts']} | {t['epoch_wall_seconds_est']:.0f} s | "
+                         f"{t['epoch_cpu_seconds_est']:.0f} s | {t['loadavg'][0]:.1f} |")
     lines += ["", "Targets (issue #6): one T15 JMASA epoch with MiniLM ≤ 2 min on 2 cores; "
               "predict ≥ 100 posts/s; predict ≥ 0.8x the bare encoder; peak RSS ≤ 4 GiB.", "",
               "### Commands", "",
@@ -294,6 +348,10 @@ def main() -> None:
     col.add_argument("--epochs", type=int, default=3)
     col.add_argument("--threads", type=int, default=1)
     col.add_argument("--pid", type=int, default=None, help="training process: read its peak RSS")
+    et = sub.add_parser("epoch-time", help="time one epoch from a slice of the training set")
+    et.add_argument("name")
+    et.add_argument("--posts", type=int, default=480)
+    et.add_argument("--threads", type=int, default=1)
     sub.add_parser("report")
     args = ap.parse_args()
     if args.cmd == "list":
@@ -306,6 +364,8 @@ def main() -> None:
                            peak_rss=peak_rss_of(args.pid) if args.pid else None,
                            load_before=os.getloadavg())
         print(f"{args.name}: {len(res['seeds'])} of {len(args.seeds)} seeds")
+    elif args.cmd == "epoch-time":
+        print(json.dumps(epoch_time(args.name, args.posts, args.threads), indent=2))
     elif args.cmd == "_one":
         res = run_one(args.name, args.seeds, args.epochs, args.threads)
         print(json.dumps({k: res[k] for k in ("name", "train_seconds_per_epoch",

@@ -193,7 +193,7 @@ def train(
             loader.set_epoch(epoch)
         torch.manual_seed(tc.seed * 100_003 + epoch)  # dropout: same stream after a resume
         model.train()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         loss_sum, n_batches = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
                    disable=not show, dynamic_ncols=True)
@@ -214,6 +214,8 @@ def train(
                            "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0]})
         bar.close()
         train_seconds = time.perf_counter() - t0
+        # CPU time of this process: on a shared machine, what the epoch costs on idle cores
+        train_cpu_seconds = time.process_time() - cpu0
         t1 = time.perf_counter()
         dev = dev_eval()
         eval_seconds = time.perf_counter() - t1
@@ -228,11 +230,12 @@ def train(
         record = {
             "type": "epoch", "epoch": epoch + 1, "train_loss": loss_sum / max(n_batches, 1),
             "dev": dev, "selection": value, "best": improved,
-            "train_seconds": train_seconds, "eval_seconds": eval_seconds, "time": time.time(),
+            "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds,
+            "eval_seconds": eval_seconds, "time": time.time(),
         }
         state["history"].append({k: record[k] for k in
                                  ("epoch", "train_loss", "selection", "train_seconds",
-                                  "eval_seconds")})
+                                  "train_cpu_seconds", "eval_seconds")})
         log.write(record)
         state["epoch"] = epoch + 1
         if main:
