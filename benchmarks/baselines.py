@@ -95,25 +95,28 @@ def measure_speed(run_dir: Path, dataset: str, batch_size: int = 64) -> dict:
 
     inputs = [p.extraction_input() if extraction else p for p in posts]
     end_to_end(inputs[:batch_size])  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     end_to_end(inputs)
-    e2e = time.perf_counter() - t0
+    e2e, e2e_cpu = time.perf_counter() - t0, time.process_time() - c0
 
     features = model.processor.encode(inputs, with_labels=False)
     batches = [b for _, b in iter_batches(model.processor, features, batch_size)]
     with torch.inference_mode():
         model.text_encoder(batches[0]["input_ids"], batches[0]["attention_mask"],
                            batches[0]["token_type_ids"])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for b in batches:
             model.text_encoder(b["input_ids"], b["attention_mask"], b["token_type_ids"])
-        bare = time.perf_counter() - t0
+        bare, bare_cpu = time.perf_counter() - t0, time.process_time() - c0
     n = len(posts)
     return {
         "n_posts": n, "n_features": len(features), "batch_size": batch_size,
         "predict_seconds": e2e, "predict_posts_per_s": n / e2e,
         "encoder_seconds": bare, "encoder_posts_per_s": n / bare,
         "predict_vs_encoder_ratio": bare / e2e,
+        # per CPU-second of this process: the rate on otherwise idle cores
+        "predict_posts_per_cpu_s": n / e2e_cpu, "encoder_posts_per_cpu_s": n / bare_cpu,
+        "predict_vs_encoder_ratio_cpu": bare_cpu / e2e_cpu,
     }
 
 
@@ -256,6 +259,10 @@ def _seeds(r: dict) -> str:
     return str(n) if n == planned else f"{n} of {planned} (run in progress)"
 
 
+def _num(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
 def _gib(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**30:.2f} GiB"
 
@@ -294,13 +301,15 @@ def report() -> str:
         lines.append("")
     lines += ["### Speed and memory", "",
               "| run | threads | train s/epoch | predict posts/s (end to end) | bare encoder "
-              "posts/s | ratio | peak RSS | load avg (1 min, at the end) |",
-              "|---|---|---|---|---|---|---|---|"]
+              "posts/s | ratio | predict posts per CPU-s | ratio (CPU) | peak RSS "
+              "| load avg (1 min, at the end) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['name']} | {r['threads']} | {r['train_seconds_per_epoch']:.0f} | "
             f"{r['predict_posts_per_s']:.0f} | {r['encoder_posts_per_s']:.0f} | "
-            f"{r['predict_vs_encoder_ratio']:.2f} | {_gib(r['peak_rss_bytes'])} | "
+            f"{r['predict_vs_encoder_ratio']:.2f} | {_num(r.get('predict_posts_per_cpu_s'), '.0f')} | "
+            f"{_num(r.get('predict_vs_encoder_ratio_cpu'), '.2f')} | {_gib(r['peak_rss_bytes'])} | "
             f"{r['machine']['loadavg_after'][0]:.1f} |")
     from common import RESULTS
 
