@@ -54,7 +54,8 @@ def report() -> str:
              "visual stream = `image-text`: the tweet images are not available on this machine, so "
              "the image is represented by its caption and a description of its detected faces "
              "(per-image texts; the per-aspect face descriptions and rationales are never read). "
-             "The paper used RoBERTa + ViT on the real images, 50 epochs on a GPU.", "",
+             "The paper used RoBERTa + ViT on the real images, 50 epochs on a GPU. "
+             "A single-seed row shows no spread.", "",
              "| dataset | variant | visual source | seeds | F1 | P | R | MATE F1 | dev F1 (selection) | paper F1 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -24,6 +24,8 @@ def pm(metrics: dict, key: str, scale: float = 100.0) -> str:
     m = metrics.get(key)
     if m is None:
         return "-"
+    if len(m.get("values", ())) < 2:  # one seed has no spread to report
+        return f"{scale * m['mean']:.1f}"
     return f"{scale * m['mean']:.1f} ± {scale * m['std']:.1f}"
 
 
@@ -80,7 +82,8 @@ def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str |
 
 def save_result(prefix: str, record: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{prefix}_{record['name']}.json"
+    name = record["name"].removeprefix(f"{prefix}-")
+    path = RESULTS / f"{prefix}_{name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
