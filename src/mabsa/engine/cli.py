@@ -141,8 +141,11 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
             for p in preds:
                 click.echo(json.dumps(p.to_dict(), ensure_ascii=False))
         else:
-            write_posts(predictor.iter_predictions(iter_posts(input_path),
-                                                   chunk_size=max(8 * batch_size, 256)),
+            from tqdm.auto import tqdm
+
+            # Posts are counted as they are read; memory holds one chunk at a time.
+            posts = tqdm(iter_posts(input_path), desc="predict", unit="post", disable=None)
+            write_posts(predictor.iter_predictions(posts, chunk_size=max(8 * batch_size, 256)),
                         output_path)
             click.echo(f"wrote {output_path}", err=True)
     for w in caught:
