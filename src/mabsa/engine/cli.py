@@ -7,7 +7,6 @@ Each is a thin shell over :mod:`mabsa.engine`; user mistakes raise ``MabsaError`
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 

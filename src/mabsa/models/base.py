@@ -68,6 +68,8 @@ def get_model_class(name: str) -> type["MabsaModel"]:
 class MabsaModel(nn.Module):
     name: ClassVar[str] = ""
     tasks: ClassVar[tuple[str, ...]] = ()
+    #: The Processor subclass this model's checkpoints are saved with (restored by :meth:`restore`).
+    processor_class: ClassVar[type[Processor]] = Processor
     #: Parameter-name prefixes of pretrained encoders: trained at ``lr``, the rest at ``head_lr``.
     pretrained_prefixes: ClassVar[tuple[str, ...]] = ("text_encoder.",)
 
@@ -117,7 +119,7 @@ class MabsaModel(nn.Module):
 
         cls.check_task(task)
         directory = Path(directory)
-        processor = Processor.from_pretrained(directory)
+        processor = cls.processor_class.from_pretrained(directory)
         enc_cfg = AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR))
         return cls(args, task, processor, TextEncoder.from_config(enc_cfg))
 

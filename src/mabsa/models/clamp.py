@@ -28,7 +28,6 @@ reaches the model only through MCL), ``gcl``, ``wra`` (both False = "w/o MCL"), 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -36,27 +35,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from mabsa.encoders.text import TextEncoder
-from mabsa.engine.visual import MultimodalProcessor
-from mabsa.models.base import ENCODER_CONFIG_DIR, register
+from mabsa.engine.visual import MultimodalProcessor, attach_vision_encoder, visual_args
+from mabsa.models.base import register
 from mabsa.models.text_baselines import TextCRF, gather_positions
 from mabsa.modules.contrastive import symmetric_info_nce, word_region_alignment_loss
 from mabsa.modules.crf import CRF, bio_transition_constraints
+from mabsa.modules.attention import compatible_heads
 from mabsa.modules.fusion import ProgressiveAttentionFusion
 from mabsa.modules.multiloss import AdaptiveMultiLoss
-
-
-def _heads(dim: int, wanted: int, fallback: int) -> int:
-    """``wanted`` heads when ``dim`` allows it (the paper's 12), else the backbone's count."""
-    for h in (wanted, fallback, 1):
-        if h and dim % h == 0:
-            return h
-    return 1
 
 
 @register("clamp")
 class CLAMP(TextCRF):
     tasks = ("jmasa", "mate")
     pretrained_prefixes = ("text_encoder.", "vision.")
+    processor_class = MultimodalProcessor
 
     def __init__(self, args: Mapping[str, Any], task: str, processor: MultimodalProcessor, text_encoder: TextEncoder):
         super().__init__(args, task, processor, text_encoder)  # text CRF machinery: emissions, crf, decode
@@ -67,19 +60,10 @@ class CLAMP(TextCRF):
         dropout = float(a.get("dropout", 0.5))
 
         # visual stream
-        self.visual_source = processor.visual_source
-        self.vision = None
-        if self.visual_source == "image":
-            from mabsa.encoders.vision import build_vision_encoder
-
-            self.vision = build_vision_encoder(str(a.get("vision_encoder", "efficientnet-lite0")))
-            processor.image_preprocess = self.vision.preprocess
-            d_visual = self.vision.dim
-        else:
-            d_visual = d_text
+        self.vision, d_visual = attach_vision_encoder(a, processor, d_text)
 
         # PAF (or its ablation) and the fused head u0 -> CRF0; the inherited emissions/crf are it
-        heads = _heads(dim, int(a.get("heads", 12)), getattr(text_encoder.config, "num_attention_heads", 1))
+        heads = compatible_heads(dim, int(a.get("heads", 12)), getattr(text_encoder.config, "num_attention_heads", 1))
         self.use_paf = bool(a.get("paf", True))
         max_len = int(a.get("fusion_max_len", 256))
         if self.use_paf:
@@ -112,25 +96,8 @@ class CLAMP(TextCRF):
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> MultimodalProcessor:
-        return MultimodalProcessor(
-            tokenizer, task,
-            visual_source=str(args.get("visual_source", "image-text")),
-            visual_text=tuple(args.get("visual_text", ("caption", "faces"))),
-            visual_max_length=int(args.get("visual_max_length", 64)),
-            image_root=args.get("image_root"),
-            max_length=int(args.get("max_length", 128)),
-            image_text=tuple(args.get("image_text", ())),
-        )
-
-    @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "CLAMP":
-        from transformers import AutoConfig
-
-        cls.check_task(task)
-        directory = Path(directory)
-        processor = MultimodalProcessor.from_pretrained(directory)
-        encoder_config = AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR))
-        return cls(args, task, processor, TextEncoder.from_config(encoder_config))
+        return MultimodalProcessor(tokenizer, task, **visual_args(args), max_length=int(args.get("max_length", 128)),
+                                   image_text=tuple(args.get("image_text", ())))
 
     # -- the forward pass ------------------------------------------------------------------
     def visual_stream(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

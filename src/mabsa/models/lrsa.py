@@ -39,12 +39,11 @@ from torch import nn
 from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.encoders.text import TextEncoder
 from mabsa.engine.processor import EXTRACTION_TASKS, LeakageError
-from mabsa.engine.visual import MultimodalProcessor
+from mabsa.engine.visual import MultimodalProcessor, attach_vision_encoder, visual_args
 from mabsa.errors import MabsaError
-from mabsa.models.base import ENCODER_CONFIG_DIR, MabsaModel, register
-from mabsa.models.clamp import _heads
+from mabsa.models.base import MabsaModel, register
 from mabsa.models.text_baselines import TextClassifier, TextCRF
-from mabsa.modules.attention import MultiHeadAttention
+from mabsa.modules.attention import MultiHeadAttention, compatible_heads
 from mabsa.modules.dual_attention import DualCrossAttention
 
 RATIONALE_SOURCES = ("none", "aspect", "post")
@@ -232,7 +231,7 @@ class _LRSA(MabsaModel):
         a = self.args
         d = text_encoder.hidden_size
         dropout = float(a.get("dropout", 0.1))
-        heads = _heads(d, int(a.get("heads", 6)), getattr(text_encoder.config, "num_attention_heads", 1))
+        heads = compatible_heads(d, int(a.get("heads", 6)), getattr(text_encoder.config, "num_attention_heads", 1))
         self.rationale_dropout = float(a.get("rationale_dropout", 0.0))
         self.injection = processor.injection
         self.use_rationale = processor.rationale != "none"
@@ -253,15 +252,9 @@ class _LRSA(MabsaModel):
         self.dual = bool(a.get("dual", True))
         self.vision = None
         if self.dual:
-            d_visual = d
-            if processor.visual_source == "image":
-                from mabsa.encoders.vision import build_vision_encoder
-
-                self.vision = build_vision_encoder(str(a.get("vision_encoder", "efficientnet-lite0")))
-                processor.image_preprocess = self.vision.preprocess
-                d_visual = self.vision.dim
+            self.vision, d_visual = attach_vision_encoder(a, processor, d)
             dim = int(a.get("fusion_dim") or d)
-            self.dual_attention = DualCrossAttention(d, d_visual, dim, _heads(dim, heads, 1), dropout,
+            self.dual_attention = DualCrossAttention(d, d_visual, dim, compatible_heads(dim, heads, 1), dropout,
                                                      fusion=str(a.get("dual_fusion", "gate")))
         processor.rationale_source = build_rationale_source(a, processor)
 
@@ -274,25 +267,14 @@ class _LRSA(MabsaModel):
             injection=str(args.get("injection", "segment")),
             rationale_max_length=int(args.get("rationale_max_length", 96)),
             rationale_parts=tuple(args.get("rationale_parts", RATIONALE_PARTS)),
-            visual_source=str(args.get("visual_source", "image-text")),
-            visual_text=tuple(args.get("visual_text", ("caption", "faces"))),
-            visual_max_length=int(args.get("visual_max_length", 48)),
-            image_root=args.get("image_root"),
+            **visual_args(args, visual_max_length=48),
             max_length=int(args.get("max_length", 160)),
             image_text=tuple(args.get("image_text", ())),
             aspect_markers=tuple(args.get("aspect_markers", ("<", ">"))),
         )
 
-    @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "_LRSA":
-        from transformers import AutoConfig
-
-        cls.check_task(task)
-        processor = LRSAProcessor.from_pretrained(directory)
-        config = AutoConfig.from_pretrained(str(Path(directory) / ENCODER_CONFIG_DIR))
-        return cls(args, task, processor, TextEncoder.from_config(config))
-
     pretrained_prefixes = ("text_encoder.", "vision.")  # at lr; fusion and heads at head_lr
+    processor_class = LRSAProcessor
 
     def train(self, mode: bool = True) -> "_LRSA":
         super().train(mode)

@@ -7,8 +7,15 @@ zero output instead of NaN.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
+
+
+def compatible_heads(dim: int, wanted: int, fallback: int = 1) -> int:
+    """``wanted`` heads when ``dim`` divides by it (e.g. a paper's 12), else ``fallback``, else 1."""
+    for h in (wanted, fallback, 1):
+        if h and dim % h == 0:
+            return h
+    return 1
 
 
 def masked_softmax(scores: Tensor, key_mask: Tensor | None) -> Tensor:
