@@ -361,6 +361,9 @@ def main() -> None:
     et.add_argument("name")
     et.add_argument("--posts", type=int, default=480)
     et.add_argument("--threads", type=int, default=1)
+    sp = sub.add_parser("speed", help="re-measure the speed fields of a finished run's JSON")
+    sp.add_argument("name")
+    sp.add_argument("--threads", type=int, default=1)
     sub.add_parser("report")
     args = ap.parse_args()
     if args.cmd == "list":
@@ -373,6 +376,17 @@ def main() -> None:
                            peak_rss=peak_rss_of(args.pid) if args.pid else None,
                            load_before=os.getloadavg())
         print(f"{args.name}: {len(res['seeds'])} of {len(args.seeds)} seeds")
+    elif args.cmd == "speed":
+        import torch
+
+        torch.set_num_threads(args.threads)
+        (record,) = [r for r in load_results("baselines") if r["name"] == args.name]
+        seed = record["seeds"][0]
+        record.update(measure_speed(WORK / args.name / f"seed{seed}", record["dataset"]),
+                      speed_measured=time.strftime("%Y-%m-%d %H:%M:%S"),
+                      speed_loadavg=os.getloadavg(), speed_threads=args.threads)
+        save_result("baselines", record)
+        print(json.dumps({k: v for k, v in record.items() if "per_" in k or "ratio" in k}))
     elif args.cmd == "epoch-time":
         print(json.dumps(epoch_time(args.name, args.posts, args.threads), indent=2))
     elif args.cmd == "_one":
