@@ -323,6 +323,13 @@ def report() -> str:
             lines.append(f"| {t['name']} | {t['threads']} | {t['posts_timed']} of "
                          f"{t['train_posts']} | {t['epoch_wall_seconds_est']:.0f} s | "
                          f"{t['epoch_cpu_seconds_est']:.0f} s | {t['loadavg'][0]:.1f} |")
+    missing = [n for n in DEFAULT_RUNS if n not in {r["name"] for r in rows}]
+    if missing:
+        lines += ["", "Not measured yet (the 2 shared cores ran several benchmarks at once, load "
+                  "average 5-9; an MPNet epoch costs about 6 MiniLM epochs): "
+                  + ", ".join(f"`{n}`" for n in missing)
+                  + ". Each is `python benchmarks/baselines.py run NAME` (resumes finished seeds); "
+                  "`collect NAME` summarises the finished seeds of a run in progress."]
     lines += ["", "Targets (issue #6): one T15 JMASA epoch with MiniLM ≤ 2 min on 2 cores; "
               "predict ≥ 100 posts/s; predict ≥ 0.8x the bare encoder; peak RSS ≤ 4 GiB.", "",
               "### Commands", "",
