@@ -119,6 +119,33 @@ def run(args) -> None:
         "wall_seconds": wall, "paper": PAPER.get(args.dataset)})
 
 
+def coverage(args) -> None:
+    """How the aligner places the stand-in regions on real posts (dev splits): share of regions
+    aligned to a phrase, and share of aligned phrases that overlap a gold aspect (the paper's
+    "cover rate" idea; gold is read only to score)."""
+    from mabsa.data import load_dataset
+    from mabsa.iea.aligner import Aligner
+    from mabsa.iea.interpretations import stand_in_view
+
+    al = Aligner.from_checkpoint(ALIGNER_DIR)
+    out = {}
+    for dataset in ("twitter2015", "twitter2017"):
+        posts = load_dataset(dataset, "dev")
+        pairs, owners = [], []
+        for p in posts:
+            for u in stand_in_view(p.extraction_input()).regions:
+                pairs.append((p.tokens, u.interpretation))
+                owners.append(p)
+        spans = al.align(pairs)
+        aligned = [(s, p) for s, p in zip(spans, owners) if s is not None]
+        hits = sum(any(a.start < s[1] and s[0] < a.end for a in p.aspects) for s, p in aligned)
+        out[dataset] = {"posts": len(posts), "posts_with_regions": len(set(id(p) for p in owners)),
+                        "regions": len(spans), "aligned": len(aligned),
+                        "aligned_share": len(aligned) / max(1, len(spans)),
+                        "aligned_on_gold_aspect": hits, "cover_rate": hits / max(1, len(aligned))}
+    _write("iea_coverage.json", out)
+
+
 def report(args) -> None:
     rows = []
     for path in sorted(RESULTS.glob("iea_twitter*.json")):
@@ -151,8 +178,9 @@ def main() -> None:
     r.add_argument("--epochs", type=int, default=RUN_DEFAULTS["epochs"])
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sub.add_parser("report")
+    sub.add_parser("coverage")
     args = ap.parse_args()
-    {"aligner": aligner, "run": run, "report": report}[args.cmd](args)
+    {"aligner": aligner, "run": run, "report": report, "coverage": coverage}[args.cmd](args)
 
 
 if __name__ == "__main__":
