@@ -19,6 +19,7 @@ LAZY_COMMANDS = {
     "predict": "mabsa.engine.cli:predict_command",
     "perceive": "mabsa.perception.cli:perceive",
     "serve": "mabsa.serve.cli:serve_command",
+    "iea": "mabsa.iea.cli:iea",
 }
 
 

@@ -48,6 +48,8 @@ def describe_face(face: Face, min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE) 
     sentence = _article(words[0]) + " " + " ".join(words)
     emotion = sure_expression(face, min_confidence)
     if emotion:
+        # FITE's template word for word ("with a angry expression", as in the shipped
+        # descriptions): models trained on those see the same wording from real photos.
         sentence += f" with a {emotion} expression"
     return sentence + "."
 
