@@ -87,11 +87,9 @@ def measure_speed(run_dir: Path, dataset: str, batch_size: int = 64) -> dict:
     reads_image = bool(model.processor.image_text)
 
     def end_to_end(items):
-        if extraction:
-            return predictor.predict_batch(
-                [p.text for p in items],
-                captions=[p.caption for p in items] if reads_image else None)
-        return predictor.predict_posts(items)
+        if extraction and not reads_image:  # raw text, as a user would send it
+            return predictor.predict_batch([p.text for p in items])
+        return predictor.predict_posts(items)  # posts carry caption/faces or given aspects
 
     inputs = [p.extraction_input() if extraction else p for p in posts]
     end_to_end(inputs[:batch_size])  # warm-up
@@ -313,6 +311,9 @@ def report() -> str:
             f"{r['machine']['loadavg_after'][0]:.1f} |")
     from common import RESULTS
 
+    lines += ["", "Wall-clock rates depend on what else ran at that moment (the encoder pass is "
+              "timed right after the end-to-end pass, so a ratio above 1 is load noise); the "
+              "per-CPU-second rates of this single-threaded process are the steadier measure."]
     timed = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("baselines-epoch-time-*.json"))]
     if timed:
         lines += ["", "One training epoch, timed on a slice of the training set and scaled "
