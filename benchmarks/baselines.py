@@ -254,7 +254,7 @@ MAIN = {"jmasa": [("jmasa.f1", "F1"), ("jmasa.precision", "P"), ("jmasa.recall",
 
 def _seeds(r: dict) -> str:
     n, planned = len(r["seeds"]), len(r.get("seeds_planned", r["seeds"]))
-    return str(n) if n == planned else f"{n} of {planned} (run in progress)"
+    return str(n) if n == planned else f"{n} of {planned} (unfinished)"
 
 
 def _num(x: float | None, fmt: str) -> str:
