@@ -23,6 +23,7 @@ from mabsa.perception.face_text import (
     rewrite,
 )
 from mabsa.perception.faces import describe_face
+from model_support import train_steps
 
 TINY = {
     "encoder": "minilm",
@@ -164,14 +165,8 @@ def test_forward_backward_every_variant(posts, args):
 def test_training_steps_reduce_loss(posts):
     m = tiny(dropout=0.0)
     batch = m.processor.collate(m.processor.encode(posts[:8]))
-    opt = torch.optim.AdamW(m.parameter_groups(2e-3, 1e-2, 0.0))
-    losses = []
-    for _ in range(30):  # [CLS] of a random encoder is nearly input-independent: slow start
-        loss = m(batch)["loss"]
-        losses.append(float(loss.detach()))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    # 30 steps: [CLS] of a random encoder is nearly input-independent, a slow start
+    losses, opt, _ = train_steps(m, batch, steps=30, lr=2e-3)
     assert losses[-1] < 0.5 * losses[0]
     # both encoders train at the encoder lr, gate and classifier at the head lr
     lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}

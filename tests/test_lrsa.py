@@ -20,6 +20,7 @@ from mabsa.engine.processor import LeakageError
 from mabsa.models import get_model_class
 from mabsa.models.lrsa import (LRSAClassifier, LRSAProcessor, LRSATagger, RationaleNotice, predict_two_stage,
                                shipped_rationale_lookup)
+from model_support import train_steps
 
 TINY = {
     "encoder": "minilm", "random_init": True,
@@ -49,18 +50,6 @@ def without_rationales(posts):
     return [p.with_aspects([replace(a, rationale=None) for a in p.aspects]) for p in posts]
 
 
-def train_steps(m, batch, steps=6):
-    opt = torch.optim.AdamW(m.parameter_groups(1e-3, 1e-2, 0.0))
-    losses = []
-    for _ in range(steps):
-        loss = m(batch)["loss"]
-        losses.append(float(loss.detach()))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return losses
-
-
 @pytest.mark.parametrize("injection", ["segment", "encoder"])
 @pytest.mark.parametrize("dual", [True, False])
 def test_masc_with_and_without_rationale(posts, injection, dual):
@@ -72,7 +61,7 @@ def test_masc_with_and_without_rationale(posts, injection, dual):
         assert b["input_ids"].shape[1] > b["plain_attention_mask"].sum(1).max()  # the rationale is in
     else:
         assert b["rationale_input_ids"].shape[0] == len(b["features"])
-    losses = train_steps(m, b)
+    losses, _, _ = train_steps(m, b, steps=6)
     assert losses[-1] < losses[0]
     m.eval()
     with_r = m.logits(b)
@@ -124,7 +113,7 @@ def test_tagger_learns_and_refuses_per_aspect_rationales(posts, task):
     m = tiny(task)
     assert isinstance(m, LRSATagger) and m.processor.rationale == "none"
     b = batch_of(m, posts)
-    losses = train_steps(m, b)
+    losses, _, _ = train_steps(m, b, steps=6)
     assert losses[-1] < losses[0]
     with pytest.raises(LeakageError):
         tiny(task, rationale="aspect")
@@ -242,6 +231,6 @@ def test_real_images_through_a_tiny_vit(posts, tmp_path):
     present = [names.index(with_images[f.post_index].image) < 2 for f in b["features"]]
     assert b["pixel_values"].shape[0] == len(b["features"]) and b["visual_present"].tolist() == present
     assert m.dual_attention.visual_in.in_features == 24  # the ViT width, projected to the text's
-    losses = train_steps(m, b)
+    losses, _, _ = train_steps(m, b, steps=6)
     assert losses[-1] < losses[0]
     assert any(p.grad is not None for p in m.vision.parameters())

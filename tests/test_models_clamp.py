@@ -17,6 +17,7 @@ from mabsa.engine.inference import predict_posts
 from mabsa.engine.processor import LeakageError
 from mabsa.engine.visual import MultimodalProcessor
 from mabsa.models import get_model_class
+from model_support import train_steps
 
 TINY = {
     "encoder": "minilm",
@@ -59,24 +60,12 @@ def tiny(task="jmasa", **args):
     return get_model_class("clamp").create({**TINY, **args}, task)
 
 
-def _train_steps(model, batch, steps=8):
-    opt = torch.optim.AdamW(model.parameter_groups(1e-3, 1e-2, 0.0))
-    losses = []
-    for _ in range(steps):
-        out = model(batch)
-        losses.append(float(out["loss"].detach()))
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-    return losses, out
-
-
 @pytest.mark.parametrize("task", ["jmasa", "mate"])
 def test_image_text_stream_learns_and_every_loss_is_present(posts, task):
     m = tiny(task)
     batch = m.processor.collate(m.processor.encode(posts))
     assert batch["visual_input_ids"].shape[0] == len(posts) and batch["visual_present"].all()
-    losses, out = _train_steps(m, batch)
+    losses, _, out = train_steps(m, batch, steps=8)
     assert set(out["losses"]) == {"crf", "cls", "gcl", "wra"}
     assert losses[-1] < 0.7 * losses[0]
     # every parameter took part: the graph reaches PAF, both heads, MCL projections and AMA's sigma
@@ -90,7 +79,7 @@ def test_real_image_stream_with_a_tiny_vit(image_posts, tiny_vit):
     batch = m.processor.collate(m.processor.encode(posts))
     assert batch["pixel_values"].shape[:2] == (len(posts), 3)
     assert batch["visual_present"].tolist() == [i % 3 != 2 for i in range(len(posts))]
-    losses, out = _train_steps(m, batch, steps=6)
+    losses, _, out = train_steps(m, batch, steps=6)
     assert losses[-1] < losses[0]
     assert m.vision.model.embeddings.patch_embeddings.projection.weight.grad is not None
     # the pretrained vision tower trains at the encoder rate, not the heads' rate

@@ -11,6 +11,7 @@ from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
 from mabsa.engine.processor import LeakageError, Processor
 from mabsa.models import available_models, get_model_class
+from model_support import train_steps
 
 # A BERT with MiniLM's vocabulary, random weights (HF's tiny-config testing style).
 TINY = {
@@ -42,14 +43,7 @@ def test_registry_lists_baselines():
 def test_training_steps_reduce_loss_on_a_fixed_batch(posts, model, task):
     m = tiny(model, task, dropout=0.0)
     batch = m.processor.collate(m.processor.encode(posts[:8]))
-    opt = torch.optim.AdamW(m.parameter_groups(1e-3, 1e-2, 0.0))
-    losses = []
-    for _ in range(8):
-        loss = m(batch)["loss"]
-        losses.append(float(loss.detach()))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    losses, _, _ = train_steps(m, batch, steps=8)
     assert losses[-1] < 0.7 * losses[0]
 
 
