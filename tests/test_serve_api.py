@@ -256,6 +256,36 @@ def test_a_model_that_reads_the_image_gets_the_upload(tmp_path_factory, tmp_path
     same_aspects(without.json(), engine.predict(text))
 
 
+def test_evidence_panel_and_model_share_one_perception(tmp_path_factory, tmp_path, monkeypatch):
+    """With the evidence panel on, a caption+faces model reads the panel's perception: the image
+    is perceived once per request, and the answer still equals the engine's own prediction."""
+    from serve_support import TINY_SETS
+    from mabsa.engine import trainer
+    from mabsa.engine.config import load_run_config
+    from mabsa.perception import Perceiver
+    from mabsa.serve.evidence import EvidenceConfig
+    from mabsa.serve.examples import example_jpeg
+
+    out = tmp_path_factory.mktemp("ckpt-share") / "tiny-caption"
+    trainer.train(load_run_config("text-crf", sets=TINY_SETS + ['model_args.image_text=["caption","faces"]']),
+                  "twitter2015", "jmasa", out, progress=False)
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(example_jpeg("astronaut"))
+    text = "Eileen Collins smiles before the launch"
+    calls = []
+    perceive = Perceiver.perceive
+    monkeypatch.setattr(Perceiver, "perceive", lambda self, *a, **k: calls.append(1) or perceive(self, *a, **k))
+    app = create_app(ServeConfig(checkpoints={"captions": str(out)}, evidence=EvidenceConfig(align=False)))
+    with TestClient(app) as c:
+        wait_ready(c)
+        calls.clear()  # the warm-up perceives a small image once
+        r = c.post("/v1/predict", data={"text": text}, files={"image": ("a.jpg", photo.read_bytes())})
+    assert r.status_code == 200, r.text
+    assert r.json()["model_read_image"] is True and r.json()["image"] is not None
+    assert len(calls) == 1
+    same_aspects(r.json(), load(out).predict(text, image=str(photo)))
+
+
 def test_masc_model_classifies_the_aspects_it_is_given(checkpoint, tmp_path_factory):
     masc = tiny_checkpoint(tmp_path_factory, "text-cls", "masc")
     app = create_app(ServeConfig(checkpoints={"jmasa": str(checkpoint), "masc": str(masc)}, evidence=None))

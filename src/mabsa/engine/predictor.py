@@ -70,14 +70,16 @@ class Predictor:
         image: str | None,
         aspects: Sequence[AspectSpec] | None,
         caption: str | None,
+        faces: tuple | None = None,
     ) -> Post:
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"text #{index} is empty")
         tokens = tokenize(text)
         if not tokens:
             raise InputError(f"text #{index} has no tokens: {text!r}")
-        faces = None
-        if image is not None and self.model.processor.reads_image_texts and caption is None:
+        # Per-image texts given by the caller (e.g. the server's evidence panel already perceived
+        # the image) are used as they are; otherwise the image file is perceived here.
+        if image is not None and self.model.processor.reads_image_texts and caption is None and faces is None:
             caption, faces = self._perceive(image)
         given: list[Aspect] = []
         if self.task not in EXTRACTION_TASKS:
@@ -118,15 +120,17 @@ class Predictor:
         *,
         aspects: Sequence[Sequence[AspectSpec] | None] | None = None,
         captions: Sequence[str | None] | None = None,
+        faces: Sequence[tuple | None] | None = None,
     ) -> list[Prediction]:
         n = len(texts)
         images = list(images) if images is not None else [None] * n
         aspects = list(aspects) if aspects is not None else [None] * n
         captions = list(captions) if captions is not None else [None] * n
-        if not (len(images) == len(aspects) == len(captions) == n):
-            raise InputError("texts, images, aspects and captions must have the same length")
-        posts = [self._post(i, t, im, a, c)
-                 for i, (t, im, a, c) in enumerate(zip(texts, images, aspects, captions))]
+        faces = list(faces) if faces is not None else [None] * n
+        if not (len(images) == len(aspects) == len(captions) == len(faces) == n):
+            raise InputError("texts, images, aspects, captions and faces must have the same length")
+        posts = [self._post(i, t, im, a, c, f)
+                 for i, (t, im, a, c, f) in enumerate(zip(texts, images, aspects, captions, faces))]
         result = self._predict(posts)
         truncated = set(result.truncated)
         return [Prediction(p.text or "", p.tokens, p.aspects, p.id in truncated)

@@ -159,14 +159,20 @@ class Service:
             finally:
                 timing["perception"] = _ms(t)
 
-        async def infer():
+        # A model that reads only per-image texts (caption, faces) takes them from the panel's
+        # perception instead of perceiving the same image a second time.
+        share = builder is not None and reads_image and getattr(slot.predictor, "reads_image_texts", False)
+
+        async def infer(seen=None):
             t = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="mabsa-serve-") as tmp:
                 path = None
                 if reads_image:  # the engine reads images from files (its perception or pixels)
                     path = str(Path(tmp) / "image.png")
                     await loop.run_in_executor(self.decode_pool, image.rgb.save, path)
-                item = PredictItem(text, path, tuple(aspects) if aspects else None)
+                item = PredictItem(text, path, tuple(aspects) if aspects else None,
+                                   caption=seen.caption.text if seen is not None and seen.caption else None,
+                                   faces=seen.faces if seen is not None else None)
                 try:
                     return await slot.batcher.submit(item)
                 except MabsaError as e:
@@ -175,7 +181,13 @@ class Service:
                     timing["model"] = _ms(t)
 
         perception = None
-        if builder is not None:  # evidence and model at the same time, in their own threads
+        if share:  # perception first, then the model reads what it found
+            try:
+                perception = await perceive()
+            except Exception as e:
+                evidence_error = f"perception failed: {e}"
+            prediction = await infer(perception)
+        elif builder is not None:  # evidence and model at the same time, in their own threads
             perceived, prediction = await asyncio.gather(perceive(), infer(), return_exceptions=True)
             if isinstance(prediction, BaseException):
                 raise prediction

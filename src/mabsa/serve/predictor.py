@@ -19,6 +19,9 @@ class PredictItem:
     text: str
     image: str | None = None  # path of the image file, for models that read the image
     aspects: tuple[str, ...] | None = None  # masc models: the aspect terms to classify
+    # per-image texts the server already perceived (evidence panel); None: perceive ``image``
+    caption: str | None = None
+    faces: tuple | None = None
 
 
 class ServePredictor(Protocol):
@@ -40,8 +43,8 @@ class EnginePredictor:
         self.task = predictor.task
         # Per-image texts (caption, faces) are perceived by the engine's predictor from the file;
         # pixel models (visual_source "image") load the file themselves.
-        self.reads_image = bool(getattr(processor, "reads_image_texts", processor.image_text)) or \
-            getattr(processor, "visual_source", None) == "image"
+        self.reads_image_texts = bool(getattr(processor, "reads_image_texts", processor.image_text))
+        self.reads_image = self.reads_image_texts or getattr(processor, "visual_source", None) == "image"
         self.info = {
             "task": self.task,
             "model": predictor.config.get("model"),
@@ -67,6 +70,8 @@ class EnginePredictor:
                 [i.text for i in items],
                 [i.image if self.reads_image else None for i in items],
                 aspects=[list(i.aspects) if i.aspects else None for i in items],
+                captions=[i.caption for i in items],
+                faces=[i.faces for i in items],
             )
 
     def predict_batch(self, items: Sequence[PredictItem]) -> list[Any]:
