@@ -80,6 +80,31 @@ def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str |
     }
 
 
+def dev_sweep(prefix: str, configs: dict[str, dict], dataset: str, task: str, seed: int, command: str,
+              work: Path = RUNS) -> dict:
+    """Train each named run config once (``configs``: name -> full run config) and record its
+    dev scores in ``results/<prefix>_sweep.json``, resumably: a preset is chosen on dev only.
+    (``train`` also scores the test split of each run; those numbers are not reported.)"""
+    from mabsa.engine.trainer import train
+
+    path = RESULTS / f"{prefix}_sweep.json"
+    done = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
+    for name, config in configs.items():
+        key = f"{dataset}-{name}-seed{seed}"
+        if key in done["runs"]:
+            continue
+        t0 = time.time()
+        m = train(config, dataset, task, work / f"{prefix}-sweep" / key, seed=seed, resume=True, progress=False)
+        done["runs"][key] = {"config": config, "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
+                             "dev": {k: v for k, v in m["dev"][task].items() if isinstance(v, float)},
+                             "seconds": round(time.time() - t0)}
+        done["command"] = command
+        RESULTS.mkdir(exist_ok=True)
+        path.write_text(json.dumps(done, indent=2) + "\n")
+        print(time.strftime("%H:%M:%S"), key, json.dumps(done["runs"][key]["dev"]), flush=True)
+    return done
+
+
 def save_result(prefix: str, record: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     name = record["name"].removeprefix(f"{prefix}-")

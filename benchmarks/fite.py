@@ -185,6 +185,20 @@ PLAN = [("run", MAIN_RUNS, [1]), ("pipeline", list(DATASETS), [1]), ("run", MAIN
         ("run", OTHER_RUNS, [1, 2, 3]), ("run", MAIN_RUNS, [1, 2, 3, 4, 5])]
 
 
+#: preset choice for the MiniLM backbone, on T15 dev only (seed 1, the CPU preset's 2 epochs)
+SWEEP = {"cls-lr5e-5": ["model_args.pooling=\"cls\"", "train.lr=5e-05"],
+         "cls+aspect-lr8e-5": ["model_args.pooling=\"cls+aspect\"", "train.lr=8e-05"],
+         "cls+aspect-lr5e-5": ["model_args.pooling=\"cls+aspect\"", "train.lr=5e-05"]}
+
+
+def sweep(seed: int) -> dict:
+    from common import dev_sweep
+    from mabsa.engine.config import load_run_config
+
+    return dev_sweep("fite", {name: load_run_config("fite", None, PRESET + sets) for name, sets in SWEEP.items()},
+                     "twitter2015", "masc", seed, f"python benchmarks/fite.py sweep --seed {seed}")
+
+
 def plan_commands() -> list[str]:
     return [f"python benchmarks/fite.py {kind} {' '.join(names)} --seeds {' '.join(map(str, seeds))}"
             if kind == "run" else
@@ -310,6 +324,8 @@ def main() -> None:
     p.add_argument("--terms", default=None, help="runs/bench run with seed*/ mate or jmasa checkpoints")
     sub.add_parser("report")
     sub.add_parser("all", help="the whole PLAN, then the report")
+    w = sub.add_parser("sweep", help="dev-only choice of pooling and lr for the CPU preset (T15)")
+    w.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     if args.cmd == "list":
         print("\n".join(f"{d}-{v}" for d in DATASETS for v in VARIANTS))
@@ -318,6 +334,8 @@ def main() -> None:
         print("wrote docs/results.md")
     elif args.cmd == "all":
         run_plan()
+    elif args.cmd == "sweep":
+        sweep(args.seed)
     elif args.cmd == "pipeline":
         res = run_pipeline(args.dataset, args.seeds, args.fite, args.terms)
         print(json.dumps(res["metrics"], indent=1))

@@ -148,7 +148,8 @@ def test_inputs_follow_the_paper_layout(posts):
 
 
 @pytest.mark.parametrize("args", [{}, {"fusion": "concat"}, {"branches": ["face"]},
-                                  {"branches": ["caption"]}])
+                                  {"branches": ["caption"]}, {"pooling": "cls+aspect"},
+                                  {"pooling": "cls+aspect", "fusion": "concat"}])
 def test_forward_backward_every_variant(posts, args):
     m = tiny(dropout=0.0, **args)
     batch = m.processor.collate(m.processor.encode(posts[:8]))
@@ -157,9 +158,29 @@ def test_forward_backward_every_variant(posts, args):
     out["loss"].backward()
     for name, enc in m.text_encoder.items():
         assert enc.model.embeddings.word_embeddings.weight.grad.abs().sum() > 0, name
-    assert (m.fusion is not None) == (args == {})
+    assert (m.fusion is not None) == (args.get("fusion", "gate") == "gate" and "branches" not in args)
     if m.fusion is not None:
         assert m.fusion.w_d.weight.grad.abs().sum() > 0
+
+
+def test_cls_aspect_pooling_reads_the_aspect_in_both_branches(posts):
+    """pooling="cls+aspect": each branch's state is [CLS] and the mean over the aspect's subwords
+    of T, which sit at the same positions in both branch inputs."""
+    m = tiny(dropout=0.0, pooling="cls+aspect").eval()
+    features = m.processor.encode(posts[:6])
+    batch = m.processor.collate(features)
+    states = m.branch_states(batch)
+    tok = m.processor.tokenizer
+    for b, encoder in m.text_encoder.items():
+        x = batch[b]
+        hidden = encoder(x["input_ids"], x["attention_mask"], x["token_type_ids"])
+        for i, f in enumerate(features):
+            aspect = posts[f.post_index].aspects[f.aspect_index]
+            positions = batch["aspect_positions"][i][batch["aspect_mask"][i]]
+            assert tok.decode(x["input_ids"][i, positions]).replace(" ", "") == \
+                aspect.term.lower().replace(" ", "")
+            assert torch.allclose(states[b][i, : hidden.shape[-1]], hidden[i, 0])
+            assert torch.allclose(states[b][i, hidden.shape[-1]:], hidden[i, positions].mean(0), atol=1e-6)
 
 
 def test_training_steps_reduce_loss(posts):

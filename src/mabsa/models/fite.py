@@ -10,6 +10,10 @@ and their ``[CLS]`` states are fused (eqs. 9-10) and classified (eq. 11)::
 
     g = tanh(W_D h_D + W_C h_C + b),   H = g * h_D + (1 - g) * h_C,   p = softmax(W H + b')
 
+``pooling``: ``"cls"`` (the paper: ``h`` = the ``[CLS]`` state) or ``"cls+aspect"`` (``h`` =
+``[CLS]`` state and the mean of the aspect's subword states in T, as ``text-cls`` pools; chosen
+for the MiniLM CPU preset on dev, see docs/methods/fite.md).
+
 Variants (``model_args``): ``fusion="concat"`` (w/o gate: ``[h_D ; h_C]``), ``branches=["face"]``
 (w/o caption), ``branches=["caption"]`` (w/o face description), ``encoder`` (FITE-DE: another
 backbone). ``face_source``: ``"auto"`` reads the shipped per-aspect description
@@ -36,13 +40,14 @@ from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenize
 from mabsa.engine.processor import POLARITIES, Feature, Processor
 from mabsa.errors import MabsaError
 from mabsa.models.base import ENCODER_CONFIG_DIR, MabsaModel, register
-from mabsa.models.text_baselines import TextClassifier
+from mabsa.models.text_baselines import TextClassifier, cls_and_aspect
 from mabsa.perception.face_text import FaceTextBuilder
 from mabsa.perception.faces import MIN_ATTRIBUTE_CONFIDENCE
 
 #: branch -> the per-image Post field it reads (what a predictor must perceive for it)
 BRANCH_SOURCES = {"face": "faces", "caption": "caption"}
 FACE_SOURCES = ("auto", "faces")
+POOLINGS = ("cls", "cls+aspect")
 RATIONALE_SOURCE = "fite:face-description"
 
 
@@ -176,9 +181,13 @@ class Fite(TextClassifier):
         self.fusion_kind = str(args.get("fusion", "gate"))
         if self.fusion_kind not in ("gate", "concat"):
             raise MabsaError(f"fite: fusion must be 'gate' or 'concat', got {self.fusion_kind!r}")
+        self.pooling = str(args.get("pooling", "cls"))
+        if self.pooling not in POOLINGS:
+            raise MabsaError(f"fite: pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        per_branch = hidden * (2 if self.pooling == "cls+aspect" else 1)
         two = len(processor.branches) == 2
-        self.fusion = GatedFusion(hidden) if two and self.fusion_kind == "gate" else None
-        width = 2 * hidden if two and self.fusion_kind == "concat" else hidden
+        self.fusion = GatedFusion(per_branch) if two and self.fusion_kind == "gate" else None
+        width = 2 * per_branch if two and self.fusion_kind == "concat" else per_branch
         self.dropout = nn.Dropout(float(args.get("dropout", 0.1)))
         self.classifier = nn.Linear(width, len(POLARITIES))
 
@@ -227,11 +236,13 @@ class Fite(TextClassifier):
 
     # -- forward ------------------------------------------------------------------------------
     def branch_states(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        """``[CLS]`` state of each branch, ``(B, H)``."""
+        """Pooled state of each branch: ``(B, H)`` for ``cls``, ``(B, 2H)`` for ``cls+aspect``
+        (both branches start with the same ``[CLS] T``, so the aspect positions are shared)."""
         out = {}
         for b, encoder in self.text_encoder.items():
             x = batch[b]
-            out[b] = encoder(x["input_ids"], x["attention_mask"], x["token_type_ids"])[:, 0]
+            hidden = encoder(x["input_ids"], x["attention_mask"], x["token_type_ids"])
+            out[b] = cls_and_aspect(hidden, batch) if self.pooling == "cls+aspect" else hidden[:, 0]
         return out
 
     def logits(self, batch: Mapping[str, Any]) -> torch.Tensor:

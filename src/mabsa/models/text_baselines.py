@@ -67,6 +67,15 @@ class TextCRF(MabsaModel):
         return results
 
 
+def cls_and_aspect(hidden: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+    """``[h_CLS ; mean of the aspect's subword states]``, ``(B, 2H)``: the aspect's own states
+    say which of several aspects is meant, which a small encoder's ``[CLS]`` alone blurs."""
+    span = gather_positions(hidden, batch["aspect_positions"])
+    mask = batch["aspect_mask"].unsqueeze(-1).to(span.dtype)
+    span_mean = (span * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return torch.cat([hidden[:, 0], span_mean], dim=-1)
+
+
 @register("text-cls")
 class TextClassifier(MabsaModel):
     tasks = ("masc",)
@@ -78,11 +87,7 @@ class TextClassifier(MabsaModel):
         self.classifier = nn.Linear(2 * hidden, len(POLARITIES))
 
     def logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        hidden = self.encode_text(batch)
-        span = gather_positions(hidden, batch["aspect_positions"])
-        mask = batch["aspect_mask"].unsqueeze(-1).to(span.dtype)
-        span_mean = (span * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.classifier(self.dropout(torch.cat([hidden[:, 0], span_mean], dim=-1)))
+        return self.classifier(self.dropout(cls_and_aspect(self.encode_text(batch), batch)))
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         logits = self.logits(batch)
