@@ -165,28 +165,13 @@ SWEEP = {  # name -> --set over the preset; chosen by dev MASC accuracy only (T1
     f"{row}-adapter{n}-epochs{e}": MASC_ROWS[row] + [f"model_args.adapter_layers={n}", f"train.epochs={e}"]
     for row in ("none", "full") for n, e in ((0, 5), (1, 5), (2, 5), (2, 10))
 }
-SWEEP_FILE = RESULTS / "lrsa_sweep.json"
 
 
 def sweep(ds: str, seed: int) -> None:
-    """Train each SWEEP config once and record its dev scores (the test split is not read for
-    this choice; train() scores it per run, and those numbers are not reported)."""
-    from mabsa.engine.trainer import train
+    from common import dev_sweep
 
-    done = json.loads(SWEEP_FILE.read_text()) if SWEEP_FILE.is_file() else {"runs": {}}
-    for name, sets in SWEEP.items():
-        key = f"{ds}-{name}-seed{seed}"
-        if key in done["runs"]:
-            continue
-        t0 = time.time()
-        m = train(config_for(sets), DATASETS[ds], "masc", WORK / "sweep" / key, seed=seed, resume=True,
-                  progress=False)
-        done["runs"][key] = {"sets": sets, "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
-                             "dev": {k: m["dev"]["masc"][k] for k in ("accuracy", "macro_f1")},
-                             "seconds": round(time.time() - t0)}
-        done["command"] = f"python benchmarks/lrsa.py sweep --dataset {ds} --seed {seed}"
-        SWEEP_FILE.write_text(json.dumps(done, indent=2) + "\n")
-        log(key, done["runs"][key])
+    dev_sweep("lrsa", {name: config_for(sets) for name, sets in SWEEP.items()}, DATASETS[ds], "masc", seed,
+              f"python benchmarks/lrsa.py sweep --dataset {ds} --seed {seed}", work=WORK)
 
 
 # -- report ------------------------------------------------------------------------------------
