@@ -174,6 +174,44 @@ def sweep(ds: str, seed: int) -> None:
               f"python benchmarks/lrsa.py sweep --dataset {ds} --seed {seed}", work=WORK)
 
 
+# -- what the shipped rationales say ----------------------------------------------------------
+AGREEMENT_FILE = RESULTS / "lrsa_rationale_agreement.json"
+
+
+def rationale_agreement() -> dict:
+    """How often the sentiment a shipped miniGPT-4 rationale states ("Sentiment: Neutral. ...")
+    equals the gold polarity: an upper bound on what copying the LLM's verdict can give."""
+    import re
+    from collections import Counter
+
+    from mabsa.data import load_dataset
+
+    out: dict = {"command": "python benchmarks/lrsa.py agreement"}
+    for ds, name in DATASETS.items():
+        for split in ("dev", "test"):
+            pairs = Counter()
+            missing = 0
+            for post in load_dataset(name, split):
+                for a in post.aspects:
+                    if a.rationale is None:
+                        missing += 1
+                        continue
+                    m = re.search(r"Sentiment:\s*(\w+)", a.rationale.reason or "")
+                    stated = m.group(1).upper()[:3] if m else "NONE"
+                    pairs[(stated, a.polarity.name[:3])] += 1
+            n = sum(pairs.values())
+            gold = Counter()
+            for (_, g), c in pairs.items():
+                gold[g] += c
+            out[f"{name}/{split}"] = {
+                "aspects_with_rationale": n, "aspects_without": missing,
+                "agreement": sum(c for (s, g), c in pairs.items() if s == g) / n,
+                "majority_class_rate": max(gold.values()) / n,
+                "stated_vs_gold": {f"{s}->{g}": c for (s, g), c in sorted(pairs.items())}}
+    AGREEMENT_FILE.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 # -- report ------------------------------------------------------------------------------------
 def pm(values: list[float]) -> str:
     if not values:
@@ -256,6 +294,16 @@ def report() -> None:
              "/tmp/mabsa-bench.lock python benchmarks/lrsa.py run --datasets t15 t17 --seeds 1 2 3 > "
              "runs/lrsa_run.log 2>&1 &`; each row is also one `mabsa train` command, listed in "
              "`results/lrsa_<dataset>.json`.", ""]
+    if AGREEMENT_FILE.is_file():
+        agree = json.loads(AGREEMENT_FILE.read_text())
+        lines += ["How much the rationales can tell (`python benchmarks/lrsa.py agreement`): the sentiment a "
+                  "shipped miniGPT-4 rationale states (\"Sentiment: Neutral. ...\") equals the gold polarity "
+                  "for " + ", ".join(f"{100 * agree[f'{n}/test']['agreement']:.1f}% of {n} test aspects "
+                                     f"(majority class {100 * agree[f'{n}/test']['majority_class_rate']:.1f}%)"
+                                     for n in DATASETS.values())
+                  + "; most rationales say Neutral and describe the image. Copying the LLM's verdict is "
+                  "therefore no better than guessing the majority class, and a rationale can add at most "
+                  "what its description of the image adds.", ""]
     found = False
     for ds in DATASETS:
         rows = collect(ds)
@@ -327,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     r.add_argument("--threads", type=int, default=1)
     sub.add_parser("report")
+    sub.add_parser("agreement", help="stated sentiment of the shipped rationales vs gold")
     w = sub.add_parser("sweep", help="dev-only choice of the preset's adapter depth and epochs")
     w.add_argument("--dataset", default="t15", choices=list(DATASETS))
     w.add_argument("--seed", type=int, default=1)
@@ -334,6 +383,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     if a.cmd == "run":
         run(a.datasets, a.seeds, a.threads)
+    elif a.cmd == "agreement":
+        print(json.dumps(rationale_agreement(), indent=1))
     elif a.cmd == "sweep":
         import torch
 
