@@ -228,9 +228,9 @@ def test_timeout_and_per_item_model_errors():
         assert c.post("/v1/predict", json={"text": "fine", "model": "picky"}).status_code == 200
 
 
-def test_a_model_that_reads_the_image_gets_the_upload(tmp_path_factory, tmp_path):
-    """A caption+faces model: the server passes the uploaded photo on; the answer equals the
-    engine's own prediction on the same image file."""
+@pytest.fixture(scope="module")
+def caption_checkpoint(tmp_path_factory):
+    """A tiny text-crf that reads the per-image texts (caption, faces) of an uploaded image."""
     from serve_support import TINY_SETS
     from mabsa.engine import trainer
     from mabsa.engine.config import load_run_config
@@ -238,10 +238,22 @@ def test_a_model_that_reads_the_image_gets_the_upload(tmp_path_factory, tmp_path
     out = tmp_path_factory.mktemp("ckpt-image") / "tiny-caption"
     trainer.train(load_run_config("text-crf", sets=TINY_SETS + ['model_args.image_text=["caption","faces"]']),
                   "twitter2015", "jmasa", out, progress=False)
+    return out
+
+
+@pytest.fixture
+def astronaut_photo(tmp_path):
     from mabsa.serve.examples import example_jpeg
 
     photo = tmp_path / "astronaut.jpg"
     photo.write_bytes(example_jpeg("astronaut"))
+    return photo
+
+
+def test_a_model_that_reads_the_image_gets_the_upload(caption_checkpoint, astronaut_photo):
+    """A caption+faces model: the server passes the uploaded photo on; the answer equals the
+    engine's own prediction on the same image file."""
+    out, photo = caption_checkpoint, astronaut_photo
     text = "Eileen Collins smiles before the launch"
     app = create_app(ServeConfig(checkpoints={"captions": str(out)}, evidence=None))
     with TestClient(app) as c:
@@ -256,21 +268,13 @@ def test_a_model_that_reads_the_image_gets_the_upload(tmp_path_factory, tmp_path
     same_aspects(without.json(), engine.predict(text))
 
 
-def test_evidence_panel_and_model_share_one_perception(tmp_path_factory, tmp_path, monkeypatch):
+def test_evidence_panel_and_model_share_one_perception(caption_checkpoint, astronaut_photo, monkeypatch):
     """With the evidence panel on, a caption+faces model reads the panel's perception: the image
     is perceived once per request, and the answer still equals the engine's own prediction."""
-    from serve_support import TINY_SETS
-    from mabsa.engine import trainer
-    from mabsa.engine.config import load_run_config
     from mabsa.perception import Perceiver
     from mabsa.serve.evidence import EvidenceConfig
-    from mabsa.serve.examples import example_jpeg
 
-    out = tmp_path_factory.mktemp("ckpt-share") / "tiny-caption"
-    trainer.train(load_run_config("text-crf", sets=TINY_SETS + ['model_args.image_text=["caption","faces"]']),
-                  "twitter2015", "jmasa", out, progress=False)
-    photo = tmp_path / "astronaut.jpg"
-    photo.write_bytes(example_jpeg("astronaut"))
+    out, photo = caption_checkpoint, astronaut_photo
     text = "Eileen Collins smiles before the launch"
     calls = []
     perceive = Perceiver.perceive
