@@ -250,14 +250,25 @@ def report() -> str:
              "two V100s does not fit 2 shared CPU cores): two all-MiniLM-L6-v2 encoders (22.7M "
              "parameters each, vs BERT-base's 110M), max length 128 subwords (the second "
              "segment is cut first; the post itself loses words in no T15 input and in 23 of "
-             "3562 train / 3 of 1234 test T17 inputs), batch 16, lr 5e-5 (paper) for the encoders and 1e-3 for gate and "
-             "classifier, "
-             + ", ".join(x.split("=")[0].split(".")[-1] + " " + x.split("=")[1] for x in PRESET[:2])
-             + ". Dev curves per seed are in the JSON. Twitter-face = the test posts whose shipped "
-             "face attributes list ≥ 1 face, scored with the same checkpoints (no extra training).",
+             "3562 train / 3 of 1234 test T17 inputs), batch 16, 1e-3 for gate and classifier, and "
+             "the `fite-cpu` preset: " + ", ".join(x.replace("model_args.", "").replace("train.", "")
+                                                    for x in PRESET if "num_threads" not in x)
+             + " (pooling and lr chosen on T15 dev: docs/methods/fite.md; `fite-clspool` = the paper's "
+             "[CLS] pooling at its lr 5e-5). Dev curves per seed are in the JSON. Twitter-face = the "
+             "test posts whose shipped face attributes list ≥ 1 face, scored with the same checkpoints "
+             "(no extra training). The text-only baseline with the same backbone (`text-cls`, 2 "
+             "epochs, 3 seeds) is the first row of each dataset.",
              "", "| dataset | variant | seeds | Acc | Macro-F1 | dev Acc | Twitter-face Acc | "
              "Twitter-face Macro-F1 | paper Acc / Macro-F1 |", "|---" * 9 + "|"]
-    for r in masc:
+    baselines = {r["dataset"]: r for r in load_results("baselines") if r.get("name", "").endswith("-masc-minilm")}
+    for i, r in enumerate(masc):
+        if i == 0 or masc[i - 1]["dataset"] != r["dataset"]:
+            b = baselines.get(r["dataset"])
+            if b:
+                bm = b["metrics"]
+                lines.append(f"| {r['dataset']} | text-cls (text only) | {len(b['seeds'])} | "
+                             f"{pm(bm, 'test.masc.accuracy')} | {pm(bm, 'test.masc.macro_f1')} | "
+                             f"{pm(bm, 'dev.masc.accuracy')} | - | - | - |")
         m = r["metrics"]
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {len(r['seeds'])} of 5 | {pm(m, 'test.masc.accuracy')} | "
