@@ -83,6 +83,24 @@ def subset_metrics(run_dir: Path, dataset: str) -> dict:
     return metrics
 
 
+BASELINE_FACES = "text-cls-twitter-face"
+
+
+def baseline_faces() -> dict:
+    """The text-only baseline's seeds (benchmarks/baselines.py, ``DATASET-masc-minilm``) scored on
+    the same Twitter-face subsets, so FITE's face rows have a text-only reference."""
+    out = {"command": "python benchmarks/fite.py baseline-faces"}
+    for key, dataset in DATASETS.items():
+        seeds = sorted(d for d in (RUNS / f"{key}-masc-minilm").glob("seed*") if (d / "metrics.json").is_file())
+        if not seeds:
+            continue
+        face = [subset_metrics(d, dataset)["masc"] for d in seeds]
+        out[dataset] = {"seeds": [d.name for d in seeds], "per_seed": face,
+                        **{f"twitter_face.{k}": mean_std([f[k] for f in face]) for k in ("accuracy", "macro_f1")}}
+    save_result("fite", {"name": f"fite-{BASELINE_FACES}", **out})
+    return out
+
+
 def face_aspects(dataset: str) -> int:
     from mabsa.data import load_dataset
 
@@ -266,9 +284,11 @@ def report() -> str:
             b = baselines.get(r["dataset"])
             if b:
                 bm = b["metrics"]
+                bf = next((x.get(r["dataset"], {}) for x in rows if x.get("name") == f"fite-{BASELINE_FACES}"), {})
                 lines.append(f"| {r['dataset']} | text-cls (text only) | {len(b['seeds'])} | "
                              f"{pm(bm, 'test.masc.accuracy')} | {pm(bm, 'test.masc.macro_f1')} | "
-                             f"{pm(bm, 'dev.masc.accuracy')} | - | - | - |")
+                             f"{pm(bm, 'dev.masc.accuracy')} | {pm(bf, 'twitter_face.accuracy')} | "
+                             f"{pm(bf, 'twitter_face.macro_f1')} | - |")
         m = r["metrics"]
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {len(r['seeds'])} of 5 | {pm(m, 'test.masc.accuracy')} | "
@@ -339,6 +359,7 @@ def main() -> None:
     p.add_argument("--terms", default=None, help="runs/bench run with seed*/ mate or jmasa checkpoints")
     sub.add_parser("report")
     sub.add_parser("all", help="the whole PLAN, then the report")
+    sub.add_parser("baseline-faces", help="the text-cls baseline's seeds on the Twitter-face subsets")
     w = sub.add_parser("sweep", help="dev-only choice of pooling and lr for the CPU preset (T15)")
     w.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -351,6 +372,8 @@ def main() -> None:
         run_plan()
     elif args.cmd == "sweep":
         sweep(args.seed)
+    elif args.cmd == "baseline-faces":
+        print(json.dumps(baseline_faces(), indent=1)[:2000])
     elif args.cmd == "pipeline":
         res = run_pipeline(args.dataset, args.seeds, args.fite, args.terms)
         print(json.dumps(res["metrics"], indent=1))
