@@ -217,8 +217,9 @@ def pm(values: list[float]) -> str:
     if not values:
         return "-"
     mean = 100 * statistics.mean(values)
-    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}" + (f" ({len(values)})" if len(values) < 3 else "")
+    if len(values) == 1:  # one seed has no spread
+        return f"{mean:.1f} (1)"
+    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" + (f" ({len(values)})" if len(values) < 3 else "")
 
 
 def collect(ds: str) -> dict:
@@ -258,7 +259,7 @@ def others(ds: str) -> dict:
 
     return {"text-cls (fine-tuned MiniLM) MASC acc": mean(R / f"baselines_{ds}-masc-minilm.json", "test.masc.accuracy"),
             "text-crf (fine-tuned MiniLM) JMASA F1": mean(R / f"baselines_{ds}-jmasa-minilm.json", "test.jmasa.f1"),
-            "CLAMP (clamp-cpu) JMASA F1": mean(R / f"clamp_clamp-{ds}-full.json", "test.jmasa.f1")}
+            "CLAMP (clamp-cpu) JMASA F1": mean(R / f"clamp_{ds}-full.json", "test.jmasa.f1")}
 
 
 def paired_gain(rows: dict, a: str, b: str, value) -> str:
