@@ -159,8 +159,9 @@ class Service:
             finally:
                 timing["perception"] = _ms(t)
 
-        # A model that reads only per-image texts (caption, faces) takes them from the panel's
-        # perception instead of perceiving the same image a second time.
+        # A model that reads per-image texts (caption, faces) takes them from the panel's
+        # perception instead of perceiving the same image a second time; it still gets the file
+        # (pixels, or a face-to-aspect similarity backend, may read it).
         share = builder is not None and reads_image and getattr(slot.predictor, "reads_image_texts", False)
 
         async def infer(seen=None):
