@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import load_results, pm, replace_section, run_seeds, save_result
+from common import baselines_by_dataset, load_results, pm, replace_section, run_seeds, save_result
 
 DATASETS = {"t15": "twitter2015", "t17": "twitter2017"}
 VARIANTS = {  # name -> (row label, --set overrides)
@@ -58,7 +58,7 @@ def report() -> str:
              "A single-seed row shows no spread.", "",
              "| dataset | variant | visual source | seeds | F1 | P | R | MATE F1 | dev F1 (selection) | paper F1 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    baselines = {r["dataset"]: r for r in load_results("baselines") if r.get("name", "").endswith("-jmasa-minilm")}
+    baselines = baselines_by_dataset("jmasa")
     for i, r in enumerate(rows):
         b = baselines.get(r["dataset"])
         if b and (i == 0 or rows[i - 1]["dataset"] != r["dataset"]):  # the text-only reference first

@@ -80,6 +80,12 @@ def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str |
     }
 
 
+def baselines_by_dataset(task: str) -> dict[str, dict]:
+    """The MiniLM text-baseline result of ``task`` (``jmasa`` / ``masc``) per dataset name: the
+    text-only reference row of the method reports."""
+    return {r["dataset"]: r for r in load_results("baselines") if r.get("name", "").endswith(f"-{task}-minilm")}
+
+
 def dev_sweep(prefix: str, configs: dict[str, dict], dataset: str, task: str, seed: int, command: str,
               work: Path = RUNS) -> dict:
     """Train each named run config once (``configs``: name -> full run config) and record its

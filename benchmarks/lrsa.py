@@ -283,7 +283,8 @@ def report() -> None:
 
     lines = ["## LRSA (`lrsa`, CPU preset)", "",
              "Test-set scores in %, mean ± sample std over seeds (a count in brackets = fewer than 3 seeds "
-             "finished). Preset `lrsa-cpu`: **frozen** MiniLM (outputs cached) with 2 trainable "
+             "finished). Preset `lrsa-cpu`: **frozen** MiniLM (outputs cached) with "
+             f"{json.loads(PRESET.read_text())['model_args']['adapter_layers']} trainable "
              "transformer layers on top (depth chosen on T15 dev, table below), trainable fusion and heads, max 5 epochs with patience 2, dev-set selection, test once "
              "per condition. Tweet images are not available: the visual stream is the shipped caption + "
              "a description of the shipped face attributes. Rationales are the shipped miniGPT-4 "
