@@ -158,3 +158,34 @@ def load_run_config(
         raise ConfigError(f"unknown config section(s) {unknown}: use model, model_args, train")
     TrainConfig.from_dict(config.get("train", {}))  # validate early
     return config
+
+
+# Train options that change speed or logging, not what a run learns: a resume may change them.
+RESUME_FREE_TRAIN_OPTIONS = frozenset({"num_threads", "eval_batch_size", "log_every"})
+
+
+def run_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """What differs between a checkpoint's ``config.json`` and the run config asked for now,
+    as ``"section.key: stored -> requested"`` lines. Both sides hold ``model``, ``task``,
+    ``model_args``, ``train`` and ``data.dataset``. A key that one side lacks (an option added to
+    mabsa after the run started) counts as its packaged default."""
+    diffs = [f"{key}: {stored.get(key)!r} -> {requested.get(key)!r}"
+             for key in ("model", "task") if stored.get(key) != requested.get(key)]
+    datasets = (stored.get("data", {}).get("dataset"), requested.get("data", {}).get("dataset"))
+    if datasets[0] != datasets[1]:
+        diffs.append(f"data.dataset: {datasets[0]!r} -> {datasets[1]!r}")
+    if diffs:
+        return diffs
+    try:
+        arg_defaults = packaged_config(str(requested["model"])).get("model_args", {})
+    except ConfigError:
+        arg_defaults = {}
+    train_defaults = TrainConfig().to_dict()
+    for section, defaults, free in (("model_args", arg_defaults, frozenset()),
+                                    ("train", train_defaults, RESUME_FREE_TRAIN_OPTIONS)):
+        old, new = stored.get(section, {}), requested.get(section, {})
+        for key in sorted((set(old) | set(new)) - free):
+            before, after = old.get(key, defaults.get(key)), new.get(key, defaults.get(key))
+            if before != after:
+                diffs.append(f"{section}.{key}: {before!r} -> {after!r}")
+    return diffs

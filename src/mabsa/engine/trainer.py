@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from mabsa.data import load_dataset
 from mabsa.engine import checkpoint as ckpt
-from mabsa.engine.config import TrainConfig
+from mabsa.engine.config import TrainConfig, run_differences
 from mabsa.engine.inference import predict_posts, selection_value, task_scores
 from mabsa.errors import MabsaError
 
@@ -89,6 +89,20 @@ def _limit(posts: list, n: int | None) -> list:
     return posts if n is None else posts[: int(n)]
 
 
+def _check_same_run(out: Path, config: dict[str, Any], tc: TrainConfig, dataset: Any,
+                    task: str) -> None:
+    """Resuming (or returning a finished run's metrics) is only right for the run that was
+    started there; a changed preset must not be silently answered by an old run."""
+    requested = {"model": config["model"], "task": task, "model_args": config["model_args"],
+                 "train": tc.to_dict(), "data": {"dataset": str(dataset)}}
+    diffs = run_differences(ckpt.read_json(out / ckpt.CONFIG_FILE), requested)
+    if diffs:
+        raise MabsaError(
+            f"{out} holds a run started with other settings, so --resume would mix two runs:\n  "
+            + "\n  ".join(diffs)
+            + "\nmove that directory away (or pick another --output) to train with the new ones")
+
+
 def train(
     config: dict[str, Any],
     dataset: str,
@@ -118,6 +132,8 @@ def train(
     if (out / ckpt.CONFIG_FILE).exists() and not resume:
         raise MabsaError(f"{out} already holds a run; pass --resume to continue it or pick "
                          "another --output")
+    if resume and (out / ckpt.CONFIG_FILE).is_file():
+        _check_same_run(out, config, tc, dataset, task)
     if resume and (out / ckpt.METRICS_FILE).is_file():
         return ckpt.read_json(out / ckpt.METRICS_FILE)  # finished: never re-test
     if tc.num_threads:
@@ -320,10 +336,6 @@ def train_seeds(
     runs = []
     for s in seeds:
         run_dir = out / f"seed{s}"
-        done = run_dir / ckpt.METRICS_FILE
-        if resume and done.is_file():
-            runs.append(ckpt.read_json(done))
-            continue
         runs.append(train(config, dataset, task, run_dir, seed=s, resume=resume,
                           progress=progress, accelerator=acc))
     summary = {"model": config["model"], "dataset": str(dataset), "task": task,

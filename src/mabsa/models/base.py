@@ -97,7 +97,8 @@ class MabsaModel(nn.Module):
             task,
             max_length=int(args.get("max_length", 128)),
             image_text=tuple(args.get("image_text", ())),
-            aspect_markers=tuple(args.get("aspect_markers", ("<", ">"))),
+            # only MASC marks the given aspect in the text
+            **({"aspect_markers": tuple(args.get("aspect_markers", ("<", ">")))} if task == "masc" else {}),
         )
 
     @classmethod
