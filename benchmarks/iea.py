@@ -1,7 +1,7 @@
 """IEA benchmark: FGCA + aligner, then the CPU-path generator on Twitter-2015/2017 and ablations.
 
     python benchmarks/iea.py aligner                      # FGCA 2000/500/500, train + span accuracy
-    python benchmarks/iea.py run --dataset twitter2015 [--ablation nmi|no_aligner|no_interpretation|random_regions]
+    python benchmarks/iea.py run --dataset twitter2015 [--task jmasa|mate|masc] [--ablation nmi|no_aligner|no_interpretation|random_regions]
     python benchmarks/iea.py report                       # markdown table from results/iea_*.json
 
 Heavy: run one at a time under the shared lock, one torch thread:
@@ -85,7 +85,8 @@ def run(args) -> None:
     from mabsa.engine.trainer import train
 
     torch.set_num_threads(1)
-    name = f"{args.dataset}_{args.ablation}_s{args.seed}"
+    task = "" if args.task == "jmasa" else f"{args.task}_"  # jmasa runs keep their first names
+    name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}"
     sets = [f"model_args.ablation={args.ablation}", f"train.max_train_posts={args.train_posts}",
             f"train.max_eval_posts={args.eval_posts}", f"train.epochs={args.epochs}",
             f"train.seed={args.seed}", *args.set]
@@ -147,10 +148,15 @@ def coverage(args) -> None:
 
 
 def report(args) -> None:
-    rows = []
+    rows, masc = [], []
     for path in sorted(RESULTS.glob("iea_twitter*.json")):
         r = json.loads(path.read_text())
         t = r["test"]
+        if r.get("task") == "masc":
+            masc.append(f"| {r['dataset']} | {r['ablation']} | {r['train_posts']} | {r['eval_posts']} | "
+                        f"{t['masc']['n']} | {100 * t['masc']['accuracy']:.1f} | {100 * t['masc']['macro_f1']:.1f} | "
+                        f"{r['unparseable_generations_dev_and_test']} | {PAPER[r['dataset']]['masc_acc']} |")
+            continue
         rows.append(f"| {r['dataset']} | {r['ablation']} | {r['train_posts']} | {r['eval_posts']} | "
                     f"{100 * t['jmasa']['precision']:.1f} | {100 * t['jmasa']['recall']:.1f} | "
                     f"{100 * t['jmasa']['f1']:.1f} | {100 * t['mate']['f1']:.1f} | "
@@ -159,6 +165,11 @@ def report(args) -> None:
           "MATE F1 | posts/s |")
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    if masc:
+        print("\n| dataset | instruction | train posts | dev/test posts | test aspects | MASC acc | "
+              "MASC macro-F1 | unparseable answers (dev+test) | paper acc |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(masc))
 
 
 def main() -> None:
@@ -169,7 +180,7 @@ def main() -> None:
     a.add_argument("--epochs", type=int, default=4)
     r = sub.add_parser("run")
     r.add_argument("--dataset", default="twitter2015", choices=["twitter2015", "twitter2017"])
-    r.add_argument("--task", default="jmasa", choices=["jmasa", "mate"])
+    r.add_argument("--task", default="jmasa", choices=["jmasa", "mate", "masc"])
     r.add_argument("--ablation", default="nmi",
                    choices=["nmi", "no_aligner", "no_interpretation", "random_regions", "text_only"])
     r.add_argument("--seed", type=int, default=1)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from iea_support import tiny_llama_dir, tiny_qwen2_vl
 from mabsa.data import load_dataset
-from mabsa.data.records import Post
+from mabsa.data.records import Polarity, Post
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine import trainer
 from mabsa.engine.config import load_run_config
@@ -122,6 +122,53 @@ def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):
     random_regions = IEAProcessor(gen, "jmasa", ImageViews("stand-in"), aligner, "random_regions")
     assert [f.instruction.text() for f in random_regions.encode(posts)] != \
         [f.instruction.text() for f in feats]
+
+
+def test_masc_asks_once_per_given_aspect_without_per_aspect_texts(llama_dir):
+    from mabsa.iea.interpretations import ImageViews
+    from mabsa.models.iea import build_generator
+
+    gen = build_generator({"generator": f"hf:{llama_dir}", "random_init": True})
+    aligner = FakeAligner()
+    proc = IEAProcessor(gen, "masc", ImageViews("stand-in"), aligner, "nmi")
+    posts = [p for p in load_dataset("twitter2015", "test") if p.aspect_face_description
+             and len(p.aspects) > 1][:3]
+    feats = proc.encode(posts)
+    assert aligner.calls == 1  # regions aligned once per post, not once per aspect
+    expected = [(i, j) for i, p in enumerate(posts) for j in range(len(p.aspects))]
+    assert [(f.post_index, f.aspect_index) for f in feats] == expected
+    for f in feats:
+        given = posts[f.post_index].aspects[f.aspect_index]
+        text = f.instruction.text()
+        assert f'toward "{given.term}"' in text.splitlines()[0]
+        assert f.target_text == {"POS": "positive", "NEU": "neutral", "NEG": "negative"}[given.polarity.value]
+        assert posts[f.post_index].aspect_face_description not in text
+        assert f.post.aspect_face_description is None and all(a.rationale is None for a in f.post.aspects)
+    assert proc.labels == ("positive", "neutral", "negative")
+
+
+def test_masc_trains_and_fills_in_every_given_aspect(llama_dir, tmp_path):
+    from mabsa.api import load
+    from mabsa.engine.inference import predict_posts
+
+    config = load_run_config("iea", sets=tiny_sets(llama_dir, "model_args.ablation=no_aligner",
+                                                   "model_args.max_new_tokens=3"))
+    metrics = trainer.train(config, "twitter2015", "masc", tmp_path / "run", progress=False)
+    assert metrics["test"]["masc"]["n"] > 0 and 0 <= metrics["test"]["masc"]["accuracy"] <= 1
+    model, _ = ckpt.load_model(tmp_path / "run")
+    posts = load_dataset("twitter2015", "test")[:4]
+    # Whatever the tiny model writes, each given aspect keeps its span and gets a readable
+    # polarity or none (an unparseable answer is counted, never guessed).
+    answers = ["positive", "Neg.", "no idea", " neutral"] * 9
+    model.generate_texts = lambda batch: (answers[:len(batch["features"])], [0.5] * len(batch["features"]))
+    before = model.generation_log["unparseable"]
+    pred = predict_posts(model, posts).posts
+    flat = [(i, a) for i, p in enumerate(pred) for a in p.aspects]
+    assert [(a.start, a.end) for _, a in flat] == [(a.start, a.end) for p in posts for a in p.aspects]
+    assert {a.polarity for _, a in flat} <= {Polarity.POS, Polarity.NEG, Polarity.NEU, None}
+    assert model.generation_log["unparseable"] - before == sum(1 for _, a in flat if a.polarity is None) > 0
+    p = load(tmp_path / "run").predict("RT @ user : Chuck Bass is everything # MCM", aspects=["Chuck Bass"])
+    assert [(a.start, a.end, a.term) for a in p.aspects] == [(4, 6, "Chuck Bass")]
 
 
 def test_nmi_without_an_aligner_is_a_clear_error(llama_dir, tmp_path):

@@ -58,3 +58,12 @@ def test_locate_prefers_exact_then_untaken_spans():
 def test_scores_are_attached():
     p = parse_generation("(Chuck Bass, positive)", TOKENS, score=0.7)
     assert p.aspects[0].score == 0.7 and p.aspects[0].term == "Chuck Bass"
+
+
+def test_masc_answer_polarity_word():
+    from mabsa.iea.parser import parse_polarity
+
+    cases = {" positive": Polarity.POS, "Negative.": Polarity.NEG, "The sentiment is neu": Polarity.NEU,
+             "neutral, maybe positive": Polarity.NEU, "I cannot tell": None, "positively": None, "": None}
+    for text, expected in cases.items():
+        assert parse_polarity(text) == expected, text

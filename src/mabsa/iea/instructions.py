@@ -23,6 +23,8 @@ from mabsa.iea.interpretations import ImageView, RegionUnit
 MODES = ("nmi", "no_aligner", "no_interpretation", "text_only")
 TASK_PROMPT = "Extract the aspect terms of the post and their sentiment."
 TASK_PROMPT_MATE = "Extract the aspect terms of the post."
+#: MASC: one instruction per given aspect; the answer is one polarity word.
+TASK_PROMPT_MASC = 'What is the sentiment (positive, neutral or negative) toward "{term}" in the post?'
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Generated text <-> aspects: the target sequence the generator learns and a robust parser.
 
 Target: ``(Chuck Bass, positive); (# MCM, neutral)`` (mate: ``(Chuck Bass); (# MCM)``), or
-``none``. The parser reads pairs wherever they stand in the output, accepts polarity spellings
-(pos/positive/Positive...), and maps each term back to token spans of the post: exact token
+``none``; for MASC (one given aspect per instruction) a single polarity word. The parser reads
+pairs wherever they stand in the output, accepts polarity spellings (pos/positive/Positive...),
+and maps each term back to token spans of the post: exact token
 match, then a normalised match (case, ``#``/``@``, punctuation), then a fuzzy match (difflib
 ratio >= 0.8 over windows of similar length). Output that holds no readable pair and is not
 "none" is *unparseable*: no prediction for that post, and the caller logs and counts it.
@@ -28,6 +29,15 @@ FUZZY_RATIO = 0.8
 _PAIR = re.compile(r"\(\s*([^()]*?)\s*(?:,\s*([A-Za-z]+)\s*)?\)")
 _LINE = re.compile(r"^\s*[-*\d.]*\s*(.+?)\s*[:=\-–]+\s*(positive|negative|neutral|pos|neg|neu)\b",
                    re.I | re.M)
+
+
+_POLARITY_WORD = re.compile(r"\b(positive|negative|neutral|pos|neg|neu)\b", re.I)
+
+
+def parse_polarity(text: str) -> Polarity | None:
+    """MASC answer: the first polarity word in ``text`` (``None``: unparseable)."""
+    m = _POLARITY_WORD.search(text)
+    return POLARITY_WORDS[m.group(1).lower()] if m else None
 
 
 def format_target(aspects: Sequence[Aspect], with_polarity: bool = True) -> str:

@@ -37,9 +37,10 @@ from torch import nn
 from mabsa.data.records import Aspect, Post
 from mabsa.engine.processor import InputError
 from mabsa.errors import MabsaError
-from mabsa.iea.instructions import TASK_PROMPT, TASK_PROMPT_MATE, Instruction, build_instruction
+from mabsa.iea.instructions import (TASK_PROMPT, TASK_PROMPT_MASC, TASK_PROMPT_MATE, Instruction,
+                                    build_instruction)
 from mabsa.iea.interpretations import ImageView, ImageViews, RegionUnit, shuffled_views
-from mabsa.iea.parser import POLARITY_NAMES, format_target, parse_generation
+from mabsa.iea.parser import POLARITY_NAMES, format_target, parse_generation, parse_polarity
 from mabsa.models.base import MabsaModel, register
 
 log = logging.getLogger("mabsa.iea")
@@ -303,7 +304,7 @@ class IEAProcessor:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(POLARITY_NAMES.values()) if self.task == "jmasa" else ("aspect",)
+        return ("aspect",) if self.task == "mate" else tuple(POLARITY_NAMES.values())
 
     @property
     def num_labels(self) -> int:
@@ -338,26 +339,43 @@ class IEAProcessor:
         flat = iter(self.aligner.align(pairs))
         return [[next(flat) for _ in v.regions] for v in views]
 
-    def instructions(self, posts: Sequence[Post]) -> list[Instruction]:
-        """The instruction of each post (``posts`` as the extractor sees them)."""
-        views = self.views_for(posts)
-        spans = self.alignments(posts, views)
-        mode = "nmi" if self.ablation == "random_regions" else self.ablation
-        prompt = TASK_PROMPT if self.task == "jmasa" else TASK_PROMPT_MATE
-        return [build_instruction(p.tokens, v, s, mode, prompt) for p, v, s in zip(posts, views, spans)]
+    def visible(self, post: Post) -> Post:
+        """What the generator may read of ``post`` (leakage rule: never a per-aspect text). An
+        extractor sees no aspects; MASC keeps the given aspects' spans and terms."""
+        plain = replace(post.with_aspects(replace(a, rationale=None) for a in post.aspects),
+                        aspect_face_description=None)
+        return plain if self.task == "masc" else plain.extraction_input()
+
+    @property
+    def _mode(self) -> str:
+        return "nmi" if self.ablation == "random_regions" else self.ablation
+
+    def _prompt(self, post: Post, aspect: int | None) -> str:
+        """The task line: extraction, or (MASC) the polarity of the given aspect ``aspect``."""
+        if self.task == "masc":
+            return TASK_PROMPT_MASC.format(term=post.aspects[aspect].term)
+        return TASK_PROMPT if self.task == "jmasa" else TASK_PROMPT_MATE
 
     def encode(self, posts: Sequence[Post], with_labels: bool = True) -> list[IEAFeature]:
         for i, post in enumerate(posts):
             if not post.tokens:
                 raise InputError(f"post {post.id!r} (#{i}) has no tokens: empty text")
-        visible = [p.extraction_input() for p in posts]  # leakage rule: no per-aspect texts
+        visible = [self.visible(p) for p in posts]
+        views = self.views_for(visible)
+        spans = self.alignments(visible, views)
         features = []
-        for i, (post, seen, instruction) in enumerate(zip(posts, visible, self.instructions(visible))):
-            target = format_target(post.aspects, self.task == "jmasa") if with_labels else None
-            prompt, tgt, truncated = self.generator.encode(
-                instruction, target, self.max_length, self.max_target_length)
-            features.append(IEAFeature(prompt + (tgt or []), prompt, tgt, i, len(post.tokens),
-                                       instruction, target, seen, None, truncated))
+        for i, (post, seen, view, span) in enumerate(zip(posts, visible, views, spans)):
+            # extraction: one instruction per post; MASC: one per given aspect
+            for j in range(len(post.aspects)) if self.task == "masc" else [None]:
+                instruction = build_instruction(seen.tokens, view, span, self._mode, self._prompt(seen, j))
+                target = None
+                if with_labels:
+                    target = POLARITY_NAMES[post.aspects[j].polarity] if j is not None else \
+                        format_target(post.aspects, self.task == "jmasa")
+                prompt, tgt, truncated = self.generator.encode(
+                    instruction, target, self.max_length, self.max_target_length)
+                features.append(IEAFeature(prompt + (tgt or []), prompt, tgt, i, len(post.tokens),
+                                           instruction, target, seen, j, truncated))
         return features
 
     def collate(self, features: Sequence[IEAFeature]) -> dict[str, Any]:
@@ -369,7 +387,7 @@ class IEAProcessor:
 # -- the model -----------------------------------------------------------------------------------
 @register("iea")
 class IEA(MabsaModel):
-    tasks = ("jmasa", "mate")
+    tasks = ("jmasa", "mate", "masc")
 
     def __init__(self, args: Mapping[str, Any], task: str, processor: IEAProcessor, generator: nn.Module):
         super().__init__(args, task, processor, None)  # type: ignore[arg-type]
@@ -464,6 +482,8 @@ class IEA(MabsaModel):
     @torch.no_grad()
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         texts, probs = self.generate_texts(batch)
+        if self.task == "masc":
+            return [[self._given_aspect_polarity(f, t, p)] for f, t, p in zip(batch["features"], texts, probs)]
         out = []
         for feature, text, prob in zip(batch["features"], texts, probs):
             parsed = parse_generation(text, feature.post.tokens, self.task == "jmasa",
@@ -479,3 +499,15 @@ class IEA(MabsaModel):
                          list(parsed.unmatched))
             out.append(list(parsed.aspects))
         return out
+
+    def _given_aspect_polarity(self, feature: IEAFeature, text: str, prob: float) -> Aspect:
+        """MASC: the given aspect with the polarity word of the answer (none readable: no
+        polarity, which scores as wrong)."""
+        given = feature.post.aspects[feature.aspect_index]
+        polarity = parse_polarity(text)
+        self.generation_log["posts"] += 1
+        if polarity is None:
+            self.generation_log["unparseable"] += 1
+            log.warning("IEA: unparseable polarity for post %s, aspect %r (no prediction): %r",
+                        feature.post.id, given.term, text[:200])
+        return replace(given, polarity=polarity, score=min(1.0, max(0.0, prob)))
