@@ -111,10 +111,22 @@ def dev_sweep(prefix: str, configs: dict[str, dict], dataset: str, task: str, se
     return done
 
 
+#: Fields that describe the process that wrote a record, not its results.
+VOLATILE = frozenset({"wall_seconds", "peak_rss_bytes", "machine", "finished", "code_version"})
+
+
 def save_result(prefix: str, record: dict) -> Path:
+    """Write ``results/<prefix>_<name>.json``, unless it already holds these results: a rerun that
+    only resumed finished seeds must not replace the timing and machine of the run that trained."""
     RESULTS.mkdir(exist_ok=True)
     name = record["name"].removeprefix(f"{prefix}-")
     path = RESULTS / f"{prefix}_{name}.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        same = {k: v for k, v in old.items() if k not in VOLATILE} == \
+            json.loads(json.dumps({k: v for k, v in record.items() if k not in VOLATILE}))
+        if same:
+            return path
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
