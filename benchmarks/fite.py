@@ -202,9 +202,12 @@ def run_pipeline(dataset_key: str, seeds: list[int], fite_variant: str, terms: s
 # -- the whole plan, most important first (each step resumes what is done) --------------------
 MAIN_RUNS = ["t15-fite", "t17-fite", "t15-fite-nogate", "t17-fite-nogate"]
 OTHER_RUNS = [f"{d}-{v}" for v in ("fite-nocaption", "fite-noface", "fite-ourfaces") for d in DATASETS]
+DE_RUNS = [f"{d}-fite-de" for d in DATASETS]
 PLAN = [("run", MAIN_RUNS, [1]), ("pipeline", list(DATASETS), [1]), ("run", MAIN_RUNS, [1, 2]),
         ("run", MAIN_RUNS, [1, 2, 3]), ("pipeline", list(DATASETS), [1, 2, 3]),
-        ("run", OTHER_RUNS, [1, 2, 3]), ("run", MAIN_RUNS, [1, 2, 3, 4, 5])]
+        ("run", OTHER_RUNS, [1, 2, 3]), ("run", MAIN_RUNS, [1, 2, 3, 4, 5]),
+        # MPNet costs about 6 MiniLM runs: one seed each first, then the rest
+        ("run", DE_RUNS, [1]), ("run", OTHER_RUNS, [1, 2, 3, 4, 5]), ("run", DE_RUNS, [1, 2, 3, 4, 5])]
 
 
 #: preset choice for the MiniLM backbone, on T15 dev only (seed 1, the CPU preset's 2 epochs)
