@@ -69,10 +69,17 @@ def gap_statement(rows: list[dict], baselines: dict[str, dict]) -> list[str]:
                 "(no tweet images: the visual stream reads the caption and face descriptions; CPU preset).")
         m = mpnet.get(r["dataset"])
         if m:
-            line += (f" With MPNet-base (110M parameters) instead of MiniLM-L6 (22M), the text-only "
-                     f"model gets {f1(m):.1f} ({len(m['seeds'])} seed{'s' if len(m['seeds']) > 1 else ''}, "
-                     f"{m['epochs']} epochs), {f1(m) - text:+.1f}: the backbone accounts for that much of "
-                     f"the {paper_text - text:.1f} text-only gap.")
+            still_rising = all(run["best_epoch"] == m["epochs"] for run in m["runs"])
+            line += (f" With MPNet-base (110M parameters) instead of MiniLM-L6 (22M) and the same budget "
+                     f"({m['epochs']} epochs, MiniLM's lr), the text-only model gets {f1(m):.1f} "
+                     f"({len(m['seeds'])} seed{'s' if len(m['seeds']) > 1 else ''}; MATE F1 "
+                     f"{100 * m['metrics']['test.mate.f1']['mean']:.1f} vs "
+                     f"{100 * b['metrics']['test.mate.f1']['mean']:.1f}), {f1(m) - text:+.1f}: "
+                     + ("a larger backbone alone, at this budget, does not close the text-only gap"
+                        if f1(m) - text < 1.0 else f"the backbone accounts for that much of the "
+                                                   f"{paper_text - text:.1f}-point text-only gap")
+                     + (" (its dev score peaked at the last epoch, so the budget undertrains it: "
+                        "the rest of the gap is training budget as much as backbone)." if still_rising else "."))
         out.append(line)
     if not out:
         return []
