@@ -22,8 +22,8 @@ def tiny_config(*extra):
     return load_run_config("text-crf", sets=TINY_SETS + list(extra))
 
 
-def run(tmp_path, name, **kw):
-    return trainer.train(tiny_config(), "twitter2015", "jmasa", tmp_path / name,
+def run(tmp_path, name, config=None, **kw):
+    return trainer.train(config or tiny_config(), "twitter2015", "jmasa", tmp_path / name,
                          progress=False, **kw)
 
 
@@ -90,6 +90,35 @@ def test_resume_after_kill_restores_optimizer_and_epoch(tmp_path, monkeypatch, r
     for name in (ckpt.WEIGHTS_FILE, ckpt.OPTIMIZER_FILE):
         a = load_file(str(ref_out / "last" / name))
         b = load_file(str(tmp_path / "c" / "last" / name))
+        assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), name
+
+
+def test_resume_inside_an_epoch_matches_the_uninterrupted_run(tmp_path, monkeypatch, reference):
+    """train.save_every_steps: killed one step into epoch 2, resumed, the run ends exactly as the
+    uninterrupted one (same batches, same dropout stream, same optimizer moments)."""
+    metrics, ref_out = reference
+    real_save = ckpt.save_resume_state
+    saved = []
+
+    def save_then_die(directory, model, optimizer, state):
+        real_save(directory, model, optimizer, state)
+        saved.append((state["epoch"], (state["partial"] or {}).get("steps")))
+        if state["epoch"] == 1 and state["partial"]:
+            raise KeyboardInterrupt  # one step into the second epoch
+
+    monkeypatch.setattr(ckpt, "save_resume_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "m", config=tiny_config("train.save_every_steps=1"))
+    assert saved == [(0, 1), (0, 2), (1, None), (1, 1)]  # 3 steps per epoch; none after the last
+    monkeypatch.setattr(ckpt, "save_resume_state", real_save)
+    resumed = run(tmp_path, "m", resume=True)  # save_every_steps may differ on resume
+    records = [json.loads(l) for l in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r.get("step_in_epoch")) for r in records if r["type"] == "resume"] == [(1, 1)]
+    assert resumed["test"] == metrics["test"] and resumed["dev"] == metrics["dev"]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in metrics["history"]]
+    for name in (ckpt.WEIGHTS_FILE, ckpt.OPTIMIZER_FILE):
+        a = load_file(str(ref_out / "last" / name))
+        b = load_file(str(tmp_path / "m" / "last" / name))
         assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), name
 
 

@@ -44,6 +44,7 @@ class TrainConfig:
     max_eval_posts: int | None = None  # first N dev/test posts (smoke runs)
     num_threads: int | None = None  # torch intra-op threads; None = leave as is
     log_every: int = 50  # steps between JSONL step records
+    save_every_steps: int = 0  # also save the resume state every N steps inside an epoch (0: epoch ends only)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
@@ -161,7 +162,7 @@ def load_run_config(
 
 
 # Train options that change speed or logging, not what a run learns: a resume may change them.
-RESUME_FREE_TRAIN_OPTIONS = frozenset({"num_threads", "eval_batch_size", "log_every"})
+RESUME_FREE_TRAIN_OPTIONS = frozenset({"num_threads", "eval_batch_size", "log_every", "save_every_steps"})
 
 
 def run_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:

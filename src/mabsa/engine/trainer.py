@@ -7,8 +7,10 @@ and processes, so ``accelerate launch -m mabsa.cli train ...`` runs the same loo
 or nodes; there is no distributed code of our own besides sharding the evaluation posts.
 
 Resuming (``resume=True``) restores weights, optimizer, scheduler, early-stopping counters
-and history from ``last/`` (written after every epoch), and re-seeds each epoch from
-``(seed, epoch)``, so a resumed run continues exactly as an uninterrupted one would.
+and history from ``last/`` (written after every epoch, and every ``train.save_every_steps``
+steps inside one when set), and re-seeds each epoch from ``(seed, epoch)`` (a mid-epoch save
+keeps the dropout RNG state and skips the batches already done), so a resumed run continues
+exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -180,13 +182,15 @@ def train(
     state: dict[str, Any] = {
         "epoch": 0, "global_step": 0, "best_epoch": None, "best_value": -1.0,
         "best_dev": None, "bad_epochs": 0, "history": [],
+        "partial": None,  # a mid-epoch save (train.save_every_steps): how far the epoch got
     }
     if resume and state_exists:
         restored = ckpt.load_resume_state(out, model, optimizer)
         if restored is not None:
             scheduler.load_state_dict(restored.pop("scheduler"))
             state.update(restored)
-            log.write({"type": "resume", "epoch": state["epoch"], "time": time.time()})
+            log.write({"type": "resume", "epoch": state["epoch"],
+                       "step_in_epoch": (state["partial"] or {}).get("steps", 0), "time": time.time()})
 
     model, optimizer, loader, scheduler_p = acc.prepare(model, optimizer, loader, scheduler)
     unwrapped = acc.unwrap_model(model)
@@ -211,9 +215,20 @@ def train(
         model.train()
         t0, cpu0 = time.perf_counter(), time.process_time()
         loss_sum, n_batches = 0.0, 0
+        partial, state["partial"] = state["partial"], None
+        done_seconds = done_cpu = 0.0
+        if partial:  # resumed inside this epoch: same batches, same dropout stream from here on
+            loss_sum, n_batches = partial["loss_sum"], partial["steps"]
+            done_seconds, done_cpu = partial["train_seconds"], partial["train_cpu_seconds"]
+        rng_at_kill = partial["torch_rng"] if partial else None
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
-                   disable=not show, dynamic_ncols=True)
-        for batch in bar:
+                   disable=not show, dynamic_ncols=True, initial=n_batches)
+        for k, batch in enumerate(bar):
+            if k < n_batches:
+                continue  # done before the kill
+            if rng_at_kill is not None:  # after the loader drew its seed, as at the kill
+                torch.set_rng_state(torch.tensor(rng_at_kill, dtype=torch.uint8))
+                rng_at_kill = None
             loss = model(batch)["loss"]
             acc.backward(loss)
             if tc.max_grad_norm:
@@ -228,10 +243,19 @@ def train(
             if tc.log_every and state["global_step"] % tc.log_every == 0:
                 log.write({"type": "step", "epoch": epoch + 1, "step": state["global_step"],
                            "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0]})
+            if tc.save_every_steps and n_batches % tc.save_every_steps == 0 and n_batches < len(loader) \
+                    and main:
+                # long epochs (generators on a CPU): a kill loses at most save_every_steps steps
+                mid = {**state, "partial": {
+                    "steps": n_batches, "loss_sum": loss_sum,
+                    "train_seconds": done_seconds + time.perf_counter() - t0,
+                    "train_cpu_seconds": done_cpu + time.process_time() - cpu0,
+                    "torch_rng": torch.get_rng_state().tolist()}}
+                ckpt.save_resume_state(out, unwrapped, optimizer, {**mid, "scheduler": scheduler.state_dict()})
         bar.close()
-        train_seconds = time.perf_counter() - t0
+        train_seconds = done_seconds + time.perf_counter() - t0
         # CPU time of this process: on a shared machine, what the epoch costs on idle cores
-        train_cpu_seconds = time.process_time() - cpu0
+        train_cpu_seconds = done_cpu + time.process_time() - cpu0
         t1 = time.perf_counter()
         dev = dev_eval()
         eval_seconds = time.perf_counter() - t1
