@@ -85,11 +85,16 @@ def run(args) -> None:
     from mabsa.engine.trainer import train
 
     torch.set_num_threads(1)
+    if args.full:
+        args.train_posts = args.eval_posts = None
     task = "" if args.task == "jmasa" else f"{args.task}_"  # jmasa runs keep their first names
-    name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}"
-    sets = [f"model_args.ablation={args.ablation}", f"train.max_train_posts={args.train_posts}",
-            f"train.max_eval_posts={args.eval_posts}", f"train.epochs={args.epochs}",
-            f"train.seed={args.seed}", *args.set]
+    size = {(200, 120): "", (None, None): "_full"}.get((args.train_posts, args.eval_posts),
+                                                      f"_{args.train_posts}x{args.eval_posts}")
+    name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}{size}"
+    # every 25 steps (200 posts, a few CPU-minutes): a full-size epoch survives a kill
+    sets = [f"model_args.ablation={args.ablation}", f"train.max_train_posts={json.dumps(args.train_posts)}",
+            f"train.max_eval_posts={json.dumps(args.eval_posts)}", f"train.epochs={args.epochs}",
+            f"train.seed={args.seed}", "train.save_every_steps=25", *args.set]
     if args.ablation not in ("no_aligner", "text_only"):
         sets.append(f"model_args.aligner={ALIGNER_DIR}")
     config = load_run_config("iea", sets=sets)
@@ -107,7 +112,7 @@ def run(args) -> None:
     metrics = train(config, args.dataset, args.task, RUNS / name, resume=True, progress=False)
     wall = time.perf_counter() - t0
     hist = metrics["history"][-1] if metrics["history"] else {}
-    n_dev = min(args.eval_posts, {"twitter2015": 727, "twitter2017": 577}[args.dataset])
+    n_dev = min(args.eval_posts or 10**9, {"twitter2015": 727, "twitter2017": 577}[args.dataset])
     _write(f"iea_{name}.json", {
         "dataset": args.dataset, "task": args.task, "ablation": args.ablation, "seed": args.seed,
         "config": config, "train_posts": args.train_posts, "eval_posts": args.eval_posts,
@@ -174,14 +179,18 @@ def _interval(f1: float, n: int) -> str:
 
 def _size(r: dict) -> str:
     full = FULL_SIZE[r["dataset"]]
-    return "all" if r["train_posts"] >= full else f"{r['train_posts']} of {full}"
+    return "all" if r["train_posts"] is None or r["train_posts"] >= full else f"{r['train_posts']} of {full}"
+
+
+def _eval_size(r: dict) -> str:
+    return "all" if r["eval_posts"] is None else str(r["eval_posts"])
 
 
 def run_command(r: dict) -> str:
     """The full command of a result (sizes spelled out: the defaults may change)."""
+    size = "--full" if r["train_posts"] is None else f"--train-posts {r['train_posts']} --eval-posts {r['eval_posts']}"
     return (f"python benchmarks/iea.py run --dataset {r['dataset']} --task {r.get('task', 'jmasa')} "
-            f"--ablation {r['ablation']} --seed {r['seed']} --train-posts {r['train_posts']} "
-            f"--eval-posts {r['eval_posts']} --epochs {r['config']['train']['epochs']}")
+            f"--ablation {r['ablation']} --seed {r['seed']} {size} --epochs {r['config']['train']['epochs']}")
 
 
 def report_text() -> str:
@@ -214,7 +223,7 @@ def report_text() -> str:
         pol = f"{_pct(t['jmasa']['n_correct'] / max(1, t['mate']['n_correct']))} ({t['jmasa']['n_correct']}/{t['mate']['n_correct']})"
         lines.append(
             f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
-            f"{r['eval_posts']} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
+            f"{_eval_size(r)} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
             f"**{_pct(t['jmasa']['f1'])}** {_interval(t['jmasa']['f1'], t['jmasa']['n_gold'])} | "
             f"{_pct(t['mate']['f1'])} | {pol} | {_pct(d['jmasa']['f1'])} | {paper[k] if paper else '-'} | {delta} | "
             f"{r['unparseable_generations_dev_and_test']} |")
@@ -230,7 +239,7 @@ def report_text() -> str:
         for r in masc:
             t = r["test"]["masc"]
             lines.append(f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
-                         f"{r['eval_posts']} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
+                         f"{_eval_size(r)} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
                          f"{_pct(t['macro_f1'])} | {r['unparseable_generations_dev_and_test']} | "
                          f"{PAPER[r['dataset']]['masc_acc']} / {PAPER[r['dataset']]['masc_f1']} |")
     al = RESULTS / "iea_aligner.json"
@@ -258,7 +267,7 @@ def report_text() -> str:
         lines += ["", "**Speed** (1 torch thread, 2 shared cores with other jobs running; varies about 2x with the "
                   "load): end-to-end dev prediction (instruction building + alignment + greedy batched generation + "
                   "parsing) " + ", ".join(f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']})" for r in speed)
-                  + "; LoRA training " + ", ".join(f"{r['train_seconds_per_epoch'] / r['train_posts']:.1f} s per post "
+                  + "; LoRA training " + ", ".join(f"{r['train_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.1f} s per post "
                                                   f"({r['dataset']})" for r in speed) + "."]
     lines += ["", "Commands (each under its own lock, `OMP_NUM_THREADS=1`; raw JSON in `results/iea_*.json`, "
               "checkpoints in `runs/iea/`):", "",
@@ -294,6 +303,7 @@ def main() -> None:
     r.add_argument("--train-posts", type=int, default=RUN_DEFAULTS["train_posts"])
     r.add_argument("--eval-posts", type=int, default=RUN_DEFAULTS["eval_posts"])
     r.add_argument("--epochs", type=int, default=RUN_DEFAULTS["epochs"])
+    r.add_argument("--full", action="store_true", help="all training posts, whole dev and test splits")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sub.add_parser("report")
     sub.add_parser("coverage")
