@@ -47,6 +47,28 @@ def run(name: str, seeds: list[int]) -> None:
     print(save_result("clamp", record))
 
 
+def ablation_summary(rows: list[dict]) -> list[str]:
+    """Which ablation deltas stand out of seed noise, and whether they go the paper's way."""
+    full = {r["dataset"]: r["metrics"]["test.jmasa.f1"] for r in rows if r["variant"] == "full"}
+    beyond, within, same_sign, n = [], [], 0, 0
+    for r in rows:
+        if r["variant"] not in PAPER_ABLATIONS or r["dataset"] not in full:
+            continue
+        k = 0 if r["dataset"] == "twitter2015" else 1
+        delta = 100 * (r["metrics"]["test.jmasa.f1"]["mean"] - full[r["dataset"]]["mean"])
+        paper_delta = PAPER[r["variant"]][k] - PAPER["full"][k]
+        n += 1
+        same_sign += (delta < 0) == (paper_delta < 0)
+        label = f"{r['label']} on {r['dataset']} ({delta:+.1f})"
+        (beyond if abs(delta) > 2 * 100 * full[r["dataset"]]["std"] else within).append(label)
+    if not n:
+        return []
+    drops = [PAPER["full"][k] - PAPER[v][k] for v in PAPER_ABLATIONS for k in (0, 1)]
+    return [f"Ablations: {same_sign} of {n} go the paper's way (a drop). Beyond twice the full model's seed "
+            f"std: {', '.join(beyond) or 'none'}; within it: {', '.join(within) or 'none'}. More seeds per "
+            f"ablation are needed to rank the components. The paper's drops are {min(drops):.1f}-{max(drops):.1f} F1."]
+
+
 def gap_statement(rows: list[dict], baselines: dict[str, dict]) -> list[str]:
     """Split the distance to the paper into the text-only part (paper RoBERTa+CRF vs our text-crf,
     and how much of it a larger backbone closes) and the multimodal part (gain over text-only)."""
@@ -127,7 +149,7 @@ def report() -> str:
     if any(r["variant"] != "full" and len(r["seeds"]) == 1 for r in rows):
         lines += ["", "Single-seed rows (ablations) are compared with the 3-seed mean of the full model, "
                   "whose seeds spread by the std shown: a Δ of about twice that std or less is within "
-                  "seed noise."]
+                  "seed noise.", "", *ablation_summary(rows)]
     lines += gap_statement(rows, baselines)
     lines += ["", "Commands (benchmark, then the equivalent `mabsa train`):", ""]
     for r in rows:
