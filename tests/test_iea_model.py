@@ -143,7 +143,8 @@ def test_masc_asks_once_per_given_aspect_without_per_aspect_texts(llama_dir):
         assert f'toward "{given.term}"' in text.splitlines()[0]
         assert f.target_text == {"POS": "positive", "NEU": "neutral", "NEG": "negative"}[given.polarity.value]
         assert posts[f.post_index].aspect_face_description not in text
-        assert f.post.aspect_face_description is None and all(a.rationale is None for a in f.post.aspects)
+        assert f.post.aspect_face_description is None
+        assert all(a.rationale is None and a.polarity is None for a in f.post.aspects)
     assert proc.labels == ("positive", "neutral", "negative")
 
 

@@ -341,10 +341,12 @@ class IEAProcessor:
 
     def visible(self, post: Post) -> Post:
         """What the generator may read of ``post`` (leakage rule: never a per-aspect text). An
-        extractor sees no aspects; MASC keeps the given aspects' spans and terms."""
-        plain = replace(post.with_aspects(replace(a, rationale=None) for a in post.aspects),
-                        aspect_face_description=None)
-        return plain if self.task == "masc" else plain.extraction_input()
+        extractor sees no aspects; MASC keeps the given aspects' spans and terms, not their
+        polarity."""
+        if self.task != "masc":
+            return post.extraction_input()
+        given = (replace(a, rationale=None, polarity=None, score=None) for a in post.aspects)
+        return replace(post.with_aspects(given), aspect_face_description=None)
 
     @property
     def _mode(self) -> str:
