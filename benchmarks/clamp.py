@@ -47,6 +47,16 @@ def run(name: str, seeds: list[int]) -> None:
     print(save_result("clamp", record))
 
 
+def _col(dataset: str) -> int:
+    """Index into the paper's (T15, T17) tuples."""
+    return 0 if dataset == "twitter2015" else 1
+
+
+def _f1(record: dict) -> float:
+    """Mean test JMASA F1 of a result record, in %."""
+    return 100 * record["metrics"]["test.jmasa.f1"]["mean"]
+
+
 def ablation_summary(rows: list[dict]) -> list[str]:
     """Which ablation deltas stand out of seed noise, and whether they go the paper's way."""
     full = {r["dataset"]: r["metrics"]["test.jmasa.f1"] for r in rows if r["variant"] == "full"}
@@ -54,8 +64,8 @@ def ablation_summary(rows: list[dict]) -> list[str]:
     for r in rows:
         if r["variant"] not in PAPER_ABLATIONS or r["dataset"] not in full:
             continue
-        k = 0 if r["dataset"] == "twitter2015" else 1
-        delta = 100 * (r["metrics"]["test.jmasa.f1"]["mean"] - full[r["dataset"]]["mean"])
+        k = _col(r["dataset"])
+        delta = _f1(r) - 100 * full[r["dataset"]]["mean"]
         paper_delta = PAPER[r["variant"]][k] - PAPER["full"][k]
         n += 1
         same_sign += (delta < 0) == (paper_delta < 0)
@@ -78,9 +88,8 @@ def gap_statement(rows: list[dict], baselines: dict[str, dict]) -> list[str]:
         b = baselines.get(r["dataset"])
         if r["variant"] != "full" or not b:
             continue
-        f1 = lambda rec: 100 * rec["metrics"]["test.jmasa.f1"]["mean"]  # noqa: E731
-        ours, text = f1(r), f1(b)
-        k = 0 if r["dataset"] == "twitter2015" else 1
+        ours, text = _f1(r), _f1(b)
+        k = _col(r["dataset"])
         paper, paper_text = PAPER["full"][k], PAPER_TEXT_ONLY[r["dataset"]]
         line = (f"- **{r['dataset']}**: CLAMP {ours:.1f}, {paper - ours:.1f} below the paper's {paper:.1f}. "
                 f"Text only, the paper's RoBERTa+CRF gets {paper_text:.1f} and our MiniLM `text-crf` "
@@ -93,12 +102,12 @@ def gap_statement(rows: list[dict], baselines: dict[str, dict]) -> list[str]:
         if m:
             still_rising = all(run["best_epoch"] == m["epochs"] for run in m["runs"])
             line += (f" With MPNet-base (110M parameters) instead of MiniLM-L6 (22M) and the same budget "
-                     f"({m['epochs']} epochs, MiniLM's lr), the text-only model gets {f1(m):.1f} "
+                     f"({m['epochs']} epochs, MiniLM's lr), the text-only model gets {_f1(m):.1f} "
                      f"({len(m['seeds'])} seed{'s' if len(m['seeds']) > 1 else ''}; MATE F1 "
                      f"{100 * m['metrics']['test.mate.f1']['mean']:.1f} vs "
-                     f"{100 * b['metrics']['test.mate.f1']['mean']:.1f}), {f1(m) - text:+.1f}: "
+                     f"{100 * b['metrics']['test.mate.f1']['mean']:.1f}), {_f1(m) - text:+.1f}: "
                      + ("a larger backbone alone, at this budget, does not close the text-only gap"
-                        if f1(m) - text < 1.0 else f"the backbone accounts for that much of the "
+                        if _f1(m) - text < 1.0 else f"the backbone accounts for that much of the "
                                                    f"{paper_text - text:.1f}-point text-only gap")
                      + (" (its dev score peaked at the last epoch, so the budget undertrains it: "
                         "the rest of the gap is training budget as much as backbone)." if still_rising else "."))
@@ -125,7 +134,7 @@ def report() -> str:
              "| dataset | variant | visual source | seeds | F1 | P | R | MATE F1 | dev F1 (selection) | paper F1 "
              "| Δ F1 vs CLAMP (paper Δ) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    full = {r["dataset"]: 100 * r["metrics"]["test.jmasa.f1"]["mean"] for r in rows if r["variant"] == "full"}
+    full = {r["dataset"]: _f1(r) for r in rows if r["variant"] == "full"}
     baselines = baselines_by_dataset("jmasa")
     for i, r in enumerate(rows):
         b = baselines.get(r["dataset"])
@@ -136,11 +145,11 @@ def report() -> str:
                          f"{pm(bm, 'test.jmasa.recall')} | {pm(bm, 'test.mate.f1')} | {pm(bm, 'dev.jmasa.f1')} | - | - |")
         m = r["metrics"]
         paper = PAPER.get(r["variant"])
-        k = 0 if r["dataset"] == "twitter2015" else 1
+        k = _col(r["dataset"])
         paper_f1 = "-" if paper is None else f"{paper[k]:.1f}"
         delta = "-"
         if r["variant"] != "full" and r["dataset"] in full:
-            delta = f"{100 * m['test.jmasa.f1']['mean'] - full[r['dataset']]:+.1f}"
+            delta = f"{_f1(r) - full[r['dataset']]:+.1f}"
             if paper is not None and r["variant"] in PAPER_ABLATIONS:
                 delta += f" ({paper[k] - PAPER['full'][k]:+.1f})"
         lines.append(f"| {r['dataset']} | {r['label']} | {r['visual_source']} | {len(r['seeds'])} | "

@@ -3,9 +3,9 @@
 Target: ``(Chuck Bass, positive); (# MCM, neutral)`` (mate: ``(Chuck Bass); (# MCM)``), or
 ``none``; for MASC (one given aspect per instruction) a single polarity word. The parser reads
 pairs wherever they stand in the output, accepts polarity spellings (pos/positive/Positive...),
-and maps each term back to token spans of the post: exact token
-match, then a normalised match (case, ``#``/``@``, punctuation), then a fuzzy match (difflib
-ratio >= 0.8 over windows of similar length). Output that holds no readable pair and is not
+and maps each term back to token spans of the post: exact token match, then a normalised match
+(case, ``#``/``@``, punctuation), then a fuzzy match (difflib ratio >= 0.8 over windows of
+similar length). Output that holds no readable pair and is not
 "none" is *unparseable*: no prediction for that post, and the caller logs and counts it.
 """
 
@@ -31,7 +31,7 @@ _LINE = re.compile(r"^\s*[-*\d.]*\s*(.+?)\s*[:=\-–]+\s*(positive|negative|neut
                    re.I | re.M)
 
 
-_POLARITY_WORD = re.compile(r"\b(positive|negative|neutral|pos|neg|neu)\b", re.I)
+_POLARITY_WORD = re.compile(r"\b(" + "|".join(POLARITY_WORDS) + r")\b", re.I)
 
 
 def parse_polarity(text: str) -> Polarity | None:
