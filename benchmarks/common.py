@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -30,15 +31,22 @@ def pm(metrics: dict, key: str, scale: float = 100.0) -> str:
 
 
 def replace_section(begin: str, end: str, block: str, doc: Path = DOC) -> None:
-    """Put ``block`` between the ``begin``/``end`` markers of ``doc`` (appended if absent)."""
-    text = doc.read_text() if doc.exists() else DOC_HEADER
-    block = f"{begin}\n{block.strip()}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    doc.write_text(text)
+    """Put ``block`` between the ``begin``/``end`` markers of ``doc`` (appended if absent).
+
+    Several benchmark processes report into the same file: the read-modify-write holds a lock
+    and the new text replaces the file atomically, so no process reads a half-written file."""
+    with open(doc.with_name(doc.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = doc.read_text() if doc.exists() else DOC_HEADER
+        block = f"{begin}\n{block.strip()}\n{end}"
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            text = head + block + rest.split(end, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+        tmp = doc.with_name(f".{doc.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, doc)
 
 
 def train_command(model: str, dataset: str, task: str, config: str | None, sets: Sequence[str],
