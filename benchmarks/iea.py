@@ -194,11 +194,15 @@ def run_command(r: dict) -> str:
 
 
 def report_text() -> str:
+    from common import baselines_by_dataset, pm
+
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("iea_twitter*.json"))]
     extraction = [r for r in runs if r.get("task", "jmasa") == "jmasa"]
     masc = [r for r in runs if r.get("task") == "masc"]
     order = list(LABELS)
-    extraction.sort(key=lambda r: (r["ablation"] != "nmi", r["dataset"], order.index(r["ablation"])))
+    # NMI rows first, full-size before partial-size within a dataset
+    extraction.sort(key=lambda r: (r["ablation"] != "nmi", r["dataset"], r["train_posts"] is not None,
+                                   order.index(r["ablation"])))
     lines = ["## IEA (CPU path: SmolLM2-135M-Instruct + LoRA)", "",
              "LoRA (r=8 on q/k/v/o, lr 1e-3, batch 8) on the training posts given per row, one seed; dev "
              "selects the epoch and test is evaluated once. The paper LoRA-tunes Qwen3-VL-8B for 30 epochs on "
@@ -231,6 +235,12 @@ def report_text() -> str:
               f"{PAPER['twitter2015']['mate_f1']} / {PAPER['twitter2017']['mate_f1']} (T15 / T17). Paper ablation "
               "rows (Table 3): - Image Segmentation = random regions, - Region Interpretation = no "
               "interpretations, - Fine-Grained Aligner & NMI = no aligner."]
+    text_only = baselines_by_dataset("jmasa")
+    if text_only:
+        lines += ["", "For scale, on the same full test sets the text-only `text-crf` baseline (MiniLM + CRF, "
+                  "benchmarks/baselines.py) gets JMASA F1 " + ", ".join(
+                      f"{pm(b['metrics'], 'test.jmasa.f1')} ({d}, {len(b['seeds'])} seeds)"
+                      for d, b in sorted(text_only.items())) + "."]
     if masc:
         lines += ["", "MASC (`--task masc`: one instruction per given aspect, the answer is one polarity word; "
                   "an answer without one counts as wrong):", "",
@@ -266,9 +276,10 @@ def report_text() -> str:
     if speed:
         lines += ["", "**Speed** (1 torch thread, 2 shared cores with other jobs running; varies about 2x with the "
                   "load): end-to-end dev prediction (instruction building + alignment + greedy batched generation + "
-                  "parsing) " + ", ".join(f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']})" for r in speed)
+                  "parsing) " + ", ".join(f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']}, "
+                                         f"{_size(r)} train posts)" for r in speed)
                   + "; LoRA training " + ", ".join(f"{r['train_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.1f} s per post "
-                                                  f"({r['dataset']})" for r in speed) + "."]
+                                                  f"({r['dataset']}, {_size(r)})" for r in speed) + "."]
     lines += ["", "Commands (each under its own lock, `OMP_NUM_THREADS=1`; raw JSON in `results/iea_*.json`, "
               "checkpoints in `runs/iea/`):", "",
               "- `python benchmarks/iea.py aligner` (= `mabsa iea make-fgca --output runs/iea/fgca` + "
