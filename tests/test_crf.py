@@ -100,3 +100,21 @@ def test_empty_first_position_is_rejected():
     crf = CRF(3)
     with pytest.raises(ValueError, match="unmasked first position"):
         crf.decode(torch.zeros(1, 2, 3), torch.tensor([[False, True]]))
+
+
+def test_marginals_of_a_near_certain_label_stay_probabilities():
+    """With one label far ahead (emission 20 per word, as a confident model gives), float32
+    rounding of alpha + beta - log Z can exceed 0; the marginals must still lie in [0, 1]."""
+    torch.manual_seed(0)
+    labels = JMASA.labels
+    crf = CRF(len(labels), *bio_transition_constraints(labels))
+    with torch.no_grad():
+        crf.transitions.normal_(0, 1.0)
+    emissions = torch.zeros(4, 9, len(labels))
+    emissions[..., labels.index("B-NEU")] = 20.0
+    mask = torch.ones(4, 9, dtype=torch.bool)
+    mask[1, 5:] = False
+    probs = crf.marginals(emissions, mask)
+    assert probs.min() >= 0 and probs.max() <= 1
+    assert torch.allclose(probs[0].sum(-1), torch.ones(9), atol=1e-4)
+    assert torch.allclose(probs[:, :, labels.index("B-NEU")][mask], torch.ones(int(mask.sum())), atol=1e-4)

@@ -2,14 +2,16 @@
 tiny random-init encoder; and the user errors they must report clearly."""
 
 import json
+import shutil
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import mabsa.api
 from mabsa import cli
 from mabsa.data import load_dataset, read_posts, write_posts
-from mabsa.engine.checkpoint import CheckpointError
+from mabsa.engine.checkpoint import WEIGHTS_FILE, CheckpointError, load_model, save_weights
 from mabsa.engine.cli import COMMANDS
 from mabsa.engine.processor import InputError
 
@@ -60,11 +62,12 @@ def test_evaluate_on_a_file(mabsa_cli, jmasa_ckpt, slice_file):
     assert 0.0 <= metrics["jmasa"]["f1"] <= metrics["mate"]["f1"] + 1e-9
 
 
-def test_predict_text_and_file(mabsa_cli, jmasa_ckpt, slice_file, work):
-    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--text", "RT @ me : Chuck Bass is great")
+def test_predict_text_and_file(mabsa_cli, jmasa_ckpt, tagging_ckpt, slice_file, work):
+    r = mabsa_cli("predict", "--checkpoint", tagging_ckpt, "--text", "RT @ me : Chuck Bass is great")
     assert r.exit_code == 0, r.output
     pred = json.loads(r.stdout.splitlines()[0])
     assert pred["tokens"][:3] == ["RT", "@", "me"] and pred["truncated"] is False
+    assert len(pred["aspects"]) == len(pred["tokens"])  # the forced model tags every word
     for a in pred["aspects"]:
         assert 0 <= a["start"] < a["end"] <= len(pred["tokens"]) and 0 <= a["score"] <= 1
         assert a["polarity"] in ("POS", "NEU", "NEG")
@@ -77,14 +80,37 @@ def test_predict_text_and_file(mabsa_cli, jmasa_ckpt, slice_file, work):
     assert [p.tokens for p in preds] == [p.tokens for p in gold]
 
 
-def test_python_api_matches_cli(jmasa_ckpt, slice_file):
-    predictor = mabsa.api.load(jmasa_ckpt)
+@pytest.fixture(scope="module")
+def tagging_ckpt(jmasa_ckpt, work):
+    """The tiny checkpoint made to tag every word B-NEU, so equality checks compare real aspects
+    (a 1-epoch random model may predict none, and ``[] == []`` proves nothing)."""
+    out = work / "tagging"
+    shutil.copytree(jmasa_ckpt, out)
+    model, _ = load_model(out)
+    labels = list(model.processor.labels)
+    with torch.no_grad():
+        model.emissions.weight.zero_()
+        model.emissions.bias.copy_(torch.tensor([20.0 if t == "B-NEU" else 0.0 for t in labels]))
+    save_weights(model, out / WEIGHTS_FILE)
+    return out
+
+
+def test_python_api_matches_cli(mabsa_cli, tagging_ckpt, slice_file, work):
+    out = work / "cli_preds.jsonl"
+    r = mabsa_cli("predict", "--checkpoint", tagging_ckpt, "--input", slice_file, "--output", out)
+    assert r.exit_code == 0, r.output
+    by_cli = read_posts(out)
+    predictor = mabsa.api.load(tagging_ckpt)
     posts = read_posts(slice_file)
+    by_post = predictor.predict_posts(posts)
+    assert all(len(p.aspects) == len(p.tokens) for p in by_post)  # every word is a term
+    spans = lambda preds: [[(a.start, a.end, a.polarity) for a in p.aspects] for p in preds]  # noqa: E731
+    assert spans(by_cli) == spans(by_post)
+    scores = lambda preds: [a.score for p in preds for a in p.aspects]  # noqa: E731
+    assert scores(by_cli) == pytest.approx(scores(by_post), abs=1e-6)
     by_text = predictor.predict_batch([p.text for p in posts[:5]])
-    by_post = predictor.predict_posts(posts[:5])
-    assert [p.aspects for p in by_text] == [p.aspects for p in by_post]
-    one = predictor.predict(posts[0].text)
-    assert one.aspects == by_text[0].aspects
+    assert spans(by_text) == spans(by_post[:5])
+    assert spans([predictor.predict(posts[0].text)]) == spans(by_post[:1])
 
 
 def test_clear_errors(mabsa_cli, jmasa_ckpt, work):

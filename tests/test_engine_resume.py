@@ -11,6 +11,7 @@ from mabsa.engine import trainer
 from mabsa.engine.config import TrainConfig, load_run_config, packaged_config, run_differences
 from mabsa.errors import MabsaError
 from mabsa.models import get_model_class
+from mabsa.models.base import MabsaModel
 
 TINY_SETS = [
     "model_args.random_init=true",
@@ -95,15 +96,28 @@ class RecordingArgs(dict):
         self.read.add(key)
         return super().__getitem__(key)
 
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
+
 
 TEST_ONLY_OPTIONS = {"random_init", "encoder_overrides"}
+BODY_READS = {"clamp": {"paf_stages", "ipot_beta"}, "lrsa": {"rationale_dropout"}}
 
 
 @pytest.mark.parametrize("model, task", [("text-crf", "jmasa"), ("text-cls", "masc"), ("fite", "masc"),
                                          ("clamp", "jmasa"), ("lrsa", "masc"), ("lrsa", "jmasa")])
-def test_packaged_config_lists_every_option_the_model_reads(model, task):
+def test_packaged_config_lists_every_option_the_model_reads(model, task, monkeypatch):
     """The packaged JSON is the list of defaults that resume checks (and users read): an option
     read by the code but absent there would make an old run look different from a new one."""
+    init = MabsaModel.__init__
+
+    def keep_recording(self, args, *rest, **kw):  # the model stores a copy; keep the recorder
+        init(self, args, *rest, **kw)
+        if isinstance(args, RecordingArgs):
+            self.args = args
+
+    monkeypatch.setattr(MabsaModel, "__init__", keep_recording)
     defaults = packaged_config(model)["model_args"]
     small = {"heads": 2, "align_dim": 8, "ipot_iterations": 2}  # faster, where the model has them
     args = RecordingArgs({**defaults, **{k: v for k, v in small.items() if k in defaults},
@@ -117,5 +131,7 @@ def test_packaged_config_lists_every_option_the_model_reads(model, task):
         warnings.simplefilter("ignore")
         batch = m.processor.collate(m.processor.encode(posts))
     m(batch)["loss"].backward()
+    # options read only in forward(), after construction: proves the recorder sees model-body reads
+    assert BODY_READS.get(model, set()) <= args.read, BODY_READS[model] - args.read
     unlisted = args.read - set(defaults) - TEST_ONLY_OPTIONS
     assert args.read and not unlisted, f"{model} reads {sorted(unlisted)}, missing from configs/{model}.json"

@@ -158,7 +158,8 @@ class CRF(nn.Module):
             betas[t] = torch.where(is_last, self.end.expand(B, L), cur)
         beta_t = torch.stack(betas, dim=1)
         log_z = torch.logsumexp(alphas[torch.arange(B), lengths - 1] + self.end, dim=1)
-        probs = torch.exp(alphas + beta_t - log_z.view(B, 1, 1))
+        # clamp: in float32, alpha + beta - log Z of a near-certain label can round above 0
+        probs = torch.exp(alphas + beta_t - log_z.view(B, 1, 1)).clamp(max=1.0)
         return probs * mask.unsqueeze(-1).to(probs.dtype)
 
 
