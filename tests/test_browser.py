@@ -104,9 +104,10 @@ def test_post_with_photo_shows_highlights_overlay_and_evidence(server, browser, 
     evidence = page.locator("#evidence-list").inner_text()
     assert data["image"]["caption"] in evidence and "There is 1 person" in evidence
     aligned = [i for i, a in enumerate(aspects) if a["aligned"] and a["aligned"]["kind"] != "background"]
-    if aligned:  # hovering an aspect lights up its aligned face/region
-        marks.nth(aligned[0]).hover()
-        assert page.locator("#overlay .box.active").count() == 1
+    # the one face and the text naming her: alignment (on by default) must link an aspect to it
+    assert aligned, [a["aligned"] for a in aspects]
+    marks.nth(aligned[0]).hover()  # hovering an aspect lights up its aligned face/region
+    assert page.locator("#overlay .box.active").count() == 1
     assert not errors
 
     page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)

@@ -68,10 +68,19 @@ def test_wra_loss_is_lower_for_aligned_than_shuffled_pairs():
 
 
 def test_wra_loss_has_gradient_through_the_cost_only():
+    """The transport plan is a constant (IPOT runs without grad, on the detached cost): the
+    gradient equals that of sum(T * C) with T fixed."""
+    torch.manual_seed(0)
     words = torch.randn(2, 3, 8, requires_grad=True)
     regions = torch.randn(2, 4, 8, requires_grad=True)
+    assert not ipot(cosine_cost(words, regions)).requires_grad
     word_region_alignment_loss(words, regions).backward()
     assert words.grad.abs().sum() > 0 and regions.grad.abs().sum() > 0
+    w2, r2 = words.detach().clone().requires_grad_(), regions.detach().clone().requires_grad_()
+    cost = cosine_cost(w2, r2)
+    plan = ipot(cost.detach())
+    (plan * cost).sum((1, 2)).mean().backward()
+    assert torch.allclose(words.grad, w2.grad, atol=1e-6) and torch.allclose(regions.grad, r2.grad, atol=1e-6)
 
 
 def test_relative_position_bias_is_used_and_gate_starts_at_half():

@@ -117,6 +117,10 @@ def test_truncation_keeps_whole_words_and_is_reported():
     f_long, f_short = m.processor.encode([long_post, short])
     assert f_long.truncated and not f_short.truncated
     assert len(f_long.input_ids) <= 16 and len(f_long.labels) == len(f_long.word_positions)
+    k = len(f_long.word_positions)  # words kept: the last one is whole, the next one absent
+    kept = m.processor.tokenizer.decode(f_long.input_ids)
+    post_part = kept.split(" [SEP]")[0]  # (a caption word may fill a slot too small for the next word)
+    assert post_part.endswith(f" word{k - 1}") and f"word{k}" not in kept, kept
     pred = predict_posts(m, [long_post, short])
     assert pred.truncated == ["long"]
     # the caption is cut before any word of the post

@@ -43,10 +43,10 @@ def test_efficientnet_is_trainable(effnet):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def _tiny_vit(tmp_path, with_processor: bool):
+def _tiny_vit(tmp_path, with_processor: bool, seed: int = 0):
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                intermediate_size=64, image_size=32, patch_size=8))
     model.save_pretrained(tmp_path)
@@ -64,11 +64,21 @@ def test_hf_vit_from_local_dir(tmp_path, with_processor):
 
 
 def test_hf_spec_prefix_and_save_load_roundtrip(tmp_path):
+    from transformers import ViTImageProcessor, ViTModel
+
     path = _tiny_vit(tmp_path, True)
-    a = build_vision_encoder(f"hf:{path}")
-    b = build_vision_encoder(f"hf:{path}")
-    img = [Image.fromarray(data.coffee())]
-    assert torch.allclose(a.encode(img).pooled, b.encode(img).pooled)
+    saved = ViTModel.from_pretrained(path).eval()  # the weights as written by save_pretrained
+    pixels = ViTImageProcessor.from_pretrained(path)(images=[data.coffee()], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        expected = saved(pixel_values=pixels).last_hidden_state
+    loaded = build_vision_encoder(f"hf:{path}")
+    assert loaded.spec == build_vision_encoder(str(path)).spec == f"hf:{path}"
+    out = loaded.encode([Image.fromarray(data.coffee())])
+    assert torch.allclose(out.tokens, expected, atol=1e-5)
+    # a differently initialised model must not match: the check has teeth
+    other = _tiny_vit(tmp_path / "other", True, seed=1)
+    assert not torch.allclose(build_vision_encoder(str(other)).encode([Image.fromarray(data.coffee())]).tokens,
+                              expected, atol=1e-3)
 
 
 def test_clip_vision_tower_is_used(tmp_path):

@@ -41,11 +41,20 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
 
+def field_path(loc) -> str:
+    """A pydantic location as the API names fields everywhere: ``("items", 1, "text")`` ->
+    ``items[1].text``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def validation_error(errors: list[dict[str, Any]]) -> ApiError:
     """The first pydantic error as an :class:`ApiError` (a missing ``text`` is ``text_missing``)."""
     first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    field = ".".join(loc) or None
+    loc = [p for p in first.get("loc", ()) if p != "body"]
+    field = field_path(loc) or None
     message = f"{field}: {first.get('msg', 'invalid value')}" if field else first.get("msg", "invalid request")
     if first.get("type") == "missing" and loc and loc[-1] == "text":
         return ApiError(422, "text_missing", f"{field} is missing: give the post text", field)
