@@ -102,12 +102,22 @@ class RecordingArgs(dict):
 
 
 TEST_ONLY_OPTIONS = {"random_init", "encoder_overrides"}
+def TINY_GENERATOR(model, tmp_path) -> dict:  # noqa: N802 - a table that needs a directory
+    """IEA: a tiny random Llama instead of SmolLM2, and no aligner checkpoint."""
+    if model != "iea":
+        return {}
+    from iea_support import tiny_llama_dir
+
+    return {"generator": f"hf:{tiny_llama_dir(tmp_path)}", "ablation": "no_aligner"}
+
+
 BODY_READS = {"clamp": {"paf_stages", "ipot_beta"}, "lrsa": {"rationale_dropout"}}
 
 
 @pytest.mark.parametrize("model, task", [("text-crf", "jmasa"), ("text-cls", "masc"), ("fite", "masc"),
-                                         ("clamp", "jmasa"), ("lrsa", "masc"), ("lrsa", "jmasa")])
-def test_packaged_config_lists_every_option_the_model_reads(model, task, monkeypatch):
+                                         ("clamp", "jmasa"), ("lrsa", "masc"), ("lrsa", "jmasa"),
+                                         ("iea", "jmasa")])
+def test_packaged_config_lists_every_option_the_model_reads(model, task, monkeypatch, tmp_path):
     """The packaged JSON is the list of defaults that resume checks (and users read): an option
     read by the code but absent there would make an old run look different from a new one."""
     init = MabsaModel.__init__
@@ -123,7 +133,8 @@ def test_packaged_config_lists_every_option_the_model_reads(model, task, monkeyp
     args = RecordingArgs({**defaults, **{k: v for k, v in small.items() if k in defaults},
                           "random_init": True,
                           "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 1,
-                                                "num_attention_heads": 2, "intermediate_size": 37}})
+                                                "num_attention_heads": 2, "intermediate_size": 37},
+                          **TINY_GENERATOR(model, tmp_path)})
     torch.manual_seed(0)
     m = get_model_class(model).create(args, task)
     posts = load_dataset("twitter2015", "train")[:2]

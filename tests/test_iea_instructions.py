@@ -110,3 +110,26 @@ def test_shuffled_views_never_keep_their_own_regions():
     assert all(o.regions != v.regions for o, v in zip(out, views))
     assert sorted(o.regions[0].content for o in out) == sorted(v.regions[0].content for v in views)
     assert shuffled_views(views, seed=3) == out
+
+
+def test_real_photo_is_perceived_from_image_root(tmp_path):
+    """The real-image path: a dataset post names its image relatively (``1860693.jpg``);
+    ``image_root`` finds it, and the Perceiver's regions become the units (scikit-image photo)."""
+    from skimage import data
+
+    from mabsa.iea.interpretations import ImageViews
+    from mabsa.perception.errors import ImageLoadError
+
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+    post = Post(id="a", tokens=("Eileen", "Collins", "smiles"), image="astronaut.png", caption="shipped caption")
+    stand_in = ImageViews("auto")(post)  # no root: the relative name is not found here
+    assert stand_in.source == "stand-in" and stand_in.description == "shipped caption"
+    view = ImageViews("auto", image_root=str(tmp_path), max_regions=3)(post, with_images=True)
+    assert view.source == "image" and view.description and view.description != "shipped caption"
+    assert 1 <= len(view.regions) <= 2  # L = 3 includes the background
+    assert all(u.box and u.interpretation and u.image is not None for u in view.regions)
+    assert view.image.size == (512, 512)
+    with pytest.raises(ImageLoadError, match="set model_args.image_root"):
+        ImageViews("perceive")(post)
+    with pytest.raises(ImageLoadError, match="under image_root"):
+        ImageViews("perceive", image_root=str(tmp_path / "elsewhere"))(post)

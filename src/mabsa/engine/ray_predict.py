@@ -5,7 +5,7 @@ windows of ``window`` posts; each window becomes a Ray dataset whose batches go 
 ``map_batches`` to a pool of actors that each load the checkpoint once; results come back in
 input order and are streamed into the output file. So driver memory is bounded by one window,
 and the same command runs on a laptop (a local Ray instance is started) or on a cluster
-(``--ray-address`` or ``RAY_ADDRESS``; every node needs mabsa installed and the checkpoint at
+(``RAY_ADDRESS``; every node needs mabsa installed and the checkpoint at
 the same path).
 """
 

@@ -100,12 +100,9 @@ class MultimodalProcessor(Processor):
         return " ".join(t.strip() for t in texts if t and t.strip())
 
     def image_path(self, post: Post) -> Path | None:
-        if not post.image:
-            return None
-        path = Path(post.image)
-        if not path.is_absolute() and self.image_root:
-            path = Path(self.image_root) / path
-        return path if path.is_file() else None
+        from mabsa.perception.image import resolve_image
+
+        return resolve_image(post.image, self.image_root)
 
     def visual_batch(self, posts: Sequence[Post]) -> dict[str, torch.Tensor]:
         if self.visual_source == "image-text":

@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 from mabsa.data.records import Face, Post
+from mabsa.perception.errors import ImageLoadError
 from mabsa.perception.faces import describe_face
+from mabsa.perception.image import resolve_image
 
 #: Expression -> sentiment rating of a region showing that face.
 EXPRESSION_RATING = {"happy": "positive", "surprise": "positive", "neutral": "neutral",
@@ -73,22 +74,22 @@ class ImageViews:
     file that exists, else the stand-in)."""
 
     def __init__(self, mode: str = "auto", segmenter: str = "classical",
-                 interpreter: str = "labels", cache: str | None = None, max_regions: int = 5):
+                 interpreter: str = "labels", cache: str | None = None, max_regions: int = 5,
+                 image_root: str | None = None):
         if mode not in ("auto", "stand-in", "perceive"):
             from mabsa.errors import MabsaError
 
             raise MabsaError(f"regions={mode!r}: use 'auto', 'stand-in' or 'perceive'")
         self.mode, self.segmenter, self.interpreter = mode, segmenter, interpreter
-        self.cache, self.max_regions = cache, max_regions
+        self.cache, self.max_regions, self.image_root = cache, max_regions, image_root
         self._perceiver = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "segmenter": self.segmenter, "interpreter": self.interpreter,
-                "cache": self.cache, "max_regions": self.max_regions}
+                "cache": self.cache, "max_regions": self.max_regions, "image_root": self.image_root}
 
     def __call__(self, post: Post, with_images: bool = False) -> ImageView:
-        image_file = post.image is not None and Path(post.image).is_file()
-        if self.mode == "perceive" or (self.mode == "auto" and image_file):
+        if self.mode == "perceive" or (self.mode == "auto" and resolve_image(post.image, self.image_root)):
             return self.perceive(post, with_images)
         return stand_in_view(post, self.max_regions)
 
@@ -103,8 +104,13 @@ class ImageViews:
             self._perceiver = Perceiver(PerceptionConfig(
                 segmenter=self.segmenter, interpreter=self.interpreter,
                 regions=RegionConfig(max_regions=self.max_regions)), cache=self.cache)
-        seen = self._perceiver.perceive(post.image)
-        whole = Image.open(post.image).convert("RGB") if with_images else None
+        path = resolve_image(post.image, self.image_root)
+        if path is None:
+            hint = f"under image_root {self.image_root}" if self.image_root else \
+                "(a relative name: set model_args.image_root to the folder of the images)"
+            raise ImageLoadError(post.image or f"post {post.id}", f"no such file {hint}")
+        seen = self._perceiver.perceive(path)
+        whole = Image.open(path).convert("RGB") if with_images else None
         units = []
         for r in seen.regions or ():
             if r.is_background:

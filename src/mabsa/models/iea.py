@@ -408,7 +408,7 @@ class IEA(MabsaModel):
                 "checkpoint (see docs/methods/iea.md), or use ablation=no_aligner")
         views = ImageViews(str(args.get("regions", "auto")), str(args.get("segmenter", "classical")),
                            str(args.get("interpreter", "labels")), args.get("perception_cache"),
-                           int(args.get("max_regions", 5)))
+                           int(args.get("max_regions", 5)), args.get("image_root"))
         processor = IEAProcessor(generator, task, views, aligner, ablation,
                                  int(args.get("max_length", 256)),
                                  int(args.get("max_target_length", 64)),

@@ -33,7 +33,7 @@ def cache_key(*parts: Any) -> str:
 
 class DiskCache:
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         self.hits = 0
         self.misses = 0
 

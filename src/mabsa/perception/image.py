@@ -44,6 +44,18 @@ class LoadedImage:
         return np.asarray(self.rgb)
 
 
+def resolve_image(image: str | None, image_root: str | Path | None = None) -> Path | None:
+    """A post's ``image`` field as an existing file: relative names are looked up under
+    ``image_root`` when given (datasets store bare names such as ``1860693.jpg``); ``None`` when
+    there is no such file."""
+    if not image:
+        return None
+    path = Path(image).expanduser()
+    if not path.is_absolute() and image_root:
+        path = Path(image_root).expanduser() / path
+    return path if path.is_file() else None
+
+
 def bytes_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
