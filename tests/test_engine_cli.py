@@ -113,6 +113,22 @@ def test_python_api_matches_cli(mabsa_cli, tagging_ckpt, slice_file, work):
     assert spans([predictor.predict(posts[0].text)]) == spans(by_post[:1])
 
 
+def test_evaluate_defaults_to_the_training_dataset(mabsa_cli, jmasa_ckpt, work):
+    """The tiny checkpoint trained on twitter2015 (a T17 checkpoint must not be scored on T15)."""
+    stored = json.loads((jmasa_ckpt / "config.json").read_text())["data"]["dataset"]
+    r = mabsa_cli("evaluate", "--checkpoint", jmasa_ckpt, "--split", "dev")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["dataset"] == stored == "twitter2015"
+    other = work / "as-t17"
+    shutil.copytree(jmasa_ckpt, other)
+    config = json.loads((other / "config.json").read_text())
+    config["data"]["dataset"] = "twitter2017"
+    (other / "config.json").write_text(json.dumps(config))
+    r = mabsa_cli("evaluate", "--checkpoint", other, "--split", "dev")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["dataset"] == "twitter2017" and json.loads(r.stdout)["n_posts"] == 577
+
+
 def test_clear_errors(mabsa_cli, jmasa_ckpt, work):
     r = mabsa_cli("predict", "--checkpoint", work / "nope", "--text", "hi")
     assert r.exit_code == 2 and "checkpoint not found" in r.stderr and "Traceback" not in r.output
@@ -122,6 +138,9 @@ def test_clear_errors(mabsa_cli, jmasa_ckpt, work):
         mabsa.api.load(jmasa_ckpt, task="masc")
     r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--text", "   ")
     assert r.exit_code == 2 and "empty" in r.stderr
+    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--input", work / "slice.jsonl", "--output",
+                  work / "x.jsonl", "--image", "a.jpg", "--caption", "c")
+    assert r.exit_code == 2 and "--image, --caption apply to --text only" in r.stderr
     r = mabsa_cli("train", "--model", "text-crf", "--task", "masc", "--output", work / "x", *TINY)
     assert r.exit_code == 2 and "does not do task 'masc'" in r.stderr
     r = mabsa_cli("train", "--model", "text-crf", "--task", "jmasa", "--output", jmasa_ckpt, *TINY)

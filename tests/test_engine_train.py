@@ -7,7 +7,9 @@ from safetensors.torch import load_file
 
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine import trainer
+from mabsa.data import load_dataset, write_posts
 from mabsa.engine.config import ConfigError, load_run_config
+from mabsa.errors import MabsaError
 
 TINY_SETS = [
     "model_args.random_init=true",
@@ -146,3 +148,32 @@ def test_config_layers_and_errors(tmp_path):
         load_run_config("nope")
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_run_config("text-crf", sets=["train.lr"])
+
+
+def test_config_values_take_their_options_type():
+    """A typo or a Python spelling must not be saved and silently ignored (or read as truthy)."""
+    c = load_run_config("clamp", sets=["model_args.paf=False", "model_args.wra=true", "train.lr=.00003",
+                                       "train.epochs=3.0", "model_args.image_text=caption", "seed=4",
+                                       "train.max_train_posts=None"])
+    assert c["model_args"]["paf"] is False and c["model_args"]["wra"] is True
+    assert c["train"]["lr"] == 3e-5 and c["train"]["epochs"] == 3 and isinstance(c["train"]["epochs"], int)
+    assert c["model_args"]["image_text"] == ["caption"] and c["train"]["seed"] == 4
+    assert c["train"]["max_train_posts"] is None
+    for sets, message in ((["model_args.dropuot=0.3"], r"unknown model_args option\(s\) \['dropuot'\]"),
+                          (["model_args.paf=maybe"], "model_args.paf: expected true or false"),
+                          (["train.batch_size=abc"], "train.batch_size: expected an integer"),
+                          (["train.lr=fast"], "train.lr: expected a number"),
+                          (["train.epochs=0"], "train.epochs must be at least 1")):
+        with pytest.raises(ConfigError, match=message):
+            load_run_config("clamp", sets=sets)
+    with pytest.raises(ConfigError, match=r"found in: \['model_args', 'train'\]"):
+        load_run_config("iea", sets=["seed=5"])  # IEA's region-shuffle seed and the training seed
+
+
+def test_training_on_a_single_file_is_refused(tmp_path):
+    """One file has no splits: its 'test' score would be a training score."""
+    data = tmp_path / "posts.jsonl"
+    write_posts(load_dataset("twitter2015", "test")[:4], data)
+    with pytest.raises(MabsaError, match="training needs train/dev/test splits"):
+        trainer.train(load_run_config("text-crf", sets=TINY_SETS), str(data), "jmasa", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -100,6 +100,17 @@ def test_engine_train_checkpoint_and_predict(llama_dir, tmp_path):
 
     pred = load(out).predict("RT @ user : Chuck Bass is everything # MCM")
     assert pred.tokens[4] == "Chuck" and all(a.end <= len(pred.tokens) for a in pred.aspects)
+    # a real photo: the processor perceives it itself (regions), the predictor only passes it on
+    from skimage import data
+
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+    seen = []
+    predictor = load(out)
+    views = predictor.model.processor.views
+    original = views.perceive
+    views.perceive = lambda post, with_images=False: seen.append(post.image) or original(post, with_images)
+    with_photo = predictor.predict("Eileen Collins smiles", image=str(tmp_path / "astronaut.png"))
+    assert seen == [str(tmp_path / "astronaut.png")] and with_photo.tokens[:2] == ("Eileen", "Collins")
 
 
 def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):

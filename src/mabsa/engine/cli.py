@@ -75,8 +75,9 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
 
 @click.command("evaluate", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--checkpoint", required=True, type=click.Path(), help="Directory from mabsa train.")
-@click.option("--dataset", default="twitter2015", show_default=True,
-              help="Dataset name/directory, or a data file (then --split is ignored).")
+@click.option("--dataset", default=None,
+              help="Dataset name/directory, or a data file (then --split is ignored). "
+                   "Default: the dataset the checkpoint was trained on.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
@@ -88,6 +89,9 @@ def evaluate_command(checkpoint, dataset, split, batch_size, output):
     from mabsa.engine.inference import evaluate
 
     model, config = ckpt.load_model(checkpoint)
+    dataset = dataset or config.get("data", {}).get("dataset")
+    if not dataset:
+        raise MabsaError(f"{checkpoint}: the checkpoint does not name its training dataset; give --dataset")
     gold = load_dataset(dataset, split)
     metrics = {"checkpoint": str(checkpoint), "model": config["model"], "task": config["task"],
                "dataset": dataset, "split": split, **evaluate(model, gold, batch_size)}
@@ -121,6 +125,10 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
         raise MabsaError("give either --text (one or more) or --input FILE")
     if input_path and not output_path:
         raise MabsaError("--input needs --output FILE")
+    given = [flag for flag, value in (("--image", image), ("--caption", caption), ("--aspect", aspects)) if value]
+    if input_path and given:  # a file's posts carry their own image, caption and aspects
+        raise MabsaError(f"{', '.join(given)} apply to --text only; with --input, put them in the "
+                         "posts file (fields image, caption, aspects)")
     if engine == "ray":
         from mabsa.engine.ray_predict import predict_file_ray
 

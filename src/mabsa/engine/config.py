@@ -7,8 +7,11 @@ A run config has three sections::
      "train": {...}}        # TrainConfig fields
 
 ``--set`` keys are dotted paths (``train.lr=3e-5``, ``model_args.encoder=mpnet-base``); a bare
-key is accepted when exactly one section has it (``lr=3e-5``). Values are parsed as JSON when
-they can be (``3e-5``, ``true``, ``["caption"]``) and kept as strings otherwise.
+key is accepted when exactly one section has it (``lr=3e-5``; every TrainConfig field counts as a
+train key). Values are parsed as JSON when they can be (``3e-5``, ``true``, ``["caption"]``;
+``True``/``False``/``None`` too) and kept as strings otherwise; then every option is checked: an
+unknown ``model_args`` key is an error, and bool, number and list options take their default's
+type (``model_args.image_text=caption`` -> ``["caption"]``) or fail with the option's name.
 """
 
 from __future__ import annotations
@@ -52,10 +55,74 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown train option(s) {unknown}; known: {sorted(known)}")
-        return cls(**dict(d))
+        defaults = cls().to_dict()
+        out = cls(**{k: coerce(f"train.{k}", v, defaults[k], optional_int=k in _OPTIONAL_INTS)
+                     for k, v in d.items()})
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(out, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, not {getattr(out, name)}")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_OPTIONAL_INTS = frozenset({"max_train_posts", "max_eval_posts", "num_threads"})
+_BOOL_WORDS = {"true": True, "false": False}
+
+
+def coerce(name: str, value: Any, default: Any, optional_int: bool = False) -> Any:
+    """``value`` as the type of its ``default`` (a bool, number or list option), or a clear
+    error: ``--set model_args.paf=False`` must not become the truthy string "False", and
+    ``image_text=caption`` means ``["caption"]``. Options whose default is None, a string or a
+    mapping are taken as given."""
+    def fail(kind: str):
+        raise ConfigError(f"{name}: expected {kind}, got {value!r}")
+
+    if optional_int and value is None:
+        return None
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()]
+        fail("true or false")
+    if isinstance(default, int) or optional_int:
+        if isinstance(value, bool):
+            fail("an integer")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            fail("an integer")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            fail("a number")
+    if isinstance(default, list) and isinstance(value, str):
+        return [value]
+    return value
+
+
+#: model_args every model accepts besides its packaged ones: tiny random-init test models
+EXTRA_MODEL_ARGS = frozenset({"random_init", "encoder_overrides"})
+
+
+def check_model_args(model: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse options the model does not have (a typo would otherwise be saved and ignored) and
+    coerce the others to the type of their packaged default."""
+    defaults = packaged_config(model).get("model_args", {})
+    unknown = sorted(set(args) - set(defaults) - EXTRA_MODEL_ARGS)
+    if unknown:
+        raise ConfigError(f"unknown model_args option(s) {unknown} for model {model!r}; "
+                          f"known: {sorted(defaults)}")
+    return {k: coerce(f"model_args.{k}", v, defaults[k]) if k in defaults else v for k, v in args.items()}
 
 
 def packaged_config(model: str) -> dict[str, Any]:
@@ -87,7 +154,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
-        value = raw
+        value = {"true": True, "false": False, "none": None}.get(raw.strip().lower(), raw)  # Python spellings
     return key.strip(), value
 
 
@@ -97,7 +164,9 @@ def apply_sets(config: dict[str, Any], items: Iterable[str]) -> dict[str, Any]:
         key, value = parse_set(item)
         path = key.split(".")
         if len(path) == 1:
-            owners = [s for s in ("model_args", "train") if key in config.get(s, {})]
+            train_keys = set(config.get("train", {})) | {f.name for f in fields(TrainConfig)}
+            owners = [s for s, keys in (("model_args", config.get("model_args", {})), ("train", train_keys))
+                      if key in keys]
             if key == "model" or len(owners) != 1:
                 raise ConfigError(
                     f"--set {item!r}: give the section, e.g. train.{key}=... or "
@@ -157,7 +226,10 @@ def load_run_config(
     unknown = sorted(set(config) - {"model", "model_args", "train"})
     if unknown:
         raise ConfigError(f"unknown config section(s) {unknown}: use model, model_args, train")
-    TrainConfig.from_dict(config.get("train", {}))  # validate early
+    config["train"] = {k: v for k, v in config.get("train", {}).items()}
+    typed = TrainConfig.from_dict(config["train"]).to_dict()  # validate early, typed
+    config["train"] = {k: typed[k] for k in config["train"]}
+    config["model_args"] = check_model_args(name, config.get("model_args", {}))
     return config
 
 

@@ -124,6 +124,10 @@ def train(
 
     from mabsa.models import get_model_class
 
+    if Path(str(dataset)).is_file():  # one file has no splits: "test" would be the training posts
+        raise MabsaError(f"--dataset {dataset}: training needs train/dev/test splits; give a registered "
+                         "dataset or a dataset directory (jmasa_json/{train,dev,test}.json, see "
+                         "docs/data.md), not a single file")
     acc = accelerator or Accelerator()
     tc = TrainConfig.from_dict({**config.get("train", {}), **({"seed": seed} if seed is not None else {})})
     out = Path(output_dir)

@@ -43,6 +43,7 @@ from mabsa.models.base import ENCODER_CONFIG_DIR, MabsaModel, register
 from mabsa.models.text_baselines import TextClassifier, cls_and_aspect
 from mabsa.perception.face_text import FaceTextBuilder
 from mabsa.perception.faces import MIN_ATTRIBUTE_CONFIDENCE
+from mabsa.perception.image import resolve_image
 
 #: branch -> the per-image Post field it reads (what a predictor must perceive for it)
 BRANCH_SOURCES = {"face": "faces", "caption": "caption"}
@@ -102,6 +103,7 @@ class FiteProcessor(Processor):
         face_source: str = "auto",
         similarity: str | None = None,
         min_attribute_confidence: float = MIN_ATTRIBUTE_CONFIDENCE,
+        image_root: str | None = None,
     ):
         branches = tuple(branches)
         if not branches or len(set(branches)) != len(branches) or \
@@ -117,20 +119,22 @@ class FiteProcessor(Processor):
                          aspect_markers=("", ""))
         self.branches = branches
         self.face_source = face_source
-        self.similarity = similarity
+        self.similarity, self.image_root = similarity, image_root
         self.min_attribute_confidence = float(min_attribute_confidence)
         self.face_texts = FaceTextBuilder(similarity, self.min_attribute_confidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "branches": list(self.branches),
                 "face_source": self.face_source, "similarity": self.similarity,
-                "min_attribute_confidence": self.min_attribute_confidence}
+                "min_attribute_confidence": self.min_attribute_confidence, "image_root": self.image_root}
 
     def face_text(self, post: Post, aspect: Aspect) -> str | None:
         """D for one aspect: the shipped description (``auto``) or one built from the faces."""
         if self.face_source == "auto" and post.aspect_face_description is not None:
             return post.aspect_face_description.strip()
-        return self.face_texts.build(post.faces, aspect.term, post.image)[0]
+        # the similarity backend needs the photo: dataset posts name it relative to image_root
+        image = resolve_image(post.image, self.image_root) or post.image
+        return self.face_texts.build(post.faces, aspect.term, image)[0]
 
     def _encode_masc(self, posts: Sequence[Post], with_labels: bool) -> list[Feature]:
         face_texts: dict[tuple[int, tuple[int, int]], str | None] = {}
@@ -199,6 +203,7 @@ class Fite(TextClassifier):
             branches=tuple(args.get("branches", ("face", "caption"))),
             face_source=str(args.get("face_source", "auto")),
             similarity=args.get("similarity"),
+            image_root=args.get("image_root"),
             min_attribute_confidence=float(args.get("min_attribute_confidence",
                                                     MIN_ATTRIBUTE_CONFIDENCE)),
         )

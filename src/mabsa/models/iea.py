@@ -234,9 +234,10 @@ def build_generator(args: Mapping[str, Any], base_dir: str | Path | None = None)
     """The LoRA-wrapped generator of ``args["generator"]``; ``base_dir`` overrides where the base
     weights come from (a random-init generator saved in a checkpoint)."""
     spec = str(args.get("generator", "smollm2")).strip()
+    spec = "smollm2" if spec == "smollm2-135m-instruct" else spec  # one name from here on (restore too)
     lora = {**DEFAULT_LORA, **dict(args.get("lora") or {})}
     random_init = bool(args.get("random_init")) and base_dir is None
-    if spec in ("smollm2", "smollm2-135m-instruct") and base_dir is None:
+    if spec == "smollm2" and base_dir is None:
         from mabsa.perception.llm import load_smollm2
 
         chat = load_smollm2()
@@ -291,6 +292,7 @@ class IEAProcessor:
     :class:`~mabsa.engine.processor.Processor`: ``encode``, ``collate``, ``task``, ``labels``)."""
 
     image_text: tuple[str, ...] = ()  # images are perceived here (regions), not by the Predictor
+    reads_image_texts = False  # so the Predictor passes the image path on instead of captioning it
 
     def __init__(self, generator: Any, task: str, views: ImageViews, aligner: Any = None,
                  ablation: str = "nmi", max_length: int = 256, max_target_length: int = 64,
