@@ -170,6 +170,14 @@ def test_config_values_take_their_options_type():
         load_run_config("iea", sets=["seed=5"])  # IEA's region-shuffle seed and the training seed
 
 
+def test_model_args_that_do_not_fit_together_are_a_config_error(tmp_path):
+    """A building block's ValueError (here: a dual-attention fusion kind that does not exist)
+    reaches the user as a one-line ConfigError naming the model, not as a stack trace."""
+    config = load_run_config("lrsa", sets=TINY_SETS + ["model_args.dual=true", 'model_args.dual_fusion="concat"'])
+    with pytest.raises(ConfigError, match="model 'lrsa': model_args do not fit together: unknown fusion 'concat'"):
+        trainer.train(config, "twitter2015", "masc", tmp_path / "out", progress=False)
+
+
 def test_training_on_a_single_file_is_refused(tmp_path):
     """One file has no splits: its 'test' score would be a training score."""
     data = tmp_path / "posts.jsonl"

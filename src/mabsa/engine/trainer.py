@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from mabsa.data import load_dataset
 from mabsa.engine import checkpoint as ckpt
-from mabsa.engine.config import TrainConfig, run_differences
+from mabsa.engine.config import ConfigError, TrainConfig, run_differences
 from mabsa.engine.inference import predict_posts, selection_value, task_scores
 from mabsa.errors import MabsaError
 
@@ -147,7 +147,10 @@ def train(
 
     seed_everything(tc.seed)
     model_cls = get_model_class(config["model"])
-    model = model_cls.create(config["model_args"], task)
+    try:
+        model = model_cls.create(config["model_args"], task)
+    except ValueError as e:  # a building block refusing a setting (heads, fusion kind, ...): a config error
+        raise ConfigError(f"model {config['model']!r}: model_args do not fit together: {e}") from None
     processor = model.processor
 
     train_posts = _limit(load_dataset(dataset, "train"), tc.max_train_posts)

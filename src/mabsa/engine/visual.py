@@ -18,6 +18,7 @@ models mask such posts' visual tokens out entirely.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -121,6 +122,14 @@ class MultimodalProcessor(Processor):
         from mabsa.perception.image import load_image
 
         paths = [self.image_path(p) for p in posts]
+        missing = [p.image for p, path in zip(posts, paths) if path is None]
+        if missing and not getattr(self, "_warned_missing", False):
+            # once per processor: a wrong image_root would otherwise train a text-only model quietly
+            self._warned_missing = True
+            warnings.warn(f"visual_source='image': no image file for {missing[0]!r}"
+                          + (f" (looked under image_root {self.image_root})" if self.image_root else
+                             " (set model_args.image_root to the folder of the images)")
+                          + "; such posts have their visual stream masked out", stacklevel=2)
         images = [load_image(p).rgb if p is not None else Image.new("RGB", (32, 32)) for p in paths]
         return {
             "pixel_values": self.image_preprocess(images),

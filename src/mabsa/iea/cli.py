@@ -92,7 +92,7 @@ def eval_aligner_command(checkpoint, fgca_dir, split):
 @click.option("--dataset", default=None, help="Dataset name/dir (with --post).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--post", "post_id", default=None, help="Post id in --dataset/--split.")
-@click.option("--image", default=None, type=click.Path(dir_okay=False),
+@click.option("--image", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Image file for --text (regions are then perceived).")
 @click.option("--caption", default=None, help="Caption standing in for the image (--text).")
 @click.option("--aligner", default=None, type=click.Path(file_okay=False),

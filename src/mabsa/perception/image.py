@@ -45,13 +45,13 @@ class LoadedImage:
 
 
 def resolve_image(image: str | None, image_root: str | Path | None = None) -> Path | None:
-    """A post's ``image`` field as an existing file: relative names are looked up under
-    ``image_root`` when given (datasets store bare names such as ``1860693.jpg``); ``None`` when
-    there is no such file."""
+    """A post's ``image`` field as an existing file: the path as given (``--image ./photo.jpg``),
+    else a relative name under ``image_root`` (datasets store bare names such as
+    ``1860693.jpg``); ``None`` when there is no such file."""
     if not image:
         return None
     path = Path(image).expanduser()
-    if not path.is_absolute() and image_root:
+    if not path.is_file() and not path.is_absolute() and image_root:
         path = Path(image_root).expanduser() / path
     return path if path.is_file() else None
 
