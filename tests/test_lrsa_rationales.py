@@ -102,6 +102,13 @@ def test_an_unreachable_llm_is_not_fatal(tmp_path):
     assert source(POST, POST.aspects[0]) is None and source.failed == 1  # not asked again
 
 
+def test_a_misspelt_backend_is_an_error_not_a_missing_llm(tmp_path):
+    from mabsa.perception.errors import BackendSpecError
+
+    with pytest.raises(BackendSpecError):
+        RationaleSource("smolm2", mode="aspect", cache=tmp_path)(POST, POST.aspects[0])
+
+
 TINY = {
     "encoder": "minilm", "random_init": True,
     "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,

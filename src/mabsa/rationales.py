@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.errors import MabsaError
+from mabsa.perception.errors import BackendSpecError
 
 TEMPLATE_FILE = "lrsa_rationale.txt"
 MODES = ("aspect", "post")
@@ -167,16 +168,10 @@ class RationaleSource:
         return self._backend if isinstance(self._backend, str) else getattr(self._backend, "id", "backend")
 
     def _image(self, post: Post):
-        if not post.image:
-            return None
-        path = Path(post.image)
-        if not path.is_absolute() and self.image_root:
-            path = Path(self.image_root) / path
-        if not path.is_file():
-            return None
-        from mabsa.perception.image import load_image
+        from mabsa.perception.image import load_image, resolve_image
 
-        return load_image(path)
+        path = resolve_image(post.image, self.image_root)
+        return load_image(path) if path is not None else None
 
     def __call__(self, post: Post, aspect: Aspect | None = None) -> Rationale | None:
         from mabsa.perception.cache import cache_key
@@ -197,7 +192,9 @@ class RationaleSource:
             r = self.generator.rationale(post.text or " ".join(post.tokens), term,
                                          image.rgb if image is not None else None,
                                          image_evidence_text(post) or None)
-        except MabsaError as e:  # endpoint down, model missing, bad spec: predict without it
+        except BackendSpecError:  # a misspelt backend is the user's error, not an unreachable LLM
+            raise
+        except MabsaError as e:  # endpoint down, model missing: predict without it
             self.available, self.last_error = False, str(e)
             self.failed += 1
             return None

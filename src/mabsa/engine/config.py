@@ -226,9 +226,9 @@ def load_run_config(
     unknown = sorted(set(config) - {"model", "model_args", "train"})
     if unknown:
         raise ConfigError(f"unknown config section(s) {unknown}: use model, model_args, train")
-    config["train"] = {k: v for k, v in config.get("train", {}).items()}
-    typed = TrainConfig.from_dict(config["train"]).to_dict()  # validate early, typed
-    config["train"] = {k: typed[k] for k in config["train"]}
+    train = config.get("train", {})
+    typed = TrainConfig.from_dict(train).to_dict()  # validate early; keep the keys given, typed
+    config["train"] = {k: typed[k] for k in train}
     config["model_args"] = check_model_args(name, config.get("model_args", {}))
     return config
 

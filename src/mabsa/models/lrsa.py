@@ -170,7 +170,7 @@ class LRSAProcessor(MultimodalProcessor):
         used = sum(f.rationale_text is not None for f in features)
         self.last_report = {"inputs": n, "with_rationale": used, "generated": self._generated,
                             "source": self.rationale}
-        if not with_labels and self.rationale != "none":
+        if self.rationale != "none":  # training too: a run without its rationales must say so
             unit = "aspect" if self.task == "masc" else "post"
             why = ""
             failed = getattr(self.rationale_source, "last_error", None)
