@@ -154,7 +154,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
-        value = {"true": True, "false": False, "none": None}.get(raw.strip().lower(), raw)  # Python spellings
+        value = {**_BOOL_WORDS, "none": None}.get(raw.strip().lower(), raw)  # Python spellings
     return key.strip(), value
 
 

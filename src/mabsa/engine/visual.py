@@ -84,6 +84,7 @@ class MultimodalProcessor(Processor):
         self.visual_max_length = int(visual_max_length)
         self.image_root = image_root
         self.image_preprocess = image_preprocess  # set by the model that owns the vision encoder
+        self._warned_missing = False
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -123,7 +124,7 @@ class MultimodalProcessor(Processor):
 
         paths = [self.image_path(p) for p in posts]
         missing = [p.image for p, path in zip(posts, paths) if path is None]
-        if missing and not getattr(self, "_warned_missing", False):
+        if missing and not self._warned_missing:
             # once per processor: a wrong image_root would otherwise train a text-only model quietly
             self._warned_missing = True
             warnings.warn(f"visual_source='image': no image file for {missing[0]!r}"
