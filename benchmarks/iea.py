@@ -117,7 +117,8 @@ def run(args) -> None:
         "dataset": args.dataset, "task": args.task, "ablation": args.ablation, "seed": args.seed,
         "config": config, "train_posts": args.train_posts, "eval_posts": args.eval_posts,
         "best_epoch": metrics["best_epoch"], "dev": metrics["dev"], "test": metrics["test"],
-        "train_seconds_per_epoch": metrics["train_seconds_per_epoch"],
+        "name": name, "train_seconds_per_epoch": metrics["train_seconds_per_epoch"],
+        "train_cpu_seconds_per_epoch": _cpu_seconds_per_epoch(name),
         "generation_posts_per_second": n_dev / hist["eval_seconds"] if hist.get("eval_seconds") else None,
         "generation_note": "dev evaluation: instruction building + alignment + greedy batched "
                            "generation + parsing, per post, 1 torch thread",
@@ -177,6 +178,17 @@ def _interval(f1: float, n: int) -> str:
     return f"±{196 * (f1 * (1 - f1) / max(1, n)) ** 0.5:.0f}"
 
 
+def _cpu_seconds_per_epoch(name: str) -> float | None:
+    """Training CPU-seconds per epoch from the run's train log: unlike wall time, this does not
+    depend on what else shared the cores (a run that waited at low priority looks 2-6x slower)."""
+    log_file = RUNS / name / "train_log.jsonl"
+    if not log_file.is_file():
+        return None
+    epochs = [e for e in map(json.loads, log_file.read_text().splitlines()) if e.get("type") == "epoch"]
+    cpu = [e["train_cpu_seconds"] for e in epochs if "train_cpu_seconds" in e]
+    return sum(cpu) / len(cpu) if cpu else None
+
+
 def _size(r: dict) -> str:
     full = FULL_SIZE[r["dataset"]]
     return "all" if r["train_posts"] is None or r["train_posts"] >= full else f"{r['train_posts']} of {full}"
@@ -196,7 +208,11 @@ def run_command(r: dict) -> str:
 def report_text() -> str:
     from common import baselines_by_dataset, pm
 
-    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("iea_twitter*.json"))]
+    runs = [{"name": p.stem.removeprefix("iea_"), **json.loads(p.read_text())}
+            for p in sorted(RESULTS.glob("iea_twitter*.json"))]
+    for r in runs:  # results written before the CPU time was recorded: read it from the run's log
+        if r.get("train_cpu_seconds_per_epoch") is None:
+            r["train_cpu_seconds_per_epoch"] = _cpu_seconds_per_epoch(r["name"])
     extraction = [r for r in runs if r.get("task", "jmasa") == "jmasa"]
     masc = [r for r in runs if r.get("task") == "masc"]
     order = list(LABELS)
@@ -278,8 +294,11 @@ def report_text() -> str:
                   "load): end-to-end dev prediction (instruction building + alignment + greedy batched generation + "
                   "parsing) " + ", ".join(f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']}, "
                                          f"{_size(r)} train posts)" for r in speed)
-                  + "; LoRA training " + ", ".join(f"{r['train_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.1f} s per post "
-                                                  f"({r['dataset']}, {_size(r)})" for r in speed) + "."]
+                  + "; LoRA training " + ", ".join(f"{r['train_cpu_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.2f} CPU-s per post "
+                                                  f"({r['dataset']}, {_size(r)})" for r in speed
+                                                  if r.get("train_cpu_seconds_per_epoch"))
+                  + " (CPU time of the training process, so it does not depend on the load; the wall time "
+                  "was 1-6x that, depending on what shared the cores)."]
     lines += ["", "Commands (each under its own lock, `OMP_NUM_THREADS=1`; raw JSON in `results/iea_*.json`, "
               "checkpoints in `runs/iea/`):", "",
               "- `python benchmarks/iea.py aligner` (= `mabsa iea make-fgca --output runs/iea/fgca` + "
