@@ -94,6 +94,16 @@ def run(args) -> None:
     if (RESULTS / f"iea_{name}.json").is_file():  # finished: keep its timings (delete the file to redo)
         print(f"{name}: done, results/iea_{name}.json")
         return
+    # two chains may list the same run: the second one skips it instead of training into the same dir
+    import fcntl
+
+    RUNS.mkdir(parents=True, exist_ok=True)
+    lock = open(RUNS / f"{name}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"{name}: another process is running it, skipped")
+        return
     # every 25 steps (200 posts, a few CPU-minutes): a full-size epoch survives a kill
     sets = [f"model_args.ablation={args.ablation}", f"train.max_train_posts={json.dumps(args.train_posts)}",
             f"train.max_eval_posts={json.dumps(args.eval_posts)}", f"train.epochs={args.epochs}",
@@ -265,12 +275,19 @@ def report_text() -> str:
                   "an answer without one counts as wrong):", "",
                   "| dataset | instruction | train posts | epochs | test posts | test aspects | MASC acc | MASC macro-F1 "
                   "| unparseable answers (dev+test) | paper acc / F1 |", "|---|---|---|---|---|---|---|---|---|---|"]
+        masc.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"])))
         for r in masc:
             t = r["test"]["masc"]
             lines.append(f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
                          f"{_eval_size(r)} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
                          f"{_pct(t['macro_f1'])} | {r['unparseable_generations_dev_and_test']} | "
                          f"{PAPER[r['dataset']]['masc_acc']} / {PAPER[r['dataset']]['masc_f1']} |")
+        text_cls = baselines_by_dataset("masc")
+        if text_cls:
+            lines += ["", "For scale, the text-only `text-cls` baseline (fine-tuned MiniLM, benchmarks/baselines.py) "
+                      "gets MASC accuracy " + ", ".join(
+                          f"{pm(b['metrics'], 'test.masc.accuracy')} ({d}, {len(b['seeds'])} seeds)"
+                          for d, b in sorted(text_cls.items())) + "."]
     al = RESULTS / "iea_aligner.json"
     if al.is_file():
         a = json.loads(al.read_text())
