@@ -231,35 +231,45 @@ def report_text() -> str:
     order = list(LABELS)
     # the full-size block first (per dataset: NMI, then its ablations, as the paper's Table 3), then
     # the partial-size block
-    extraction.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"])))
+    extraction.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"]), r["seed"]))
     lines = ["## IEA (CPU path: SmolLM2-135M-Instruct + LoRA)", "",
-             "LoRA (r=8 on q/k/v/o, lr 1e-3, batch 8) on the training posts given per row, one seed; dev "
+             "LoRA (r=8 on q/k/v/o, lr 1e-3, batch 8) on the training posts given per row, one seed per row; dev "
              "selects the epoch and test is evaluated once. The paper LoRA-tunes Qwen3-VL-8B for 30 epochs on "
              "all posts with the real images; rows trained on part of the data are **not comparable to the "
              "paper**. Tweet images are not available: I = the shipped caption, regions = the faces of "
              "`face_attributes` (one region per face with its box, FITE face template + a rating from the "
              "expression); per-aspect texts never reach the aligner or the generator. Scores in %; "
              "± = half-width of a rough 95% interval from the number of gold aspects.", "",
-             "| dataset | instruction | train posts | epochs | test posts | JMASA P | JMASA R | JMASA F1 | "
+             "| dataset | instruction | train posts | epochs | seed | test posts | JMASA P | JMASA R | JMASA F1 | "
              "MATE F1 | polarity acc. on extracted gold spans | dev JMASA F1 | paper JMASA F1 | Δ F1 vs NMI (paper Δ) "
              "| unparseable (dev+test) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    nmi = {(r["dataset"], r["train_posts"], r["eval_posts"]): r["test"]["jmasa"]["f1"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    nmi = {(r["dataset"], r["train_posts"], r["eval_posts"], r["seed"]): r["test"]["jmasa"]["f1"]
            for r in extraction if r["ablation"] == "nmi"}
     for r in extraction:
         t, d = r["test"], r["dev"]
         k = 0 if r["dataset"] == "twitter2015" else 1
         paper = PAPER_ABLATION.get(r["ablation"])
-        base = nmi.get((r["dataset"], r["train_posts"], r["eval_posts"]))
+        base = nmi.get((r["dataset"], r["train_posts"], r["eval_posts"], r["seed"]))  # same seed
         delta = "-" if r["ablation"] == "nmi" or base is None else \
             f"{100 * (t['jmasa']['f1'] - base):+.1f}" + (f" ({paper[k] - PAPER_ABLATION['nmi'][k]:+.1f})" if paper else "")
         pol = f"{_pct(t['jmasa']['n_correct'] / max(1, t['mate']['n_correct']))} ({t['jmasa']['n_correct']}/{t['mate']['n_correct']})"
         lines.append(
             f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
-            f"{_eval_size(r)} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
+            f"{r['seed']} | {_eval_size(r)} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
             f"**{_pct(t['jmasa']['f1'])}** {_interval(t['jmasa']['f1'], t['jmasa']['n_gold'])} | "
             f"{_pct(t['mate']['f1'])} | {pol} | {_pct(d['jmasa']['f1'])} | {paper[k] if paper else '-'} | {delta} | "
             f"{r['unparseable_generations_dev_and_test']} |")
+    spread = {}
+    for r in extraction:
+        spread.setdefault((r["dataset"], LABELS[r["ablation"]], _size(r)), []).append(r)
+    spread = {k: v for k, v in spread.items() if len(v) > 1}
+    if spread:
+        lines += ["", "Seed to seed (same data and instruction): " + "; ".join(
+            f"{d}, {label}, {size} train posts: JMASA F1 "
+            + ", ".join(f"{_pct(r['test']['jmasa']['f1'])} (seed {r['seed']})" for r in rs)
+            + f", mean {_pct(sum(r['test']['jmasa']['f1'] for r in rs) / len(rs))}"
+            for (d, label, size), rs in spread.items()) + "."]
     lines += ["", "The polarity column is JMASA-correct / MATE-correct, not the paper's MASC. Paper MATE F1: "
               f"{PAPER['twitter2015']['mate_f1']} / {PAPER['twitter2017']['mate_f1']} (T15 / T17). Paper ablation "
               "rows (Table 3): - Image Segmentation = random regions, - Region Interpretation = no "
@@ -275,7 +285,7 @@ def report_text() -> str:
                   "an answer without one counts as wrong):", "",
                   "| dataset | instruction | train posts | epochs | test posts | test aspects | MASC acc | MASC macro-F1 "
                   "| unparseable answers (dev+test) | paper acc / F1 |", "|---|---|---|---|---|---|---|---|---|---|"]
-        masc.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"])))
+        masc.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"]), r["seed"]))
         for r in masc:
             t = r["test"]["masc"]
             lines.append(f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
