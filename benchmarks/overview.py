@@ -37,15 +37,19 @@ def _lrsa(row: str, value):
     return get
 
 
-def _iea(ds: str):
-    # the full-size run when it exists; else the partial-size one, labelled with its sizes
-    for f in (RESULTS / f"iea_{DATASETS[ds]}_nmi_s1_full.json", RESULTS / f"iea_{DATASETS[ds]}_nmi_s1.json"):
+def _iea(task: str, value):
+    # the full-size runs (every seed) when they exist; else the partial-size seed-1 run, labelled with its sizes
+    def get(ds: str):
+        stem = f"iea_{DATASETS[ds]}_{'' if task == 'jmasa' else task + '_'}nmi"
+        full = sorted(RESULTS.glob(f"{stem}_s*_full.json"))
+        if full:
+            return [value(json.loads(f.read_text())) for f in full], "all posts, 1 epoch"
+        f = RESULTS / f"{stem}_s1.json"
         if f.is_file():
             d = json.loads(f.read_text())
-            if d["train_posts"] is None:
-                return [d["test"]["jmasa"]["f1"]], "all posts, 1 epoch"
-            return [d["test"]["jmasa"]["f1"]], f"{d['train_posts']} train / {d['eval_posts']} test posts"
-    return None
+            return [value(d)], f"{d['train_posts']} train / {d['eval_posts']} test posts"
+        return None
+    return get
 
 
 #: (method, metric, paper T15, paper T17, source): source(dataset key) -> per-seed values in [0, 1]
@@ -57,10 +61,11 @@ ROWS = [
     ("LRSA two-stage (`lrsa-cpu`, full)", "JMASA F1", None, None,
      _lrsa("full", lambda r: r.get("jmasa_two_stage", {}).get("lookup", {}).get("jmasa", {}).get("f1"))),
     ("FITE pipeline (MATE → FITE)", "JMASA F1", None, None, _summary("fite_{ds}-pipeline-fite.json", "test.jmasa.f1")),
-    ("IEA (SmolLM2 + LoRA, CPU path)", "JMASA F1", 71.7, 72.1, _iea),
+    ("IEA (SmolLM2 + LoRA, CPU path)", "JMASA F1", 71.7, 72.1, _iea("jmasa", lambda d: d["test"]["jmasa"]["f1"])),
     ("text-cls (MiniLM, fine-tuned)", "MASC acc", None, None, _summary("baselines_{ds}-masc-minilm.json", "test.masc.accuracy")),
     ("FITE (`fite-cpu`)", "MASC acc", 78.49, 70.90, _summary("fite_{ds}-fite.json", "test.masc.accuracy")),
     ("LRSA (`lrsa-cpu`, full)", "MASC acc", None, None, _lrsa("full", lambda r: r["test"]["masc"]["accuracy"])),
+    ("IEA (SmolLM2 + LoRA, CPU path)", "MASC acc", 83.4, 77.8, _iea("masc", lambda d: d["test"]["masc"]["accuracy"])),
 ]
 
 
