@@ -274,12 +274,14 @@ def report_text() -> str:
               f"{PAPER['twitter2015']['mate_f1']} / {PAPER['twitter2017']['mate_f1']} (T15 / T17). Paper ablation "
               "rows (Table 3): - Image Segmentation = random regions, - Region Interpretation = no "
               "interpretations, - Fine-Grained Aligner & NMI = no aligner."]
-    text_only = baselines_by_dataset("jmasa")
-    if text_only:
-        lines += ["", "For scale, on the same full test sets the text-only `text-crf` baseline (MiniLM + CRF, "
-                  "benchmarks/baselines.py) gets JMASA F1 " + ", ".join(
-                      f"{pm(b['metrics'], 'test.jmasa.f1')} ({d}, {len(b['seeds'])} seeds)"
-                      for d, b in sorted(text_only.items())) + "."]
+    def for_scale(task: str, baseline: str, metric: str) -> list[str]:
+        """The text-only baseline's score on the same full test sets, one sentence."""
+        found, key = baselines_by_dataset(task), {"jmasa": "test.jmasa.f1", "masc": "test.masc.accuracy"}[task]
+        scores = [f"{pm(b['metrics'], key)} ({d}, {len(b['seeds'])} seeds)" for d, b in sorted(found.items())]
+        return ["", f"For scale, on the same full test sets the text-only {baseline} gets {metric} "
+                f"{', '.join(scores)}."] if found else []
+
+    lines += for_scale("jmasa", "`text-crf` baseline (MiniLM + CRF, benchmarks/baselines.py)", "JMASA F1")
     if masc:
         lines += ["", "MASC (`--task masc`: one instruction per given aspect, the answer is one polarity word; "
                   "an answer without one counts as wrong):", "",
@@ -292,12 +294,7 @@ def report_text() -> str:
                          f"{_eval_size(r)} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
                          f"{_pct(t['macro_f1'])} | {r['unparseable_generations_dev_and_test']} | "
                          f"{PAPER[r['dataset']]['masc_acc']} / {PAPER[r['dataset']]['masc_f1']} |")
-        text_cls = baselines_by_dataset("masc")
-        if text_cls:
-            lines += ["", "For scale, the text-only `text-cls` baseline (fine-tuned MiniLM, benchmarks/baselines.py) "
-                      "gets MASC accuracy " + ", ".join(
-                          f"{pm(b['metrics'], 'test.masc.accuracy')} ({d}, {len(b['seeds'])} seeds)"
-                          for d, b in sorted(text_cls.items())) + "."]
+        lines += for_scale("masc", "`text-cls` baseline (fine-tuned MiniLM, benchmarks/baselines.py)", "MASC accuracy")
     al = RESULTS / "iea_aligner.json"
     if al.is_file():
         a = json.loads(al.read_text())
