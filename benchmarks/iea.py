@@ -320,9 +320,9 @@ def report_text() -> str:
         lines += ["", "**Speed** (1 torch thread, 2 shared cores with other jobs running; varies about 2x with the "
                   "load): end-to-end dev prediction (instruction building + alignment + greedy batched generation + "
                   "parsing) " + ", ".join(f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']}, "
-                                         f"{_size(r)} train posts)" for r in speed)
+                                         f"{_size(r)} train posts, seed {r['seed']})" for r in speed)
                   + "; LoRA training " + ", ".join(f"{r['train_cpu_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.2f} CPU-s per post "
-                                                  f"({r['dataset']}, {_size(r)})" for r in speed
+                                                  f"({r['dataset']}, {_size(r)}, seed {r['seed']})" for r in speed
                                                   if r.get("train_cpu_seconds_per_epoch"))
                   + " (CPU time of the training process, so it does not depend on the load; the wall time "
                   "was 1-6x that, depending on what shared the cores)."]
