@@ -49,6 +49,22 @@ def replace_section(begin: str, end: str, block: str, doc: Path = DOC) -> None:
         os.replace(tmp, doc)
 
 
+def claim_run(name: str, where: Path = RUNS):
+    """A non-blocking lock on one run name: two benchmark processes whose plans list the same run
+    split the work instead of training into the same directory. Returns the open lock file (keep
+    it referenced while the run trains; the lock goes when it is closed or the process ends), or
+    None when another process holds it."""
+    where.mkdir(parents=True, exist_ok=True)
+    lock = open(where / f"{name}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        print(f"{name}: another process is running it, skipped", flush=True)
+        return None
+    return lock
+
+
 def train_command(model: str, dataset: str, task: str, config: str | None, sets: Sequence[str],
                   seeds: Sequence[int], output: str) -> str:
     """The ``mabsa train`` command line equivalent to a benchmark run."""

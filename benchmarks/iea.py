@@ -94,15 +94,10 @@ def run(args) -> None:
     if (RESULTS / f"iea_{name}.json").is_file():  # finished: keep its timings (delete the file to redo)
         print(f"{name}: done, results/iea_{name}.json")
         return
-    # two chains may list the same run: the second one skips it instead of training into the same dir
-    import fcntl
+    from common import claim_run
 
-    RUNS.mkdir(parents=True, exist_ok=True)
-    lock = open(RUNS / f"{name}.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"{name}: another process is running it, skipped")
+    lock = claim_run(name, RUNS)  # noqa: F841 (held until this run returns)
+    if lock is None:
         return
     # every 25 steps (200 posts, a few CPU-minutes): a full-size epoch survives a kill
     sets = [f"model_args.ablation={args.ablation}", f"train.max_train_posts={json.dumps(args.train_posts)}",
