@@ -77,24 +77,47 @@ def train_command(model: str, dataset: str, task: str, config: str | None, sets:
     return shlex.join(parts)
 
 
+def seeds_from_record(record: dict | None, out: Path, seeds: Sequence[int], config: dict) -> list[int]:
+    """The seeds of ``seeds`` to take from an earlier result ``record`` rather than train: those it
+    reports whose checkpoints are gone (runs/ is not committed, so a new checkout has only the
+    JSON). A record trained with another config cannot be extended: its seeds would not be runs
+    of one setting."""
+    if not record:
+        return []
+    kept = [s for s in seeds if s in record.get("seeds", ()) and not (out / f"seed{s}" / "metrics.json").is_file()]
+    if kept and json.loads(json.dumps(config)) != record.get("config"):
+        raise SystemExit(f"{record['name']}: results/ holds seeds {record['seeds']} of another config; "
+                         "move that result aside to train this config from scratch")
+    return kept
+
+
 def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str | None,
-              sets: Sequence[str], seeds: Sequence[int], extra: dict[str, Any] | None = None) -> dict:
-    """Train ``seeds`` runs (resuming finished ones) and return the result record."""
+              sets: Sequence[str], seeds: Sequence[int], extra: dict[str, Any] | None = None,
+              recorded: dict | None = None) -> dict:
+    """Train ``seeds`` runs (resuming finished ones) and return the result record.
+
+    ``recorded``: the run's earlier result; its seeds whose checkpoints are gone are kept from it
+    (``seeds_from_record``) and only the others are trained, so seeds add up across checkouts."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     from mabsa.engine.checkpoint import code_version
     from mabsa.engine.config import load_run_config
-    from mabsa.engine.trainer import train_seeds
+    from mabsa.engine.trainer import summarize, train_seeds
 
     config = load_run_config(model, config_file, sets)
     out = RUNS / name
+    kept = seeds_from_record(recorded, out, seeds, config)
     t0, load_before = time.time(), os.getloadavg()
-    summary = train_seeds(config, dataset, task, out, seeds, resume=True, progress=False)
-    return {
+    todo = [s for s in seeds if s not in kept]
+    trained = train_seeds(config, dataset, task, out, todo, resume=True, progress=False)["runs"] if todo else []
+    by_seed = {r["seed"]: r for r in trained}
+    by_seed.update({r["seed"]: r for r in (recorded or {}).get("runs", []) if r["seed"] in kept})
+    runs = [by_seed[s] for s in seeds]
+    record = {
         "name": name, "model": model, "dataset": dataset, "task": task, "seeds": list(seeds),
         "command": train_command(model, dataset, task, config_file, sets, seeds, f"runs/bench/{name}"),
-        "config": config, "metrics": summary["metrics"], "runs": summary["runs"],
+        "config": config, "metrics": summarize(runs)["metrics"], "runs": runs,
         "wall_seconds": time.time() - t0,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
@@ -102,6 +125,12 @@ def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str |
         "code_version": code_version(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         **(extra or {}),
     }
+    # which code trained each seed: kept seeds keep the provenance their record gave them
+    earlier = (recorded or {}).get("seed_provenance", {})
+    here = {"code_version": record["code_version"], "finished": record["finished"]}
+    record["seed_provenance"] = {
+        str(s): earlier.get(str(s), {k: recorded.get(k) for k in here}) if s in kept else here for s in seeds}
+    return record
 
 
 def baselines_by_dataset(task: str) -> dict[str, dict]:

@@ -141,14 +141,22 @@ def run_one(name: str, seeds: list[int], extra: list[str]) -> dict | None:
     command = f"python benchmarks/fite.py run {name} --seeds {' '.join(map(str, seeds))}" + \
         "".join(f" --set {x}" for x in extra)
     sets = PRESET + VARIANT_SETS.get(s["variant"], []) + extra
+    path = RESULTS / f"fite_{name}.json"
+    recorded = json.loads(path.read_text()) if path.is_file() else None
     record = run_seeds(f"fite-{name}", "fite", s["dataset"], "masc", s["config_file"], sets,
-                       seeds, extra={**s, "preset": sets, "benchmark_command": command})
+                       seeds, extra={**s, "preset": sets, "benchmark_command": command}, recorded=recorded)
     out = RUNS / f"fite-{name}"
-    face = {seed: subset_metrics(out / f"seed{seed}", s["dataset"]) for seed in seeds}
+    # seeds kept from the earlier result (their checkpoints are gone) keep its subset scores and curves
+    kept = {seed for seed in seeds if not (out / f"seed{seed}" / "metrics.json").is_file()}
+    face = {seed: recorded["twitter_face_test"][str(seed)] if seed in kept else
+            subset_metrics(out / f"seed{seed}", s["dataset"]) for seed in seeds}
     record["metrics"].update({f"twitter_face.{k}": mean_std([face[seed]["masc"][k] for seed in seeds])
                               for k in ("accuracy", "macro_f1")})
     curves = {}
     for seed in seeds:
+        if seed in kept:
+            curves[seed] = recorded["dev_curves"][str(seed)]
+            continue
         log = (out / f"seed{seed}" / "train_log.jsonl").read_text().splitlines()
         curves[seed] = [{"epoch": r["epoch"], "train_loss": r["train_loss"],
                          "dev_accuracy": r["dev"]["masc"]["accuracy"],
