@@ -1,0 +1,72 @@
+"""benchmarks/common.run_seeds adds seeds to a result whose checkpoints are gone (a new checkout
+has results/ but not runs/): it trains only the missing seeds and summarises all of them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import common  # noqa: E402
+
+from mabsa.engine.config import load_run_config  # noqa: E402
+
+
+def seed_run(seed: int, acc: float) -> dict:
+    return {"seed": seed, "best_epoch": 1, "dev": {"masc": {"accuracy": acc}},
+            "test": {"masc": {"accuracy": acc - 0.1}}, "train_seconds_per_epoch": 10.0}
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RUNS", tmp_path)
+    trained: list[list[int]] = []
+
+    def fake_train_seeds(config, dataset, task, out, seeds, **kw):
+        trained.append(list(seeds))
+        for s in seeds:  # what train() leaves behind for a finished seed
+            (Path(out) / f"seed{s}").mkdir(parents=True, exist_ok=True)
+            (Path(out) / f"seed{s}" / "metrics.json").write_text("{}")
+        return {"runs": [seed_run(s, 0.5 + s / 10) for s in seeds]}
+
+    monkeypatch.setattr("mabsa.engine.trainer.train_seeds", fake_train_seeds)
+    return trained
+
+
+def earlier_record(config: dict) -> dict:
+    return {"name": "r", "seeds": [1, 2], "config": config, "code_version": "old", "finished": "then",
+            "runs": [seed_run(1, 0.6), seed_run(2, 0.7)]}
+
+
+def test_missing_seeds_are_trained_and_all_are_summarised(bench):
+    config = load_run_config("text-cls", None, [])
+    rec = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3],
+                           recorded=earlier_record(config))
+    assert bench == [[3]]
+    assert [r["seed"] for r in rec["runs"]] == [1, 2, 3]
+    m = rec["metrics"]["dev.masc.accuracy"]
+    assert m["values"] == [0.6, 0.7, 0.8]
+    assert m["mean"] == pytest.approx(0.7) and m["std"] == pytest.approx(0.1)
+    assert rec["seed_provenance"]["1"] == {"code_version": "old", "finished": "then"}
+    assert rec["seed_provenance"]["3"]["code_version"] == rec["code_version"]
+    assert "--seeds 1 2 3" in rec["command"]
+
+
+def test_a_seed_with_its_checkpoint_is_not_taken_from_the_record(bench):
+    config = load_run_config("text-cls", None, [])
+    first = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3],
+                             recorded=earlier_record(config))
+    # seed 3's checkpoint is here: a rerun resumes it through train_seeds, and keeps 1-2 from the record
+    again = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=first)
+    assert bench == [[3], [3]]
+    assert again["seed_provenance"]["1"] == {"code_version": "old", "finished": "then"}
+
+
+def test_a_record_of_another_config_is_refused(bench):
+    other = load_run_config("text-cls", None, ["train.epochs=7"])
+    with pytest.raises(SystemExit, match="another config"):
+        common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3],
+                         recorded=earlier_record(other))
+    assert bench == []
