@@ -30,6 +30,19 @@ def pm(metrics: dict, key: str, scale: float = 100.0) -> str:
     return f"{scale * m['mean']:.1f} ± {scale * m['std']:.1f}"
 
 
+def paired_diffs(runs_a: Sequence[dict], runs_b: Sequence[dict], value) -> list[float]:
+    """value(a's run) - value(b's run) for every seed both ran (runs carry a ``seed`` key); a
+    pair where either run lacks the value (``value`` raises KeyError) is skipped."""
+    by_seed = {r["seed"]: r for r in runs_b}
+    diffs = []
+    for r in runs_a:
+        try:
+            diffs.append(value(r) - value(by_seed[r["seed"]]))
+        except KeyError:
+            continue
+    return diffs
+
+
 def replace_section(begin: str, end: str, block: str, doc: Path = DOC) -> None:
     """Put ``block`` between the ``begin``/``end`` markers of ``doc`` (appended if absent).
 

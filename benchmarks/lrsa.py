@@ -243,8 +243,23 @@ def pm(values: list[float]) -> str:
     return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" + (f" ({len(values)})" if len(values) < 3 else "")
 
 
+def recorded_rows(ds: str) -> dict:
+    """The rows results/lrsa_<dataset>.json holds, if they were trained with today's preset and
+    row settings: their seeds stand for the checkpoints a new checkout does not have (runs/ is
+    not committed)."""
+    path = RESULTS / f"lrsa_{DATASETS[ds]}.json"
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    if old.get("preset") != json.loads(PRESET.read_text()):
+        return {}
+    sets = {"mate": TERM_SETS, **TAGGER_ROWS, **MASC_ROWS}
+    return {k: v for k, v in old["rows"].items() if k in sets and v.get("sets") == json.loads(json.dumps(sets[k]))}
+
+
 def collect(ds: str) -> dict:
     rows: dict = {}
+    recorded = recorded_rows(ds)
     for kind in list(MASC_ROWS) + ["mate", *TAGGER_ROWS]:
         runs = []
         for seed_dir in sorted((WORK / f"{ds}-{kind}").glob("seed*")):
@@ -257,6 +272,9 @@ def collect(ds: str) -> dict:
                 if (seed_dir / f"{name}.json").is_file():
                     r[name] = json.loads((seed_dir / f"{name}.json").read_text())
             runs.append(r)
+        here = {r["seed"] for r in runs}
+        runs = sorted(runs + [r for r in recorded.get(kind, {}).get("runs", []) if r["seed"] not in here],
+                      key=lambda r: r["seed"])
         if runs:
             sets = {"mate": TERM_SETS, **TAGGER_ROWS, **MASC_ROWS}[kind]
             task = "mate" if kind == "mate" else "jmasa" if kind in TAGGER_ROWS else "masc"
@@ -287,14 +305,9 @@ def paired_gain(rows: dict, a: str, b: str, value) -> str:
     """Mean ± std over seeds of value(run of a) - value(run of b), same seed."""
     if a not in rows or b not in rows:
         return "-"
-    runs_b = {r["seed"]: r for r in rows[b]["runs"]}
-    diffs = []
-    for r in rows[a]["runs"]:
-        try:
-            diffs.append(value(r) - value(runs_b[r["seed"]]))
-        except KeyError:
-            continue
-    return pm(diffs) if diffs else "-"
+    from common import paired_diffs
+
+    return pm(paired_diffs(rows[a]["runs"], rows[b]["runs"], value))
 
 
 def preset_summary() -> str:
