@@ -67,6 +67,8 @@ TAGGER_ROWS = {
     "jmasa-text": ['model_args.rationale="none"', "model_args.dual=false", "train.epochs=3"],
     "jmasa-dual": ['model_args.rationale="none"', "model_args.dual=true", "train.epochs=3"],
 }
+#: every row's --set overrides over the preset
+ROW_SETS = {"mate": TERM_SETS, **TAGGER_ROWS, **MASC_ROWS}
 
 
 def log(*args) -> None:
@@ -253,8 +255,7 @@ def recorded_rows(ds: str) -> dict:
     old = json.loads(path.read_text())
     if old.get("preset") != json.loads(PRESET.read_text()):
         return {}
-    sets = {"mate": TERM_SETS, **TAGGER_ROWS, **MASC_ROWS}
-    return {k: v for k, v in old["rows"].items() if k in sets and v.get("sets") == json.loads(json.dumps(sets[k]))}
+    return {k: v for k, v in old["rows"].items() if k in ROW_SETS and v.get("sets") == ROW_SETS[k]}
 
 
 def collect(ds: str) -> dict:
@@ -276,7 +277,7 @@ def collect(ds: str) -> dict:
         runs = sorted(runs + [r for r in recorded.get(kind, {}).get("runs", []) if r["seed"] not in here],
                       key=lambda r: r["seed"])
         if runs:
-            sets = {"mate": TERM_SETS, **TAGGER_ROWS, **MASC_ROWS}[kind]
+            sets = ROW_SETS[kind]
             task = "mate" if kind == "mate" else "jmasa" if kind in TAGGER_ROWS else "masc"
             rows[kind] = {"sets": sets, "runs": runs,
                           "command": f"mabsa train --model lrsa --config lrsa-cpu --dataset "
