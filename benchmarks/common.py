@@ -146,10 +146,11 @@ def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str |
     return record
 
 
-def baselines_by_dataset(task: str) -> dict[str, dict]:
-    """The MiniLM text-baseline result of ``task`` (``jmasa`` / ``masc``) per dataset name: the
-    text-only reference row of the method reports."""
-    return {r["dataset"]: r for r in load_results("baselines") if r.get("name", "").endswith(f"-{task}-minilm")}
+def baselines_by_dataset(task: str, encoder: str = "minilm") -> dict[str, dict]:
+    """The text-baseline result of ``task`` (``jmasa`` / ``masc``) with ``encoder`` (a
+    benchmarks/baselines.py name part: ``minilm``, ``mpnet``) per dataset name: the text-only
+    reference row of the method reports."""
+    return {r["dataset"]: r for r in load_results("baselines") if r.get("name", "").endswith(f"-{task}-{encoder}")}
 
 
 def dev_sweep(prefix: str, configs: dict[str, dict], dataset: str, task: str, seed: int, command: str,

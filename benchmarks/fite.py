@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from importlib import resources
@@ -87,21 +88,27 @@ def subset_metrics(run_dir: Path, dataset: str) -> dict:
     return metrics
 
 
-BASELINE_FACES = "text-cls-twitter-face"
+#: text-only reference runs of benchmarks/baselines.py (``DATASET-masc-ENCODER``), by the name
+#: the report and COMPARISONS give them
+TEXT_ONLY = {"text-cls": "minilm", "text-cls-mpnet": "mpnet"}
 
 
-def baseline_faces() -> dict:
-    """The text-only baseline's seeds (benchmarks/baselines.py, ``DATASET-masc-minilm``) scored on
+def baseline_faces(name: str = "text-cls") -> dict:
+    """A text-only baseline's seeds (benchmarks/baselines.py, ``DATASET-masc-ENCODER``) scored on
     the same Twitter-face subsets, so FITE's face rows have a text-only reference."""
-    out = {"command": "python benchmarks/fite.py baseline-faces"}
+    earlier = RESULTS / f"fite_fite-{name}-twitter-face.json"
+    out = {"command": f"python benchmarks/fite.py baseline-faces --baseline {name}"}
     for key, dataset in DATASETS.items():
-        seeds = sorted(d for d in (RUNS / f"{key}-masc-minilm").glob("seed*") if (d / "metrics.json").is_file())
-        if not seeds:
+        seeds = sorted(d for d in (RUNS / f"{key}-masc-{TEXT_ONLY[name]}").glob("seed*")
+                       if (d / "metrics.json").is_file())
+        if not seeds:  # no checkpoints here (a new checkout): keep what results/ recorded
+            if earlier.is_file() and dataset in json.loads(earlier.read_text()):
+                out[dataset] = json.loads(earlier.read_text())[dataset]
             continue
         face = [subset_metrics(d, dataset)["masc"] for d in seeds]
         out[dataset] = {"seeds": [d.name for d in seeds], "per_seed": face,
                         **{f"twitter_face.{k}": mean_std([f[k] for f in face]) for k in ("accuracy", "macro_f1")}}
-    save_result("fite", {"name": f"fite-{BASELINE_FACES}", **out})
+    save_result("fite", {"name": f"fite-{name}-twitter-face", **out})
     return out
 
 
@@ -221,13 +228,18 @@ ABLATION_RUNS = [f"{d}-{v}" for v in ("fite-nocaption", "fite-noface") for d in 
 OURFACES_RUNS = [f"{d}-fite-ourfaces" for d in DATASETS]  # ours, not the issue's: 3 seeds
 DE_RUNS = [f"{d}-fite-de" for d in DATASETS]
 #: MPNet-base (109.5M parameters, two encoders) costs about 7 MiniLM runs (T15: 2.2 hours per seed
-#: on one core), so 5 seeds on both datasets (over 20 core-hours) do not fit: FITE-DE runs 3 seeds,
-#: one per dataset first
-DE_SEEDS = [1, 2, 3]
+#: on one core, T17 more), so its 5 seeds on both datasets (over 20 core-hours) take several sessions
+#: of two cores: one seed per dataset first, then 3, then the issue's 5
+DE_SEEDS = [1, 2, 3, 4, 5]
+#: text-only MPNet-base (one encoder, about half a FITE-DE seed): how much of FITE-DE's gain over
+#: FITE is the backbone's alone
+MPNET_TEXT_ONLY = [f"{d}-masc-mpnet" for d in DATASETS]
 PLAN = [("run", MAIN_RUNS, [1]), ("pipeline", list(DATASETS), [1]), ("run", MAIN_RUNS, [1, 2]),
         ("run", MAIN_RUNS, [1, 2, 3]), ("pipeline", list(DATASETS), [1, 2, 3]),
         ("run", ABLATION_RUNS + OURFACES_RUNS, [1, 2, 3]), ("run", MAIN_RUNS, [1, 2, 3, 4, 5]),
-        ("run", ABLATION_RUNS, [1, 2, 3, 4, 5]), ("run", DE_RUNS, [1]), ("run", DE_RUNS, DE_SEEDS)]
+        ("run", ABLATION_RUNS, [1, 2, 3, 4, 5]), ("run", DE_RUNS, [1]),
+        ("baseline", MPNET_TEXT_ONLY, [1]), ("run", DE_RUNS, [1, 2, 3]), ("baseline", MPNET_TEXT_ONLY, [1, 2, 3]),
+        ("run", DE_RUNS, DE_SEEDS)]
 
 
 #: preset choice for the MiniLM backbone, on T15 dev only (seed 1, the CPU preset's 2 epochs)
@@ -250,12 +262,25 @@ def planned_seeds(name: str) -> int | None:
     return max(counts) if counts else None
 
 
+def baseline_command(names: list[str], seeds: list[int]) -> list[str]:
+    """A ``baseline`` PLAN step: benchmarks/baselines.py at FITE's epochs, then its Twitter-face
+    scores (TEXT_ONLY name from the run name's encoder part)."""
+    name = next(n for n, enc in TEXT_ONLY.items() if names[0].endswith(f"-masc-{enc}"))
+    return [sys.executable, str(Path(__file__).with_name("baselines.py")), "run", *names,
+            "--seeds", *map(str, seeds), "--epochs", str(_CPU["train"]["epochs"]), "--threads", "1"], name
+
+
 def plan_commands() -> list[str]:
-    return [f"python benchmarks/fite.py {kind} {' '.join(names)} --seeds {' '.join(map(str, seeds))}"
-            if kind == "run" else
-            "; ".join(f"python benchmarks/fite.py pipeline {d} --terms {d}-jmasa-minilm --seeds "
-                      f"{' '.join(map(str, seeds))}" for d in names)
-            for kind, names, seeds in PLAN]
+    def line(kind: str, names: list[str], seeds: list[int]) -> str:
+        if kind == "run":
+            return f"python benchmarks/fite.py run {' '.join(names)} --seeds {' '.join(map(str, seeds))}"
+        if kind == "baseline":
+            cmd, name = baseline_command(names, seeds)
+            return (f"python benchmarks/baselines.py {' '.join(cmd[2:])}; "
+                    f"python benchmarks/fite.py baseline-faces --baseline {name}")
+        return "; ".join(f"python benchmarks/fite.py pipeline {d} --terms {d}-jmasa-minilm --seeds "
+                         f"{' '.join(map(str, seeds))}" for d in names)
+    return [line(*step) for step in PLAN]
 
 
 def recorded_seeds(name: str) -> set[int]:
@@ -272,6 +297,16 @@ def run_plan() -> None:
             for name in names:
                 if not set(seeds) <= recorded_seeds(name):
                     run_one(name, seeds, [])
+        elif kind == "baseline":
+            recorded = {r["name"]: set(r["seeds"]) for r in load_results("baselines")}
+            for run in names:
+                if not set(seeds) <= recorded.get(run, set()):
+                    lock = claim_run(run)  # as run_one: a second `all` process takes the next run
+                    if lock is not None:
+                        cmd, name = baseline_command([run], seeds)
+                        subprocess.run(cmd, check=True)
+                        baseline_faces(name)
+                        lock.close()
         else:
             for d in names:
                 if set(seeds) <= recorded_seeds(f"{d}-pipeline-fite"):
@@ -305,7 +340,8 @@ COMPARISONS = [("the gate (fite - fite-nogate)", "fite", "fite-nogate"),
                ("the face-description branch (fite - fite-noface)", "fite", "fite-noface"),
                ("all image-derived text (fite - text-cls)", "fite", "text-cls"),
                ("our face descriptions instead of the shipped ones (fite-ourfaces - fite)", "fite-ourfaces", "fite"),
-               ("MPNet-base instead of MiniLM-L6 (fite-de - fite)", "fite-de", "fite")]
+               ("MPNet-base instead of MiniLM-L6 (fite-de - fite)", "fite-de", "fite"),
+               ("all image-derived text, MPNet-base backbone (fite-de - text-cls-mpnet)", "fite-de", "text-cls-mpnet")]
 
 
 def paired_lines(masc: list[dict], baselines: dict) -> list[str]:
@@ -315,9 +351,10 @@ def paired_lines(masc: list[dict], baselines: dict) -> list[str]:
     f1 = lambda r: r["test"]["masc"]["macro_f1"]  # noqa: E731
     datasets = sorted({r["dataset"] for r in masc})
     runs = {d: {r["variant"]: r["runs"] for r in masc if r["dataset"] == d} for d in datasets}
-    for d in datasets:
-        if d in baselines:
-            runs[d]["text-cls"] = baselines[d]["runs"]
+    for name, found in baselines.items():
+        for d in datasets:
+            if d in found:
+                runs[d][name] = found[d]["runs"]
     rows = []
     for label, a, b in COMPARISONS:
         cells = []
@@ -377,19 +414,20 @@ def report() -> str:
              "[CLS] pooling at its lr 5e-5). Dev curves per seed are in the JSON. Twitter-face = the "
              "test posts whose shipped face attributes list ≥ 1 face, scored with the same checkpoints "
              "(no extra training). Seeds: 5 planned as in the paper, except `fite-ourfaces` (our "
-             f"addition, 3) and `fite-de` ({len(DE_SEEDS)}: its two MPNet-base encoders cost {de_cost()}). "
-             "The text-only baseline with the same backbone (`text-cls`, 2 "
-             "epochs, 3 seeds) is the first row of each dataset.",
+             f"addition, 3); `fite-de`'s {len(DE_SEEDS)} come a few per session, as its two MPNet-base "
+             f"encoders cost {de_cost()}. "
+             "The text-only baselines (benchmarks/baselines.py `text-cls`, 2 epochs: MiniLM-L6 and, "
+             "where run, MPNet-base) are the first rows of each dataset.",
              "", "| dataset | variant | seeds | Acc | Macro-F1 | dev Acc | Twitter-face Acc | "
              "Twitter-face Macro-F1 | paper Acc / Macro-F1 |", "|---" * 9 + "|"]
-    baselines = baselines_by_dataset("masc")
+    baselines = {name: baselines_by_dataset("masc", encoder) for name, encoder in TEXT_ONLY.items()}
     for i, r in enumerate(masc):
-        if i == 0 or masc[i - 1]["dataset"] != r["dataset"]:
-            b = baselines.get(r["dataset"])
+        for name, found in baselines.items():
+            b = found.get(r["dataset"]) if i == 0 or masc[i - 1]["dataset"] != r["dataset"] else None
             if b:
                 bm = b["metrics"]
-                bf = next((x.get(r["dataset"], {}) for x in rows if x.get("name") == f"fite-{BASELINE_FACES}"), {})
-                lines.append(f"| {r['dataset']} | text-cls (text only) | {len(b['seeds'])} | "
+                bf = next((x.get(r["dataset"], {}) for x in rows if x.get("name") == f"fite-{name}-twitter-face"), {})
+                lines.append(f"| {r['dataset']} | {name} (text only) | {len(b['seeds'])} | "
                              f"{pm(bm, 'test.masc.accuracy')} | {pm(bm, 'test.masc.macro_f1')} | "
                              f"{pm(bm, 'dev.masc.accuracy')} | {pm(bf, 'twitter_face.accuracy')} | "
                              f"{pm(bf, 'twitter_face.macro_f1')} | - |")
@@ -467,7 +505,8 @@ def main() -> None:
     p.add_argument("--terms", default=None, help="runs/bench run with seed*/ mate or jmasa checkpoints")
     sub.add_parser("report")
     sub.add_parser("all", help="the whole PLAN, then the report")
-    sub.add_parser("baseline-faces", help="the text-cls baseline's seeds on the Twitter-face subsets")
+    faces = sub.add_parser("baseline-faces", help="a text-only baseline's seeds on the Twitter-face subsets")
+    faces.add_argument("--baseline", choices=list(TEXT_ONLY), default="text-cls")
     w = sub.add_parser("sweep", help="dev-only choice of pooling and lr for the CPU preset (T15)")
     w.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -481,7 +520,7 @@ def main() -> None:
     elif args.cmd == "sweep":
         sweep(args.seed)
     elif args.cmd == "baseline-faces":
-        print(json.dumps(baseline_faces(), indent=1)[:2000])
+        print(json.dumps(baseline_faces(args.baseline), indent=1)[:2000])
     elif args.cmd == "pipeline":
         res = run_pipeline(args.dataset, args.seeds, args.fite, args.terms)
         print(json.dumps(res["metrics"], indent=1))

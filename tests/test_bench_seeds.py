@@ -70,3 +70,40 @@ def test_a_record_of_another_config_is_refused(bench):
         common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3],
                          recorded=earlier_record(other))
     assert bench == []
+
+
+# benchmarks/baselines.py keeps recorded seeds the same way
+def test_baselines_train_only_the_seeds_results_lacks(tmp_path, monkeypatch):
+    import json
+
+    import baselines
+
+    for module in (common, baselines):
+        monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(baselines, "WORK", tmp_path / "runs")
+    trained: list[list[int]] = []
+
+    def fake_train_seeds(config, dataset, task, out, seeds, **kw):
+        trained.append(list(seeds))
+        for s in seeds:
+            (Path(out) / f"seed{s}").mkdir(parents=True)
+            metrics = {**seed_run(s, 0.5 + s / 10), "history": [{"train_seconds": 30.0, "train_cpu_seconds": 29.0}]}
+            (Path(out) / f"seed{s}" / "metrics.json").write_text(json.dumps(metrics))
+
+    monkeypatch.setattr("mabsa.engine.trainer.train_seeds", fake_train_seeds)
+    monkeypatch.setattr(baselines, "measure_speed", lambda run_dir, dataset: {"predict_posts_per_s": 99.0,
+                                                                              "measured_on": Path(run_dir).name})
+    name = "t15-masc-minilm"
+    config = load_run_config("text-cls", sets=baselines.train_sets(baselines.spec(name), 2, 1))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / f"baselines_{name}.json").write_text(json.dumps(
+        {**earlier_record(config), "name": name, "predict_posts_per_s": 5.0}))
+
+    rec = baselines.run_one(name, [1, 2, 3], 2, 1)
+    assert trained == [[3]]
+    assert rec["seeds"] == [1, 2, 3] and not rec["partial"]
+    assert rec["metrics"]["dev.masc.accuracy"]["values"] == [0.6, 0.7, 0.8]
+    assert rec["train_seconds_per_epoch_all"] == [30.0, 10.0, 10.0]  # seed 3's epoch, then 1-2's recorded means
+    assert rec["measured_on"] == "seed3"  # speed from the checkpoint that is here
+    saved = json.loads((tmp_path / "results" / f"baselines_{name}.json").read_text())
+    assert saved["seeds"] == [1, 2, 3]
