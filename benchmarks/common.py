@@ -140,10 +140,23 @@ def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str |
     }
     # which code trained each seed: kept seeds keep the provenance their record gave them
     earlier = (recorded or {}).get("seed_provenance", {})
-    here = {"code_version": record["code_version"], "finished": record["finished"]}
     record["seed_provenance"] = {
-        str(s): earlier.get(str(s), {k: recorded.get(k) for k in here}) if s in kept else here for s in seeds}
+        str(s): earlier.get(str(s), {k: recorded.get(k) for k in ("code_version", "finished")}) if s in kept
+        else seed_provenance(out / f"seed{s}", record) for s in seeds}
     return record
+
+
+def seed_provenance(seed_dir: Path, fallback: dict) -> dict:
+    """The code that trained one seed's checkpoint, as its config recorded at the start (a seed
+    resumed here may have been trained by an earlier process, and HEAD may move while one
+    trains), and when its metrics were written; ``fallback``'s fields where the files lack them."""
+    from mabsa.engine import checkpoint as ckpt
+
+    config, metrics = seed_dir / ckpt.CONFIG_FILE, seed_dir / "metrics.json"
+    version = json.loads(config.read_text()).get("code_version") if config.is_file() else None
+    return {"code_version": version or fallback.get("code_version"),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(metrics.stat().st_mtime))
+            if metrics.is_file() else fallback.get("finished")}
 
 
 def baselines_by_dataset(task: str, encoder: str = "minilm") -> dict[str, dict]:

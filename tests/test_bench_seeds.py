@@ -28,6 +28,7 @@ def bench(tmp_path, monkeypatch):
         trained.append(list(seeds))
         for s in seeds:  # what train() leaves behind for a finished seed
             (Path(out) / f"seed{s}").mkdir(parents=True, exist_ok=True)
+            (Path(out) / f"seed{s}" / "config.json").write_text('{"code_version": {"git_commit": "at-start"}}')
             (Path(out) / f"seed{s}" / "metrics.json").write_text("{}")
         return {"runs": [seed_run(s, 0.5 + s / 10) for s in seeds]}
 
@@ -50,7 +51,8 @@ def test_missing_seeds_are_trained_and_all_are_summarised(bench):
     assert m["values"] == [0.6, 0.7, 0.8]
     assert m["mean"] == pytest.approx(0.7) and m["std"] == pytest.approx(0.1)
     assert rec["seed_provenance"]["1"] == {"code_version": "old", "finished": "then"}
-    assert rec["seed_provenance"]["3"]["code_version"] == rec["code_version"]
+    # a seed trained here: the code its checkpoint recorded when it started, not HEAD at the end
+    assert rec["seed_provenance"]["3"]["code_version"] == {"git_commit": "at-start"}
     assert "--seeds 1 2 3" in rec["command"]
 
 
