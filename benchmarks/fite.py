@@ -446,7 +446,7 @@ def report() -> str:
         if seeds:
             scores = [pooled_masc([r["twitter_face_test"][str(seed)]["masc"] for r in pair]) for seed in seeds]
             pooled.append(f"{variant} {pm({'a': mean_std([a for a, _ in scores])}, 'a')} / "
-                          f"{pm({'f': mean_std([f for _, f in scores])}, 'f')} ({len(seeds)} seeds)")
+                          f"{pm({'f': mean_std([f for _, f in scores])}, 'f')} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
     lines += ["", "Twitter-face, T15 and T17 test subsets pooled (as the paper reports it; "
               f"{face_aspects('twitter2015')} + {face_aspects('twitter2017')} aspects, paper: 1092): "
               + ("; ".join(pooled) or "no variant has finished on both datasets yet")
