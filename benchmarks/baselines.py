@@ -136,7 +136,8 @@ def run_one(name: str, seeds: list[int], epochs: int, threads: int) -> dict:
     s = spec(name)
     config = load_run_config(s["model"], sets=train_sets(s, epochs, threads))
     # seeds results/ records whose checkpoints are gone (a new checkout) are kept, not retrained
-    kept = seeds_from_record(recorded_result(name), WORK / name, seeds, config)
+    recorded = recorded_result(name)
+    kept = seeds_from_record(recorded, WORK / name, seeds, config)
     load_before = os.getloadavg()
     t0 = time.time()
     todo = [seed for seed in seeds if seed not in kept]
@@ -144,7 +145,7 @@ def run_one(name: str, seeds: list[int], epochs: int, threads: int) -> dict:
         train_seeds(config, s["dataset"], s["task"], WORK / name, todo, resume=True, progress=False)
     return write_result(name, seeds, epochs, threads, wall=time.time() - t0,
                         peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                        load_before=load_before, kept=kept)
+                        load_before=load_before, kept=kept, recorded=recorded)
 
 
 def recorded_result(name: str) -> dict | None:
@@ -153,10 +154,12 @@ def recorded_result(name: str) -> dict | None:
 
 
 def write_result(name: str, seeds: list[int], epochs: int, threads: int, *, wall: float | None,
-                 peak_rss: int | None, load_before: tuple | None, kept: list[int] = ()) -> dict:
+                 peak_rss: int | None, load_before: tuple | None, kept: list[int] = (),
+                 recorded: dict | None = None) -> dict:
     """Summarise the seeds of ``name`` that finished (all of ``seeds``, or - for ``collect`` on
     a run still in progress - some of them, marked ``partial``) and measure speed. ``kept``:
-    seeds taken from the earlier result (their checkpoints are gone), with its timings and speed."""
+    seeds taken from the earlier result ``recorded`` (their checkpoints are gone), with its
+    timings and speed."""
     import torch
 
     from mabsa.engine.checkpoint import code_version
@@ -171,13 +174,12 @@ def write_result(name: str, seeds: list[int], epochs: int, threads: int, *, wall
     if not done:
         raise SystemExit(f"{name}: no finished seed under {out}")
     trained = [json.loads((out / f"seed{seed}" / "metrics.json").read_text()) for seed in here]
-    earlier = recorded_result(name) if kept else None
-    by_seed = {m["seed"]: m for m in trained} | {r["seed"]: r for r in (earlier or {}).get("runs", [])
+    by_seed = {m["seed"]: m for m in trained} | {r["seed"]: r for r in (recorded or {}).get("runs", [])
                                                  if r["seed"] in kept}
     runs = [by_seed[seed] for seed in done]
     summary = summarize(runs)
     speed = (measure_speed(out / f"seed{here[0]}", s["dataset"]) if here else
-             {k: v for k, v in earlier.items() if k in SPEED_FIELDS})
+             {k: v for k, v in recorded.items() if k in SPEED_FIELDS})
     # a kept seed's record has its mean epoch time, not each epoch's
     per_epoch = [h["train_seconds"] for m in trained for h in m["history"]] + \
         [by_seed[seed]["train_seconds_per_epoch"] for seed in kept]

@@ -96,14 +96,15 @@ TEXT_ONLY = {"text-cls": "minilm", "text-cls-mpnet": "mpnet"}
 def baseline_faces(name: str = "text-cls") -> dict:
     """A text-only baseline's seeds (benchmarks/baselines.py, ``DATASET-masc-ENCODER``) scored on
     the same Twitter-face subsets, so FITE's face rows have a text-only reference."""
-    earlier = RESULTS / f"fite_fite-{name}-twitter-face.json"
+    path = RESULTS / f"fite_fite-{name}-twitter-face.json"
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
     out = {"command": f"python benchmarks/fite.py baseline-faces --baseline {name}"}
     for key, dataset in DATASETS.items():
         seeds = sorted(d for d in (RUNS / f"{key}-masc-{TEXT_ONLY[name]}").glob("seed*")
                        if (d / "metrics.json").is_file())
         if not seeds:  # no checkpoints here (a new checkout): keep what results/ recorded
-            if earlier.is_file() and dataset in json.loads(earlier.read_text()):
-                out[dataset] = json.loads(earlier.read_text())[dataset]
+            if dataset in earlier:
+                out[dataset] = earlier[dataset]
             continue
         face = [subset_metrics(d, dataset)["masc"] for d in seeds]
         out[dataset] = {"seeds": [d.name for d in seeds], "per_seed": face,
@@ -262,9 +263,9 @@ def planned_seeds(name: str) -> int | None:
     return max(counts) if counts else None
 
 
-def baseline_command(names: list[str], seeds: list[int]) -> list[str]:
-    """A ``baseline`` PLAN step: benchmarks/baselines.py at FITE's epochs, then its Twitter-face
-    scores (TEXT_ONLY name from the run name's encoder part)."""
+def baseline_command(names: list[str], seeds: list[int]) -> tuple[list[str], str]:
+    """A ``baseline`` PLAN step: the benchmarks/baselines.py command at FITE's epochs, and the
+    TEXT_ONLY name its Twitter-face scores go under (from the run name's encoder part)."""
     name = next(n for n, enc in TEXT_ONLY.items() if names[0].endswith(f"-masc-{enc}"))
     return [sys.executable, str(Path(__file__).with_name("baselines.py")), "run", *names,
             "--seeds", *map(str, seeds), "--epochs", str(_CPU["train"]["epochs"]), "--threads", "1"], name
@@ -422,15 +423,16 @@ def report() -> str:
              "Twitter-face Macro-F1 | paper Acc / Macro-F1 |", "|---" * 9 + "|"]
     baselines = {name: baselines_by_dataset("masc", encoder) for name, encoder in TEXT_ONLY.items()}
     for i, r in enumerate(masc):
-        for name, found in baselines.items():
-            b = found.get(r["dataset"]) if i == 0 or masc[i - 1]["dataset"] != r["dataset"] else None
-            if b:
-                bm = b["metrics"]
-                bf = next((x.get(r["dataset"], {}) for x in rows if x.get("name") == f"fite-{name}-twitter-face"), {})
-                lines.append(f"| {r['dataset']} | {name} (text only) | {len(b['seeds'])} | "
-                             f"{pm(bm, 'test.masc.accuracy')} | {pm(bm, 'test.masc.macro_f1')} | "
-                             f"{pm(bm, 'dev.masc.accuracy')} | {pm(bf, 'twitter_face.accuracy')} | "
-                             f"{pm(bf, 'twitter_face.macro_f1')} | - |")
+        if i == 0 or masc[i - 1]["dataset"] != r["dataset"]:  # the dataset's text-only rows first
+            for name, found in baselines.items():
+                b = found.get(r["dataset"])
+                if b:
+                    bm = b["metrics"]
+                    bf = next((x.get(r["dataset"], {}) for x in rows if x.get("name") == f"fite-{name}-twitter-face"), {})
+                    lines.append(f"| {r['dataset']} | {name} (text only) | {len(b['seeds'])} | "
+                                 f"{pm(bm, 'test.masc.accuracy')} | {pm(bm, 'test.masc.macro_f1')} | "
+                                 f"{pm(bm, 'dev.masc.accuracy')} | {pm(bf, 'twitter_face.accuracy')} | "
+                                 f"{pm(bf, 'twitter_face.macro_f1')} | - |")
         m = r["metrics"]
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {len(r['seeds'])}"
