@@ -152,8 +152,8 @@ def seed_provenance(seed_dir: Path, fallback: dict) -> dict:
     trains), and when its metrics were written; ``fallback``'s fields where the files lack them."""
     from mabsa.engine import checkpoint as ckpt
 
-    config, metrics = seed_dir / ckpt.CONFIG_FILE, seed_dir / "metrics.json"
-    version = json.loads(config.read_text()).get("code_version") if config.is_file() else None
+    config, metrics = seed_dir / ckpt.CONFIG_FILE, seed_dir / ckpt.METRICS_FILE
+    version = ckpt.read_json(config).get("code_version") if config.is_file() else None
     return {"code_version": version or fallback.get("code_version"),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(metrics.stat().st_mtime))
             if metrics.is_file() else fallback.get("finished")}
