@@ -176,6 +176,16 @@ def test_masc_train_with_seeds_and_predict(mabsa_cli, work):
         mabsa.api.load(out / "seed2").predict("Chuck Bass", aspects=["Blair"])
 
 
+def test_one_seed_still_writes_its_seed_directory(mabsa_cli, work):
+    """``--seeds 3`` trains into seed3/ like ``--seeds 1 2``, so a seed trained on its own lands
+    where a multi-seed run (and a benchmark resuming it) looks for it."""
+    out = work / "one-seed"
+    r = mabsa_cli("train", "--model", "text-cls", "--task", "masc", "--output", out, "--seeds", 3, *TINY)
+    assert r.exit_code == 0, r.output
+    assert (out / "seed3" / "metrics.json").is_file() and not (out / "metrics.json").exists()
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [3]
+
+
 def test_predict_with_an_image_file_reads_its_per_image_texts(tmp_path):
     """A model trained with image-derived text gets caption + faces from the image's perception
     (the perceiver itself is tested in test_perception_*; here a stub stands in for it)."""

@@ -59,7 +59,7 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
     task = task.lower()
     dataset_name = Path(dataset).name if Path(dataset).exists() else dataset
     out = Path(output or f"checkpoints/{config['model']}_{dataset_name}_{task}")
-    if len(seed_list) > 1:
+    if seed_list:  # even one --seeds N writes seedN/ + summary.json, as --help says
         summary = train_seeds(config, dataset, task, out, seed_list, resume=resume,
                               progress=not no_progress)
         click.echo(json.dumps({"output": str(out), "n_seeds": summary["n_seeds"],
@@ -67,8 +67,7 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
                                         if k.startswith("test.") and k.endswith(("f1", "accuracy"))}},
                               indent=2))
     else:
-        metrics = train(config, dataset, task, out, seed=seed_list[0] if seed_list else None,
-                        resume=resume, progress=not no_progress)
+        metrics = train(config, dataset, task, out, resume=resume, progress=not no_progress)
         click.echo(json.dumps({"output": str(out), "best_epoch": metrics["best_epoch"],
                                "dev": metrics["dev"], "test": metrics["test"]}, indent=2))
 
