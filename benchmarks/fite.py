@@ -414,7 +414,7 @@ def report() -> str:
              "[CLS] pooling at its lr 5e-5). Dev curves per seed are in the JSON. Twitter-face = the "
              "test posts whose shipped face attributes list ≥ 1 face, scored with the same checkpoints "
              "(no extra training). Seeds: 5 planned as in the paper, except `fite-ourfaces` (our "
-             f"addition, 3); `fite-de`'s {len(DE_SEEDS)} come a few per session, as its two MPNet-base "
+             f"addition, 3); `fite-de`'s {len(DE_SEEDS)} were trained a few per session, as its two MPNet-base "
              f"encoders cost {de_cost()}. "
              "The text-only baselines (benchmarks/baselines.py `text-cls`, 2 epochs: MiniLM-L6 and, "
              "where run, MPNet-base) are the first rows of each dataset.",
