@@ -16,7 +16,7 @@ from mabsa.data import load_dataset
 from mabsa.data.records import Aspect, Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
-from mabsa.engine.processor import LeakageError
+from mabsa.processing.processor import LeakageError
 from mabsa.models import get_model_class
 from mabsa.models.lrsa import (LRSAClassifier, LRSAProcessor, LRSATagger, RationaleNotice, predict_two_stage,
                                shipped_rationale_lookup)

@@ -209,7 +209,7 @@ class _Slow:
 
 class _Refuses(_Slow):
     def predict_batch(self, items):
-        from mabsa.engine.processor import InputError
+        from mabsa.processing.processor import InputError
 
         ok = super().predict_batch(items)
         return [InputError("this model refuses posts with 'bad'") if "bad" in i.text else r

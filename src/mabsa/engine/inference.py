@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 
 from mabsa.data.records import Aspect, Post
-from mabsa.engine.processor import EXTRACTION_TASKS
+from mabsa.processing.processor import EXTRACTION_TASKS
 from mabsa.metrics import score
 
 

@@ -11,7 +11,7 @@ from mabsa.data import tokenize
 from mabsa.data.records import Aspect, Post
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import iter_chunks, predict_posts
-from mabsa.engine.processor import EXTRACTION_TASKS, InputError
+from mabsa.processing.processor import EXTRACTION_TASKS, InputError
 
 
 class TruncationWarning(UserWarning):

@@ -8,7 +8,7 @@ needs only:
 * ``decode(batch) -> list[list[Aspect]]``: the aspects predicted for each feature of the
   batch (spans over the post's tokens, with polarity where the task has one and a
   ``score`` in [0, 1]);
-* ``processor``: the :class:`~mabsa.engine.processor.Processor` that made the batch.
+* ``processor``: the :class:`~mabsa.processing.processor.Processor` that made the batch.
 
 Building is split in two so a checkpoint can be rebuilt without the original weights:
 :meth:`MabsaModel.create` loads pretrained encoders (or random-init ones when
@@ -26,7 +26,7 @@ from torch import nn
 
 from mabsa.data.records import Aspect
 from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenizer
-from mabsa.engine.processor import Processor
+from mabsa.processing.processor import Processor
 from mabsa.errors import MabsaError
 
 ENCODER_CONFIG_DIR = "text_encoder"
@@ -81,6 +81,8 @@ class MabsaModel(nn.Module):
         self.task = task
         self.processor = processor
         self.text_encoder = text_encoder
+        if self.args.get("freeze_embeddings") and text_encoder is not None:
+            text_encoder.freeze_input_embeddings()
 
     # -- construction --------------------------------------------------------------------
     @classmethod

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mabsa.encoders.text import TextEncoder
-from mabsa.engine.visual import MultimodalProcessor, attach_vision_encoder, visual_args
+from mabsa.processing.visual import MultimodalProcessor, attach_vision_encoder, visual_args
 from mabsa.models.base import register
 from mabsa.models.text_baselines import TextCRF, gather_positions
 from mabsa.modules.contrastive import symmetric_info_nce, word_region_alignment_loss

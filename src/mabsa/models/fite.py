@@ -37,7 +37,7 @@ from torch import nn
 
 from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenizer
-from mabsa.engine.processor import POLARITIES, Feature, Processor
+from mabsa.processing.processor import POLARITIES, Feature, Processor
 from mabsa.errors import MabsaError
 from mabsa.models.base import ENCODER_CONFIG_DIR, MabsaModel, register
 from mabsa.models.text_baselines import TextClassifier, cls_and_aspect
@@ -80,8 +80,9 @@ class _BranchProcessor(Processor):
     """``[CLS] T [SEP] A [SEP] X [SEP]``: the engine's masc encoding (aspect span kept in the
     window, second segment cut first) with ``A [SEP] X`` as its second segment."""
 
-    def __init__(self, tokenizer: Any, max_length: int, text_for):
-        super().__init__(tokenizer, "masc", max_length, aspect_markers=("", ""))
+    def __init__(self, tokenizer: Any, max_length: int, text_for, word_alignment: str):
+        super().__init__(tokenizer, "masc", max_length, aspect_markers=("", ""),
+                         word_alignment=word_alignment)
         self.text_for = text_for
 
     def image_text_for(self, post: Post, aspect: Aspect | None = None) -> str:
@@ -104,6 +105,7 @@ class FiteProcessor(Processor):
         similarity: str | None = None,
         min_attribute_confidence: float = MIN_ATTRIBUTE_CONFIDENCE,
         image_root: str | None = None,
+        word_alignment: str | None = None,
     ):
         branches = tuple(branches)
         if not branches or len(set(branches)) != len(branches) or \
@@ -116,7 +118,7 @@ class FiteProcessor(Processor):
             raise MabsaError(f"fite classifies given aspects (masc); task {task!r} is not supported")
         super().__init__(tokenizer, task, max_length,
                          image_text=tuple(BRANCH_SOURCES[b] for b in branches),
-                         aspect_markers=("", ""))
+                         aspect_markers=("", ""), word_alignment=word_alignment)
         self.branches = branches
         self.face_source = face_source
         self.similarity, self.image_root = similarity, image_root
@@ -146,7 +148,7 @@ class FiteProcessor(Processor):
             return face_texts[key]
 
         readers = {"face": face_for, "caption": lambda post, aspect: post.caption}
-        per_branch = [_BranchProcessor(self.tokenizer, self.max_length, readers[b])
+        per_branch = [_BranchProcessor(self.tokenizer, self.max_length, readers[b], self.word_alignment)
                       ._encode_masc(posts, with_labels) for b in self.branches]
         features = []
         for group in zip(*per_branch):

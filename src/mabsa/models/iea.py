@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from mabsa.data.records import Aspect, Post
-from mabsa.engine.processor import InputError
+from mabsa.processing.processor import InputError
 from mabsa.errors import MabsaError
 from mabsa.iea.instructions import (TASK_PROMPT, TASK_PROMPT_MASC, TASK_PROMPT_MATE, Instruction,
                                     build_instruction)
@@ -289,7 +289,7 @@ class IEAFeature:
 
 class IEAProcessor:
     """Posts -> Nearest-to-Match Instructions -> generator inputs (duck-types the engine's
-    :class:`~mabsa.engine.processor.Processor`: ``encode``, ``collate``, ``task``, ``labels``)."""
+    :class:`~mabsa.processing.processor.Processor`: ``encode``, ``collate``, ``task``, ``labels``)."""
 
     image_text: tuple[str, ...] = ()  # images are perceived here (regions), not by the Predictor
     reads_image_texts = False  # so the Predictor passes the image path on instead of captioning it

@@ -13,7 +13,7 @@
 * ``rationale_dropout``: during training a present rationale is withheld with this probability,
   so the model also predicts well when no LLM is reachable. Withholding is exact: the input is
   then what it would be without a rationale.
-* ``dual``: the visual stream of :class:`~mabsa.engine.visual.MultimodalProcessor` (real image
+* ``dual``: the visual stream of :class:`~mabsa.processing.visual.MultimodalProcessor` (real image
   tokens, or the per-image texts through the same encoder) fused by
   :class:`~mabsa.modules.dual_attention.DualCrossAttention`.
 * ``freeze_encoder`` (the CPU preset): the text encoder is frozen and its outputs cached per
@@ -38,8 +38,8 @@ from torch import nn
 
 from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.encoders.text import TextEncoder
-from mabsa.engine.processor import EXTRACTION_TASKS, LeakageError
-from mabsa.engine.visual import MultimodalProcessor, attach_vision_encoder, visual_args
+from mabsa.processing.processor import EXTRACTION_TASKS, LeakageError
+from mabsa.processing.visual import MultimodalProcessor, attach_vision_encoder, visual_args
 from mabsa.errors import MabsaError
 from mabsa.models.base import MabsaModel, register
 from mabsa.models.text_baselines import TextClassifier, TextCRF

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mabsa.data.records import Aspect
-from mabsa.engine.processor import POLARITIES
+from mabsa.processing.processor import POLARITIES
 from mabsa.models.base import MabsaModel, register
 from mabsa.modules.crf import CRF, bio_transition_constraints
 from mabsa.tagging import ids_to_tags, tags_to_aspects

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from mabsa.data.records import Post
-from mabsa.engine.processor import IMAGE_TEXT_SOURCES, LeakageError, Processor
+from mabsa.processing.processor import IMAGE_TEXT_SOURCES, LeakageError, Processor
 from mabsa.errors import MabsaError
 
 VISUAL_SOURCES = ("image-text", "image")

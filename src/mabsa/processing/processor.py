@@ -37,6 +37,7 @@ import torch
 
 from mabsa.data.records import Aspect, Polarity, Post
 from mabsa.errors import MabsaError
+from mabsa.processing.alignment import WORD_ALIGNMENTS, detect_word_alignment, subwords_per_word
 from mabsa.tagging import get_scheme, spans_to_tags, tags_to_ids
 
 TASKS = ("jmasa", "mate", "masc")
@@ -105,6 +106,7 @@ class Processor:
         max_length: int = 128,
         image_text: Sequence[str] = (),
         aspect_markers: Sequence[str] = ("<", ">"),
+        word_alignment: str | None = None,
     ):
         if task not in TASKS:
             raise MabsaError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
@@ -121,7 +123,11 @@ class Processor:
                 f"a {task} term extractor may read only per-image texts "
                 f"({', '.join(k for k, v in IMAGE_TEXT_SOURCES.items() if not v[0])})"
             )
+        if word_alignment is not None and word_alignment not in WORD_ALIGNMENTS:
+            raise MabsaError(f"unknown word_alignment {word_alignment!r}: use one of {', '.join(WORD_ALIGNMENTS)}")
         self.tokenizer = tokenizer
+        # None: read off the tokenizer (new models); a saved processor states its own
+        self.word_alignment = word_alignment or detect_word_alignment(tokenizer)
         self.task = task
         self.max_length = int(max_length)
         self.image_text = tuple(image_text)
@@ -155,6 +161,7 @@ class Processor:
             "max_length": self.max_length,
             "image_text": list(self.image_text),
             "aspect_markers": list(self.aspect_markers),
+            "word_alignment": self.word_alignment,
             "labels": list(self.labels),
         }
 
@@ -171,6 +178,8 @@ class Processor:
         cfg = json.loads((directory / PROCESSOR_FILE).read_text())
         tok = AutoTokenizer.from_pretrained(str(directory / "tokenizer"), local_files_only=True)
         cfg.pop("labels", None)
+        # processors saved before word alignment was a setting all split on word boundaries
+        cfg.setdefault("word_alignment", "split")
         return cls(tok, **cfg)
 
     # -- encoding ------------------------------------------------------------------------
@@ -232,14 +241,8 @@ class Processor:
         """One tokenizer pass over all words, then whole-word truncation and the model's
         special-token template (``[CLS] A [SEP] B [SEP]``, ``<s> A </s></s> B </s>``, ...)."""
         flat = firsts + [s for s in seconds if s]
-        enc = self.tokenizer(flat, is_split_into_words=True, add_special_tokens=False)
-        words_ids = []  # per sequence: per word, its subword ids
-        for k in range(len(flat)):
-            per_word: list[list[int]] = [[] for _ in flat[k]]
-            for token_id, w in zip(enc["input_ids"][k], enc.word_ids(k)):
-                if w is not None:
-                    per_word[w].append(token_id)
-            words_ids.append(per_word)
+        # per sequence: per word, its subword ids
+        words_ids = subwords_per_word(self.tokenizer, flat, self.word_alignment)
         budget = self.max_length - self._n_special
         features = []
         second_index = iter(range(len(firsts), len(flat)))
