@@ -187,7 +187,7 @@ def run_pipeline(dataset_key: str, seeds: list[int], fite_variant: str, terms: s
     from mabsa.data import load_dataset
     from mabsa.engine import checkpoint as ckpt
     from mabsa.engine.inference import evaluate
-    from mabsa.models.fite_pipeline import compose_pipeline
+    from mabsa.models.fite.pipeline import compose_pipeline
 
     dataset = DATASETS[dataset_key]
     flag = f" --terms {terms}" if terms else ""

@@ -51,8 +51,8 @@ def aligner(args) -> None:
 
     from mabsa.engine.config import load_run_config
     from mabsa.engine.trainer import train
-    from mabsa.iea.aligner import Aligner, evaluate_aligner
-    from mabsa.iea.fgca import make_fgca, read_fgca, stats, write_fgca
+    from mabsa.models.iea.aligner import Aligner, evaluate_aligner
+    from mabsa.models.iea.fgca import make_fgca, read_fgca, stats, write_fgca
 
     torch.set_num_threads(1)
     data = make_fgca(seed=args.seed)
@@ -115,7 +115,7 @@ def run(args) -> None:
             if "unparseable" in record.getMessage():
                 Count.n += 1
 
-    logging.getLogger("mabsa.iea").addHandler(Count())
+    logging.getLogger("mabsa.models.iea").addHandler(Count())
     t0 = time.perf_counter()
     metrics = train(config, args.dataset, args.task, RUNS / name, resume=True, progress=False)
     wall = time.perf_counter() - t0
@@ -139,8 +139,8 @@ def coverage(args) -> None:
     aligned to a phrase, and share of aligned phrases that overlap a gold aspect (the paper's
     "cover rate" idea; gold is read only to score)."""
     from mabsa.data import load_dataset
-    from mabsa.iea.aligner import Aligner
-    from mabsa.iea.interpretations import stand_in_view
+    from mabsa.models.iea.aligner import Aligner
+    from mabsa.models.iea.interpretations import stand_in_view
 
     al = Aligner.from_checkpoint(ALIGNER_DIR)
     out = {}

@@ -47,7 +47,7 @@ def main():
     from mabsa.encoders.vision import build_vision_encoder
     from mabsa.perception.captions import LabelCaptioner
     from mabsa.perception.faces import AgeGenderEstimator, ExpressionClassifier, FaceAnalyzer, build_face_detector
-    from mabsa.perception.image import load_image
+    from mabsa.processing.images import load_image
     from mabsa.perception.interpret import LabelRegionInterpreter
     from mabsa.perception.llm import build_chat_backend, user_message
     from mabsa.perception.perceiver import Perceiver, PerceptionConfig

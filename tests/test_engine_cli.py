@@ -12,8 +12,8 @@ import mabsa.api
 from mabsa import cli
 from mabsa.data import load_dataset, read_posts, write_posts
 from mabsa.engine.checkpoint import WEIGHTS_FILE, CheckpointError, load_model, save_weights
-from mabsa.engine.cli import COMMANDS
-from mabsa.processing.processor import InputError
+from mabsa.cli.engine import COMMANDS
+from mabsa.processing.errors import InputError
 
 TINY = [
     "--set", "model_args.random_init=true",

@@ -13,7 +13,7 @@ from mabsa.data.records import Aspect, Face, Polarity, Post, Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import evaluate, predict_posts
 from mabsa.models import get_model_class
-from mabsa.models.fite import GatedFusion
+from mabsa.models.fite.model import GatedFusion
 from mabsa.perception.face_text import (
     RULE_MOST_CONFIDENT,
     RULE_ONLY_FACE,
@@ -22,7 +22,7 @@ from mabsa.perception.face_text import (
     choose_face,
     rewrite,
 )
-from mabsa.perception.faces import describe_face
+from mabsa.processing.image_text import describe_face
 from model_support import train_steps
 
 TINY = {
@@ -228,7 +228,7 @@ def every_word_a_term(model):
 
 @pytest.fixture(scope="module")
 def pipeline_dir(tmp_path_factory):
-    from mabsa.models.fite_pipeline import compose_pipeline
+    from mabsa.models.fite.pipeline import compose_pipeline
 
     root = tmp_path_factory.mktemp("pipe")
     (root / "mate").mkdir()
@@ -274,7 +274,7 @@ def test_predict_cli_on_a_real_photo(pipeline_dir, tmp_path, which):
     from skimage import data
 
     from mabsa import cli
-    from mabsa.engine.cli import COMMANDS
+    from mabsa.cli.engine import COMMANDS
 
     photo = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()).save(photo)

@@ -5,8 +5,8 @@ import json
 from click.testing import CliRunner
 
 from mabsa.data import load_dataset
-from mabsa.iea.aligner import span_accuracy
-from mabsa.iea.fgca import (ALIGNER_INSTRUCTION, PASCAL_CONTEXT_59, SURFACE, FgcaSample, make_fgca,
+from mabsa.models.iea.aligner import span_accuracy
+from mabsa.models.iea.fgca import (ALIGNER_INSTRUCTION, PASCAL_CONTEXT_59, SURFACE, FgcaSample, make_fgca,
                             read_fgca, write_fgca)
 
 SMALL = {"train": 60, "dev": 20, "test": 20}
@@ -68,7 +68,7 @@ def test_written_dataset_reads_as_mate_data_with_the_query_as_caption(tmp_path):
 
 def test_make_fgca_cli(tmp_path):
     from mabsa.cli import main
-    from mabsa.iea.cli import iea
+    from mabsa.cli.iea import iea
 
     main.add_command(iea)
     out = CliRunner().invoke(main, ["iea", "make-fgca", "--output", str(tmp_path / "f"),

@@ -5,8 +5,8 @@ from PIL import Image
 
 from mabsa.data import load_dataset
 from mabsa.data.records import Aspect, Face, Polarity, Post
-from mabsa.iea.instructions import build_instruction
-from mabsa.iea.interpretations import ImageView, RegionUnit, shuffled_views, stand_in_view
+from mabsa.models.iea.instructions import build_instruction
+from mabsa.models.iea.interpretations import ImageView, RegionUnit, shuffled_views, stand_in_view
 
 TOKENS = "RT @ ltsChuckBass : Chuck Bass is everything # MCM".split()
 MAN = RegionUnit(1, "A 30-year-old white man with a happy expression.", "positive", (0, 0, 40, 40))
@@ -117,8 +117,8 @@ def test_real_photo_is_perceived_from_image_root(tmp_path):
     ``image_root`` finds it, and the Perceiver's regions become the units (scikit-image photo)."""
     from skimage import data
 
-    from mabsa.iea.interpretations import ImageViews
-    from mabsa.perception.errors import ImageLoadError
+    from mabsa.models.iea.interpretations import ImageViews
+    from mabsa.processing.errors import ImageLoadError
 
     Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
     post = Post(id="a", tokens=("Eileen", "Collins", "smiles"), image="astronaut.png", caption="shipped caption")

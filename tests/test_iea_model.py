@@ -15,9 +15,9 @@ from mabsa.engine import checkpoint as ckpt
 from mabsa.engine import trainer
 from mabsa.engine.config import load_run_config
 from mabsa.errors import MabsaError
-from mabsa.iea.instructions import build_instruction
-from mabsa.iea.interpretations import ImageView, RegionUnit
-from mabsa.models.iea import (DEFAULT_LORA, CausalLMGenerator, IEAFeature, IEAProcessor,
+from mabsa.models.iea.instructions import build_instruction
+from mabsa.models.iea.interpretations import ImageView, RegionUnit
+from mabsa.models.iea.model import (DEFAULT_LORA, CausalLMGenerator, IEAFeature, IEAProcessor,
                               VisionLanguageGenerator, lora_wrap)
 
 
@@ -114,8 +114,8 @@ def test_engine_train_checkpoint_and_predict(llama_dir, tmp_path):
 
 
 def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):
-    from mabsa.models.iea import build_generator
-    from mabsa.iea.interpretations import ImageViews
+    from mabsa.models.iea.model import build_generator
+    from mabsa.models.iea.interpretations import ImageViews
 
     gen = build_generator({"generator": f"hf:{llama_dir}", "random_init": True})
     aligner = FakeAligner()
@@ -136,8 +136,8 @@ def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):
 
 
 def test_masc_asks_once_per_given_aspect_without_per_aspect_texts(llama_dir):
-    from mabsa.iea.interpretations import ImageViews
-    from mabsa.models.iea import build_generator
+    from mabsa.models.iea.interpretations import ImageViews
+    from mabsa.models.iea.model import build_generator
 
     gen = build_generator({"generator": f"hf:{llama_dir}", "random_init": True})
     aligner = FakeAligner()
@@ -195,7 +195,7 @@ def test_tiny_qwen2_vl_lora_step_generate_and_adapter_round_trip(tmp_path):
     torch.manual_seed(0)
     model, processor = tiny_qwen2_vl()
     lora = {**DEFAULT_LORA, "r": 4, "dropout": 0.0}
-    from mabsa.models.iea import VLM_TARGET
+    from mabsa.models.iea.model import VLM_TARGET
 
     gen = VisionLanguageGenerator(lora_wrap(model, lora, VLM_TARGET), processor)
     assert all("language_model" in n for n, p in gen.named_parameters() if p.requires_grad)
@@ -230,13 +230,13 @@ def test_tiny_qwen2_vl_lora_step_generate_and_adapter_round_trip(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_aligner(tmp_path_factory):
     """A random-init text-crf aligner trained 1 epoch on a small FGCA by the engine."""
-    from mabsa.iea.fgca import make_fgca, write_fgca
+    from mabsa.models.iea.fgca import make_fgca, write_fgca
 
     root = tmp_path_factory.mktemp("fgca")
     write_fgca(make_fgca(sizes={"train": 24, "dev": 12, "test": 12}, seed=2), root / "data")
     from click.testing import CliRunner
 
-    from mabsa.iea.cli import iea
+    from mabsa.cli.iea import iea
 
     out = CliRunner().invoke(iea, [
         "train-aligner", "--fgca", str(root / "data"), "--output", str(root / "aligner"),
@@ -251,8 +251,8 @@ def tiny_aligner(tmp_path_factory):
 
 def test_aligner_picks_the_best_span_and_memoises(tiny_aligner):
     from mabsa.engine.inference import predict_posts
-    from mabsa.iea.aligner import Aligner, evaluate_aligner
-    from mabsa.iea.fgca import aligner_query, read_fgca
+    from mabsa.models.iea.aligner import Aligner, evaluate_aligner
+    from mabsa.models.iea.fgca import aligner_query, read_fgca
 
     al = Aligner.from_checkpoint(tiny_aligner / "aligner")
     samples = read_fgca(tiny_aligner / "data", "test")
@@ -280,7 +280,7 @@ def test_nmi_run_copies_the_aligner_into_the_checkpoint(llama_dir, tiny_aligner,
 def test_explain_cli_prints_the_instruction(tiny_aligner):
     from click.testing import CliRunner
 
-    from mabsa.iea.cli import iea
+    from mabsa.cli.iea import iea
 
     post = next(p for p in load_dataset("twitter2015", "test") if p.faces)
     out = CliRunner().invoke(iea, ["explain", "--dataset", "twitter2015", "--post", post.id,

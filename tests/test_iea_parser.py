@@ -1,7 +1,7 @@
 """Generated text -> aspect spans, on messy generations."""
 
 from mabsa.data.records import Aspect, Polarity
-from mabsa.iea.parser import format_target, locate, parse_generation
+from mabsa.models.iea.parser import format_target, locate, parse_generation
 
 TOKENS = ("RT", "@", "ltsChuckBass", ":", "Chuck", "Bass", "is", "everything", "#", "MCM")
 
@@ -61,7 +61,7 @@ def test_scores_are_attached():
 
 
 def test_masc_answer_polarity_word():
-    from mabsa.iea.parser import parse_polarity
+    from mabsa.models.iea.parser import parse_polarity
 
     cases = {" positive": Polarity.POS, "Negative.": Polarity.NEG, "The sentiment is neu": Polarity.NEU,
              "neutral, maybe positive": Polarity.NEU, "I cannot tell": None, "positively": None, "": None}

@@ -16,9 +16,9 @@ from mabsa.data import load_dataset
 from mabsa.data.records import Aspect, Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
-from mabsa.processing.processor import LeakageError
+from mabsa.processing.errors import LeakageError
 from mabsa.models import get_model_class
-from mabsa.models.lrsa import (LRSAClassifier, LRSAProcessor, LRSATagger, RationaleNotice, predict_two_stage,
+from mabsa.models.lrsa.model import (LRSAClassifier, LRSAProcessor, LRSATagger, RationaleNotice, predict_two_stage,
                                shipped_rationale_lookup)
 from model_support import train_steps
 
@@ -155,7 +155,7 @@ def test_frozen_encoder_is_cached_and_gets_no_gradient(posts):
 
 
 def test_frozen_cache_is_bounded(posts, monkeypatch):
-    import mabsa.models.lrsa as lrsa
+    import mabsa.models.lrsa.model as lrsa
 
     monkeypatch.setattr(lrsa, "_FROZEN_CACHE", {})
     monkeypatch.setattr(lrsa, "FROZEN_CACHE_MAX_ENTRIES", 0)

@@ -15,9 +15,9 @@ from mabsa.data import load_dataset
 from mabsa.data.records import Aspect, Post
 from mabsa.engine.inference import predict_posts
 from mabsa.models import get_model_class
-from mabsa.models.lrsa import BACKEND_ENV, RationaleNotice
+from mabsa.models.lrsa.model import BACKEND_ENV, RationaleNotice
 from mabsa.perception.llm import OpenAIChatClient
-from mabsa.rationales import PromptTemplate, PromptTemplateError, RationaleSource
+from mabsa.models.lrsa.rationales import PromptTemplate, PromptTemplateError, RationaleSource
 from perception_support import fake_chat_server, reply
 
 POST = Post(id="7", tokens=("Chuck", "Bass", "is", "everything", "#", "MCM"), caption="A man in a suit .",
@@ -161,7 +161,7 @@ def test_deployed_two_stage_pipeline_generates_a_rationale_per_extracted_term(tm
     """mate checkpoint + lrsa masc checkpoint composed as a fite-pipeline: every extracted term
     gets a rationale from the endpoint, and the answer reports it."""
     import mabsa
-    from mabsa.models.fite_pipeline import compose_pipeline
+    from mabsa.models.fite.pipeline import compose_pipeline
 
     torch.manual_seed(0)
     terms = get_model_class("text-crf").create({k: TINY[k] for k in ("encoder", "random_init", "encoder_overrides")},

@@ -14,7 +14,7 @@ from mabsa.data import load_dataset
 from mabsa.data.records import Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
-from mabsa.processing.processor import LeakageError
+from mabsa.processing.errors import LeakageError
 from mabsa.processing.visual import MultimodalProcessor
 from mabsa.models import get_model_class
 from model_support import train_steps

@@ -9,7 +9,8 @@ from mabsa.data import load_dataset
 from mabsa.data.records import Aspect, Polarity, Post, Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
-from mabsa.processing.processor import LeakageError, Processor
+from mabsa.processing.processor import Processor
+from mabsa.processing.errors import LeakageError
 from mabsa.models import available_models, get_model_class
 from model_support import train_steps
 

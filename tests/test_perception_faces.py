@@ -11,9 +11,8 @@ from mabsa.perception.faces import (
     FaceAnalyzer,
     _tf_same_pad,
     build_face_detector,
-    describe_face,
-    describe_faces,
 )
+from mabsa.processing.image_text import describe_face, describe_faces
 
 # Where the astronaut's face is (Haar: xywh [177, 66, 95, 95]; dlib ltrb (179, 83, 266, 170)).
 FACE_CENTRE = (224, 120)

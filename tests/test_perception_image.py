@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from mabsa.errors import MabsaError
-from mabsa.perception.image import iter_image_files, load_image
-from mabsa.perception.errors import ImageLoadError
+from mabsa.processing.images import iter_image_files, load_image
+from mabsa.processing.errors import ImageLoadError
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

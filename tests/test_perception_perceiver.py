@@ -8,7 +8,7 @@ from skimage import data
 
 from mabsa.perception import Perceiver, PerceptionConfig
 from mabsa.perception.cache import DiskCache
-from mabsa.perception.cli import perceive
+from mabsa.cli.perceive import perceive
 from mabsa.perception.records import Perception
 
 

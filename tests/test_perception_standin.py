@@ -2,7 +2,8 @@ import pytest
 
 from mabsa.data.records import Aspect, Face, Polarity, Post, Rationale
 from mabsa.errors import MabsaError
-from mabsa.perception import LeakageError, StandInPerceiver
+from mabsa.perception import StandInPerceiver
+from mabsa.processing.errors import LeakageError
 from mabsa.perception.standin import SHIPPED_CAPTION_SOURCE
 
 FACE = Face(box=(0, 0, 43, 44), age=36.0, gender="man", race="white", emotion="fear",

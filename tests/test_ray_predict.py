@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mabsa.data import load_dataset, write_posts
-from mabsa.engine.cli import predict_command
+from mabsa.cli.engine import predict_command
 from mabsa.engine.ray_predict import predict_file_ray
 from mabsa.errors import MabsaError
 from serve_support import tiny_checkpoint

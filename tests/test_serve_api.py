@@ -209,7 +209,7 @@ class _Slow:
 
 class _Refuses(_Slow):
     def predict_batch(self, items):
-        from mabsa.processing.processor import InputError
+        from mabsa.processing.errors import InputError
 
         ok = super().predict_batch(items)
         return [InputError("this model refuses posts with 'bad'") if "bad" in i.text else r
@@ -339,7 +339,7 @@ def test_a_checkpoint_that_fails_to_load_keeps_readyz_at_503(checkpoint, tmp_pat
 
 
 def test_unknown_checkpoint_fails_before_serving(tmp_path, monkeypatch, capsys):
-    from mabsa.serve.cli import main
+    from mabsa.cli.serve import main
 
     monkeypatch.setattr(sys, "argv", ["mabsa serve", "--checkpoint", str(tmp_path / "nope")])
     with pytest.raises(SystemExit) as exit_:

@@ -11,92 +11,49 @@ Layout of ``DIR``::
     last/                   resumable state after the last finished epoch:
         model.safetensors  optimizer.safetensors  trainer_state.json
 
-Optimizer tensors go to safetensors and the rest of its state (param groups, step counts) to
-JSON, so loading a checkpoint never unpickles anything.
+The first five are a trained model (:mod:`mabsa.models.saving` writes and loads them); the rest
+is training state. Optimizer tensors go to safetensors and the rest of its state (param groups,
+step counts) to JSON, so loading a checkpoint never unpickles anything.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from mabsa import __version__
-from mabsa.errors import MabsaError
+# The trained-model half of a checkpoint directory is the models layer's (a pipeline model
+# loads its stages with it); the engine adds training state beside it.
+from mabsa.models.saving import (
+    CONFIG_FILE,
+    FORMAT,
+    WEIGHTS_FILE,
+    CheckpointError,
+    code_version,
+    load_model,
+    load_weights,
+    read_checkpoint_config,
+    read_json,
+    save_weights,
+    write_json,
+)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+__all__ = [
+    "CONFIG_FILE", "FORMAT", "LAST_DIR", "LOG_FILE", "METRICS_FILE", "OPTIMIZER_FILE", "STATE_FILE",
+    "WEIGHTS_FILE", "CheckpointError", "code_version", "load_model", "load_resume_state",
+    "load_weights", "read_checkpoint_config", "read_json", "save_resume_state", "save_weights",
+    "write_json",
+]
+
 METRICS_FILE = "metrics.json"
 LOG_FILE = "train_log.jsonl"
 LAST_DIR = "last"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
-FORMAT = "mabsa-checkpoint/1"
-
-
-class CheckpointError(MabsaError):
-    pass
-
-
-def code_version() -> dict[str, Any]:
-    """mabsa version, plus the git commit (and whether the tree had changes) when known."""
-    out: dict[str, Any] = {"mabsa": __version__}
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-        if commit.returncode == 0:
-            out["git_commit"] = commit.stdout.strip()
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=here, capture_output=True, text=True, timeout=5,
-            )
-            out["git_dirty"] = bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-
-
-# -- weights ---------------------------------------------------------------------------------
-def save_weights(model: torch.nn.Module, path: Path) -> None:
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path)
-
-
-def load_weights(model: torch.nn.Module, path: Path) -> None:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file missing")
-    state = load_file(str(path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: weights do not fit the model (missing: {missing[:5]}, "
-            f"unexpected: {unexpected[:5]})"
-        )
 
 
 # -- optimizer state (safetensors + JSON) ----------------------------------------------------
@@ -163,41 +120,3 @@ def load_resume_state(
     tensors = load_file(str(last / OPTIMIZER_FILE))
     optimizer.load_state_dict(optimizer_state_from_files(tensors, state.pop("optimizer")))
     return state
-
-
-# -- loading a trained model -----------------------------------------------------------------
-def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
-    directory = Path(directory)
-    if not directory.exists():
-        raise CheckpointError(f"checkpoint not found: {directory}")
-    if not directory.is_dir() or not (directory / CONFIG_FILE).is_file():
-        raise CheckpointError(
-            f"{directory}: not a mabsa checkpoint (no {CONFIG_FILE}); pass the directory that "
-            "`mabsa train` wrote (with --seeds, one of its seed*/ subdirectories)"
-        )
-    config = read_json(directory / CONFIG_FILE)
-    if config.get("format") != FORMAT:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: not a {FORMAT} config")
-    if not (directory / WEIGHTS_FILE).is_file():
-        raise CheckpointError(
-            f"{directory}: no {WEIGHTS_FILE} (training has not finished a dev evaluation yet?)"
-        )
-    return config
-
-
-def load_model(directory: str | Path, task: str | None = None):
-    """Rebuild the model saved in ``directory``; ``task`` (if given) must match."""
-    from mabsa.models import get_model_class
-
-    directory = Path(directory)
-    config = read_checkpoint_config(directory)
-    if task is not None and config["task"] != task:
-        raise CheckpointError(
-            f"{directory} is a {config['task']} checkpoint (model {config['model']}); "
-            f"it cannot do {task}"
-        )
-    cls = get_model_class(config["model"])
-    model = cls.restore(config["model_args"], config["task"], directory)
-    load_weights(model, directory / WEIGHTS_FILE)
-    model.eval()
-    return model, config

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mabsa.errors import MabsaError
+from mabsa.models import available_models
 
 
 class ConfigError(MabsaError):
@@ -129,8 +130,6 @@ def packaged_config(model: str) -> dict[str, Any]:
     """The JSON config shipped for ``model`` (``mabsa/configs/MODEL.json``)."""
     path = resources.files("mabsa") / "configs" / f"{model}.json"
     if not path.is_file():
-        from mabsa.models import available_models
-
         raise ConfigError(
             f"no packaged config for model {model!r}; models: {', '.join(available_models())}"
         )

@@ -11,7 +11,9 @@ from mabsa.data import tokenize
 from mabsa.data.records import Aspect, Post
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import iter_chunks, predict_posts
-from mabsa.processing.processor import EXTRACTION_TASKS, InputError
+from mabsa.perception import Perceiver, PerceptionConfig
+from mabsa.processing.errors import InputError
+from mabsa.processing.processor import EXTRACTION_TASKS
 
 
 class TruncationWarning(UserWarning):
@@ -97,8 +99,6 @@ class Predictor:
     def _perceive(self, image: str) -> tuple[str | None, tuple | None]:
         """Per-image texts (caption, faces) of an image file, for models that read them."""
         if self._perceiver is None:
-            from mabsa.perception import PerceptionConfig, Perceiver
-
             self._perceiver = Perceiver(PerceptionConfig(segmenter=None))
         seen = self._perceiver.perceive(image)
         return (seen.caption.text if seen.caption else None), seen.faces

@@ -20,6 +20,7 @@ from mabsa.data import iter_posts, write_posts
 from mabsa.data.records import Post
 from mabsa.engine.checkpoint import read_checkpoint_config
 from mabsa.engine.inference import iter_chunks
+from mabsa.engine.predictor import Predictor, TruncationWarning
 from mabsa.errors import MabsaError
 
 #: Posts handed to Ray at a time (the actors are re-created per window, so keep it large).
@@ -33,15 +34,11 @@ class PostPredictor:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub from a worker
         import torch
 
-        from mabsa.api import load
-
         torch.set_num_threads(max(1, int(threads)))
-        self.predictor = load(checkpoint, batch_size=batch_size)
+        self.predictor = Predictor.from_checkpoint(checkpoint, batch_size=batch_size)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import warnings
-
-        from mabsa.api import TruncationWarning
 
         posts = [Post.from_dict(json.loads(s)) for s in batch["post"]]
         with warnings.catch_warnings():

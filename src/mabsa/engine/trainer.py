@@ -31,6 +31,7 @@ from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.config import ConfigError, TrainConfig, run_differences
 from mabsa.engine.inference import predict_posts, selection_value, task_scores
 from mabsa.errors import MabsaError
+from mabsa.models import get_model_class
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -121,8 +122,6 @@ def train(
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
-
-    from mabsa.models import get_model_class
 
     if Path(str(dataset)).is_file():  # one file has no splits: "test" would be the training posts
         raise MabsaError(f"--dataset {dataset}: training needs train/dev/test splits; give a registered "

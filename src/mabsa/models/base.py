@@ -26,8 +26,8 @@ from torch import nn
 
 from mabsa.data.records import Aspect
 from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenizer
-from mabsa.processing.processor import Processor
 from mabsa.errors import MabsaError
+from mabsa.processing.processor import Processor
 
 ENCODER_CONFIG_DIR = "text_encoder"
 

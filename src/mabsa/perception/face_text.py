@@ -1,7 +1,7 @@
 """FITE's aspect-sensitive alignment and rewrite: the face description *for one aspect*.
 
 FITE (Yang et al., 2022, section 3.4 and appendix A.1) describes every face with the template of
-:func:`~mabsa.perception.faces.describe_face`, then, for a given aspect:
+:func:`~mabsa.processing.image_text.describe_face`, then, for a given aspect:
 
 * **0 faces** -> "There are 0 people in the image."
 * **1 face** -> that face;
@@ -39,12 +39,13 @@ from typing import Any, Protocol, Sequence
 
 from mabsa.data.records import Face
 from mabsa.perception.errors import BackendSpecError
-from mabsa.perception.faces import (
+from mabsa.processing.image_text import (
     MIN_ATTRIBUTE_CONFIDENCE,
     describe_face,
     people_sentence,
     sure_expression,
 )
+from mabsa.processing.images import load_image
 
 RULE_ONLY_FACE = "only-face"
 RULE_SIMILARITY = "similarity"
@@ -179,8 +180,6 @@ class HFImageTextSimilarity:
 
     def scores(self, image: Any, texts: Sequence[str]) -> list[float]:
         import torch
-
-        from mabsa.perception.image import load_image
 
         rgb = load_image(image).rgb
         with torch.inference_mode():

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-import numpy as np
 from PIL import Image
 
 from mabsa.data.records import Face, Rationale
+from mabsa.perception.cache import cache_key
 from mabsa.perception.captions import phrase_labels, shared_efficientnet
 from mabsa.perception.llm import ChatBackend, build_chat_backend, user_message
 from mabsa.perception.records import Region
@@ -118,8 +118,6 @@ class RationaleGenerator:
         self.rationale_prompt = rationale_prompt or RATIONALE_PROMPT
         self.id = f"rationale({backend.id},max_tokens={max_tokens})"
         if describe_prompt or rationale_prompt:
-            from mabsa.perception.cache import cache_key
-
             self.id = self.id[:-1] + f",prompts={cache_key(self.describe_prompt, self.rationale_prompt)[:12]})"
 
     def rationale(self, text: str, aspect: str | None, image: Image.Image | None = None,

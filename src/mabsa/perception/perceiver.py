@@ -12,11 +12,16 @@ import numpy as np
 import torch
 
 from mabsa.data.records import Face, Rationale, _face_from_dict, _face_to_dict
+from mabsa.encoders.vision import build_vision_encoder
 from mabsa.perception.cache import DiskCache, cache_key
-from mabsa.perception.faces import MIN_ATTRIBUTE_CONFIDENCE, describe_faces
-from mabsa.perception.image import MAX_PIXELS, ImageSource, LoadedImage, load_image
+from mabsa.perception.captions import LabelCaptioner, build_captioner
+from mabsa.perception.faces import FaceAnalyzer
+from mabsa.perception.interpret import RationaleGenerator, build_region_interpreter
+from mabsa.perception.llm import build_chat_backend
 from mabsa.perception.records import Caption, Perception, Region
-from mabsa.perception.regions import RegionConfig, select_regions
+from mabsa.perception.regions import RegionConfig, build_segmenter, select_regions
+from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE, describe_faces
+from mabsa.processing.images import MAX_PIXELS, ImageSource, LoadedImage, load_image
 
 CACHE_VERSION = 1  # bump when the stored form of an output changes
 
@@ -47,45 +52,30 @@ class Perceiver:
     # -- components, built on first use ----------------------------------------------------
     @cached_property
     def faces(self):
-        from mabsa.perception.faces import FaceAnalyzer
-
         return FaceAnalyzer(self.config.face_detector, self.config.expression, self.config.age_gender)
 
     @cached_property
     def captioner(self):
-        from mabsa.perception.captions import build_captioner
-
         return build_captioner(self.config.captioner)
 
     @cached_property
     def labeler(self):
-        from mabsa.perception.captions import LabelCaptioner
-
         return LabelCaptioner()
 
     @cached_property
     def segmenter(self):
-        from mabsa.perception.regions import build_segmenter
-
         return build_segmenter(self.config.segmenter)
 
     @cached_property
     def interpreter(self):
-        from mabsa.perception.interpret import build_region_interpreter
-
         return build_region_interpreter(self.config.interpreter)
 
     @cached_property
     def vision(self):
-        from mabsa.encoders.vision import build_vision_encoder
-
         return build_vision_encoder(self.config.vision).eval()
 
     @cached_property
     def rationales(self):
-        from mabsa.perception.interpret import RationaleGenerator
-        from mabsa.perception.llm import build_chat_backend
-
         return RationaleGenerator(build_chat_backend(self.config.chat))
 
     # -- caching ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Same interface as :class:`~mabsa.perception.perceiver.Perceiver`, fed by the image-derived
 texts a dataset post carries (``Post.caption``, ``Post.faces``, and the per-aspect
 ``Post.aspect_face_description`` / ``Aspect.rationale``). Face attributes become text through
-the same :func:`~mabsa.perception.faces.describe_faces` as real faces.
+the same :func:`~mabsa.processing.image_text.describe_faces` as real faces.
 
 Leakage rule: :meth:`StandInPerceiver.perceive` returns per-image evidence only;
 per-aspect texts come only from :meth:`StandInPerceiver.aspect_evidence`, which needs an aspect
@@ -13,9 +13,9 @@ of that post and raises :class:`LeakageError` otherwise.
 from __future__ import annotations
 
 from mabsa.data.records import Aspect, Post
-from mabsa.perception.errors import LeakageError
-from mabsa.perception.faces import MIN_ATTRIBUTE_CONFIDENCE, describe_faces
 from mabsa.perception.records import AspectEvidence, Caption, Perception
+from mabsa.processing.errors import LeakageError
+from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE, describe_faces
 
 SHIPPED_CAPTION_SOURCE = "shipped:CATR caption (FITE release)"
 

@@ -31,48 +31,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from mabsa.data.records import Aspect, Polarity, Post
 from mabsa.errors import MabsaError
-from mabsa.processing.alignment import WORD_ALIGNMENTS, detect_word_alignment, subwords_per_word
+from mabsa.processing.alignment import (
+    WORD_ALIGNMENTS,
+    detect_word_alignment,
+    subwords_per_word,
+)
+from mabsa.processing.errors import InputError, LeakageError
+from mabsa.processing.image_text import IMAGE_TEXT_SOURCES
 from mabsa.tagging import get_scheme, spans_to_tags, tags_to_ids
 
 TASKS = ("jmasa", "mate", "masc")
 EXTRACTION_TASKS = ("jmasa", "mate")
 POLARITIES = (Polarity.POS, Polarity.NEU, Polarity.NEG)
 PROCESSOR_FILE = "processor_config.json"
-
-
-class LeakageError(MabsaError):
-    """A term extractor was configured to read a text built with the gold aspects."""
-
-
-class InputError(MabsaError):
-    """An input post cannot be processed (empty text, missing aspect, ...)."""
-
-
-def _faces_text(post: Post, aspect: Aspect | None) -> str | None:
-    from mabsa.perception.faces import describe_faces
-
-    return describe_faces(post.faces)
-
-
-def _aspect_rationale(post: Post, aspect: Aspect | None) -> str | None:
-    if aspect is None or aspect.rationale is None:
-        return None
-    return aspect.rationale.as_text() or None
-
-
-#: source name -> (per_aspect, function(post, aspect) -> text or None)
-IMAGE_TEXT_SOURCES: dict[str, tuple[bool, Callable[[Post, Aspect | None], str | None]]] = {
-    "caption": (False, lambda post, aspect: post.caption),
-    "faces": (False, _faces_text),
-    "aspect_face_description": (True, lambda post, aspect: post.aspect_face_description),
-    "rationale": (True, _aspect_rationale),
-}
 
 
 @dataclass

@@ -20,37 +20,18 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from mabsa.data.records import Post
-from mabsa.processing.processor import IMAGE_TEXT_SOURCES, LeakageError, Processor
 from mabsa.errors import MabsaError
+from mabsa.processing.errors import LeakageError
+from mabsa.processing.image_text import IMAGE_TEXT_SOURCES
+from mabsa.processing.images import load_image, resolve_image
+from mabsa.processing.processor import Processor
 
 VISUAL_SOURCES = ("image-text", "image")
-
-
-def visual_args(args: Mapping[str, Any], visual_max_length: int = 64) -> dict[str, Any]:
-    """The :class:`MultimodalProcessor` keyword arguments a model's ``model_args`` give."""
-    return {
-        "visual_source": str(args.get("visual_source", "image-text")),
-        "visual_text": tuple(args.get("visual_text", ("caption", "faces"))),
-        "visual_max_length": int(args.get("visual_max_length", visual_max_length)),
-        "image_root": args.get("image_root"),
-    }
-
-
-def attach_vision_encoder(args: Mapping[str, Any], processor: "MultimodalProcessor", text_dim: int):
-    """The vision encoder a ``visual_source="image"`` model owns (None for image-text) and the
-    width of its visual tokens; hands the encoder's preprocessing to ``processor``."""
-    if processor.visual_source != "image":
-        return None, text_dim  # per-image texts go through the model's own text encoder
-    from mabsa.encoders.vision import build_vision_encoder
-
-    vision = build_vision_encoder(str(args.get("vision_encoder", "efficientnet-lite0")))
-    processor.image_preprocess = vision.preprocess
-    return vision, vision.dim
 
 
 class MultimodalProcessor(Processor):
@@ -102,8 +83,6 @@ class MultimodalProcessor(Processor):
         return " ".join(t.strip() for t in texts if t and t.strip())
 
     def image_path(self, post: Post) -> Path | None:
-        from mabsa.perception.image import resolve_image
-
         return resolve_image(post.image, self.image_root)
 
     def visual_batch(self, posts: Sequence[Post]) -> dict[str, torch.Tensor]:
@@ -119,8 +98,6 @@ class MultimodalProcessor(Processor):
         if self.image_preprocess is None:
             raise MabsaError("visual_source='image' needs the model's image preprocessing; load the processor with its model")
         from PIL import Image
-
-        from mabsa.perception.image import load_image
 
         paths = [self.image_path(p) for p in posts]
         missing = [p.image for p, path in zip(posts, paths) if path is None]

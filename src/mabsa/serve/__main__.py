@@ -1,5 +1,5 @@
 """``python -m mabsa.serve ...`` runs ``mabsa serve`` (user errors as one line, exit 2)."""
 
-from mabsa.serve.cli import main
+from mabsa.cli.serve import main
 
 main()

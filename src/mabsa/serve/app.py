@@ -28,14 +28,28 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from mabsa import __version__
+from mabsa.data import tokenize
 from mabsa.errors import MabsaError
+from mabsa.processing.errors import ImageLoadError
+from mabsa.processing.images import load_image
 from mabsa.serve.batching import MicroBatcher
 from mabsa.serve.errors import ApiError, install_error_handlers, validation_error
 from mabsa.serve.evidence import EvidenceBuilder, EvidenceConfig, image_summary
+from mabsa.serve.examples import EXAMPLES, example_jpeg
 from mabsa.serve.limits import BodySizeLimit, Limits
-from mabsa.serve.predictor import EnginePredictor, PredictItem, ServePredictor, token_offsets
+from mabsa.serve.predictor import (
+    EnginePredictor,
+    PredictItem,
+    ServePredictor,
+    token_offsets,
+)
 from mabsa.serve.schemas import (
-    BatchRequest, BatchResponse, ErrorResponse, PredictRequest, PredictResponse,
+    BatchRequest,
+    BatchResponse,
+    ErrorResponse,
+    PredictRequest,
+    PredictResponse,
 )
 
 log = logging.getLogger("mabsa.serve")
@@ -128,8 +142,6 @@ class Service:
         return self.slots[name]
 
     def check_text(self, text: Any, where: str) -> str:
-        from mabsa.data import tokenize
-
         if not isinstance(text, str) or not text.strip():
             raise ApiError(422, "text_missing", f"{where} is missing or empty: give the post text", where)
         if len(text) > self.limits.max_text_chars:
@@ -248,8 +260,6 @@ def decode_image(data: bytes, name: str, where: str, max_pixels: int):
     """Bytes -> :class:`LoadedImage`; 413 above the pixel limit (read from the header, before
     decoding), 422 for anything that is not a usable image."""
     from PIL import Image, UnidentifiedImageError
-
-    from mabsa.perception import ImageLoadError, load_image
 
     if not data:
         raise ApiError(422, "bad_image", f"{where} is empty (0 bytes)", where)
@@ -421,15 +431,11 @@ def create_app(config: ServeConfig | None = None,
 
     @app.get("/v1/examples", summary="Example posts with images for the page")
     async def examples():
-        from mabsa.serve.examples import EXAMPLES
-
         return {"examples": [{"name": e.name, "text": e.text, "image_url": f"/v1/examples/{e.name}.jpg"}
                              for e in EXAMPLES]}
 
     @app.get("/v1/examples/{name}.jpg", include_in_schema=False)
     async def example_image(name: str):
-        from mabsa.serve.examples import example_jpeg
-
         data = example_jpeg(name)
         if data is None:
             raise ApiError(404, "not_found", f"no example image named {name!r}")
@@ -483,7 +489,5 @@ def _validated(data: Any) -> Any:
 
 
 def _version() -> str:
-    from mabsa import __version__
-
     return __version__
 

@@ -19,7 +19,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mabsa.perception import LoadedImage, Perception, PerceptionConfig, Perceiver, describe_face
+from mabsa.encoders.text import TextEncoder, load_tokenizer
+from mabsa.perception import Perceiver, Perception, PerceptionConfig
+from mabsa.processing.image_text import describe_face
+from mabsa.processing.images import LoadedImage
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,6 @@ class EvidenceBuilder:
     # -- per aspect ------------------------------------------------------------------------
     @cached_property
     def _text_encoder(self):
-        from mabsa.encoders.text import TextEncoder, load_tokenizer
-
         return load_tokenizer(self.config.align_encoder), TextEncoder.from_pretrained(
             self.config.align_encoder).eval()
 

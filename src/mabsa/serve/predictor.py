@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from mabsa.api import TruncationWarning, load
 from mabsa.errors import MabsaError
 
 
@@ -57,13 +58,9 @@ class EnginePredictor:
 
     @classmethod
     def load(cls, directory: str | Path, batch_size: int = 32) -> "EnginePredictor":
-        from mabsa.api import load
-
         return cls(load(directory, batch_size=batch_size), directory)
 
     def _call(self, items: Sequence[PredictItem]) -> list[Any]:
-        from mabsa.api import TruncationWarning
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TruncationWarning)  # reported per post instead
             return self.predictor.predict_batch(

@@ -5,7 +5,7 @@ Registered as the model ``fite-pipeline`` (task ``jmasa``), so ``mabsa evaluate`
 predict`` / :func:`mabsa.load` run both stages as one predictor. Build one from two trained
 checkpoints with :func:`compose_pipeline` (nothing is trained here)::
 
-    from mabsa.models.fite_pipeline import compose_pipeline
+    from mabsa.models.fite.pipeline import compose_pipeline
     compose_pipeline("runs/t15-mate/seed1", "runs/t15-fite/seed1", "checkpoints/t15-fite-jmasa")
 
 Leakage rule: the term stage reads ``Post.extraction_input()`` (the engine's extraction
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mabsa.data.records import Aspect, Post
-from mabsa.engine import checkpoint as ckpt
 from mabsa.errors import MabsaError
+from mabsa.models import saving as ckpt
 from mabsa.models.base import MabsaModel, get_model_class, register
 
 TERM_TASKS = ("mate", "jmasa")
@@ -88,7 +88,7 @@ class FitePipeline(MabsaModel):
     def create(cls, args: Mapping[str, Any], task: str) -> "FitePipeline":
         raise MabsaError("fite-pipeline is composed from two trained checkpoints, not trained: train "
                          "a mate model (mabsa train --model text-crf --task mate) and a fite model "
-                         "(--task masc), then mabsa.models.fite_pipeline.compose_pipeline(...)")
+                         "(--task masc), then mabsa.models.fite.pipeline.compose_pipeline(...)")
 
     @classmethod
     def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "FitePipeline":

@@ -11,15 +11,14 @@ import click
 from mabsa import __version__
 from mabsa.errors import MabsaError
 
-
-#: Commands that live beside the code they drive, imported only when used (they pull in torch).
+#: Subcommands in their own modules, imported only when used (they pull in torch).
 LAZY_COMMANDS = {
-    "train": "mabsa.engine.cli:train_command",
-    "evaluate": "mabsa.engine.cli:evaluate_command",
-    "predict": "mabsa.engine.cli:predict_command",
-    "perceive": "mabsa.perception.cli:perceive",
-    "serve": "mabsa.serve.cli:serve_command",
-    "iea": "mabsa.iea.cli:iea",
+    "train": "mabsa.cli.engine:train_command",
+    "evaluate": "mabsa.cli.engine:evaluate_command",
+    "predict": "mabsa.cli.engine:predict_command",
+    "perceive": "mabsa.cli.perceive:perceive",
+    "serve": "mabsa.cli.serve:serve_command",
+    "iea": "mabsa.cli.iea:iea",
 }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from mabsa.iea.interpretations import ImageView, RegionUnit
+from mabsa.models.iea.interpretations import ImageView, RegionUnit
 
 MODES = ("nmi", "no_aligner", "no_interpretation", "text_only")
 TASK_PROMPT = "Extract the aspect terms of the post and their sentiment."

@@ -18,9 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from mabsa.data.records import Face, Post
-from mabsa.perception.errors import ImageLoadError
-from mabsa.perception.faces import describe_face
-from mabsa.perception.image import resolve_image
+from mabsa.errors import MabsaError
+from mabsa.models.iea.fgca import rating_sentence
+from mabsa.perception import Perceiver, PerceptionConfig
+from mabsa.perception.interpret import crop
+from mabsa.perception.regions import RegionConfig
+from mabsa.processing.errors import ImageLoadError
+from mabsa.processing.image_text import describe_face
+from mabsa.processing.images import resolve_image
 
 #: Expression -> sentiment rating of a region showing that face.
 EXPRESSION_RATING = {"happy": "positive", "surprise": "positive", "neutral": "neutral",
@@ -39,8 +44,6 @@ class RegionUnit:
 
     @property
     def interpretation(self) -> str:
-        from mabsa.iea.fgca import rating_sentence
-
         return f"{self.content} {rating_sentence(self.rating)}"
 
 
@@ -77,8 +80,6 @@ class ImageViews:
                  interpreter: str = "labels", cache: str | None = None, max_regions: int = 5,
                  image_root: str | None = None):
         if mode not in ("auto", "stand-in", "perceive"):
-            from mabsa.errors import MabsaError
-
             raise MabsaError(f"regions={mode!r}: use 'auto', 'stand-in' or 'perceive'")
         self.mode, self.segmenter, self.interpreter = mode, segmenter, interpreter
         self.cache, self.max_regions, self.image_root = cache, max_regions, image_root
@@ -95,10 +96,6 @@ class ImageViews:
 
     def perceive(self, post: Post, with_images: bool = False) -> ImageView:
         from PIL import Image
-
-        from mabsa.perception import PerceptionConfig, Perceiver
-        from mabsa.perception.interpret import crop
-        from mabsa.perception.regions import RegionConfig
 
         if self._perceiver is None:
             self._perceiver = Perceiver(PerceptionConfig(

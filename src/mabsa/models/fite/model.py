@@ -37,13 +37,13 @@ from torch import nn
 
 from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenizer
-from mabsa.processing.processor import POLARITIES, Feature, Processor
 from mabsa.errors import MabsaError
 from mabsa.models.base import ENCODER_CONFIG_DIR, MabsaModel, register
-from mabsa.models.text_baselines import TextClassifier, cls_and_aspect
+from mabsa.models.text.model import TextClassifier, cls_and_aspect
 from mabsa.perception.face_text import FaceTextBuilder
-from mabsa.perception.faces import MIN_ATTRIBUTE_CONFIDENCE
-from mabsa.perception.image import resolve_image
+from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE
+from mabsa.processing.images import resolve_image
+from mabsa.processing.processor import POLARITIES, Feature, Processor
 
 #: branch -> the per-image Post field it reads (what a predictor must perceive for it)
 BRANCH_SOURCES = {"face": "faces", "caption": "caption"}

@@ -17,7 +17,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mabsa.perception.errors import ImageLoadError
+from mabsa.processing.errors import ImageLoadError
 
 #: Default pixel limit (w*h): 64 MP covers any photo a phone makes and stops bombs early.
 MAX_PIXELS = 64_000_000

@@ -10,7 +10,7 @@ Two generators behind one model (``model_args.generator``):
 
 Both are wrapped with LoRA (peft) and trained with the engine's loop on the NLL of the target
 sequence; only the adapter is trainable and only the adapter is in ``model.safetensors``.
-Decoding is greedy, batched, and parsed back to token spans by :mod:`mabsa.iea.parser`
+Decoding is greedy, batched, and parsed back to token spans by :mod:`mabsa.models.iea.parser`
 (unparseable outputs count as no prediction and are logged).
 
 ``model_args``: ``generator``, ``aligner`` (an aligner checkpoint dir; copied into the IEA
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,15 +34,31 @@ import torch
 from torch import nn
 
 from mabsa.data.records import Aspect, Post
-from mabsa.processing.processor import InputError
 from mabsa.errors import MabsaError
-from mabsa.iea.instructions import (TASK_PROMPT, TASK_PROMPT_MASC, TASK_PROMPT_MATE, Instruction,
-                                    build_instruction)
-from mabsa.iea.interpretations import ImageView, ImageViews, RegionUnit, shuffled_views
-from mabsa.iea.parser import POLARITY_NAMES, format_target, parse_generation, parse_polarity
 from mabsa.models.base import MabsaModel, register
+from mabsa.models.iea.aligner import Aligner
+from mabsa.models.iea.instructions import (
+    TASK_PROMPT,
+    TASK_PROMPT_MASC,
+    TASK_PROMPT_MATE,
+    Instruction,
+    build_instruction,
+)
+from mabsa.models.iea.interpretations import (
+    ImageView,
+    ImageViews,
+    shuffled_views,
+)
+from mabsa.models.iea.parser import (
+    POLARITY_NAMES,
+    format_target,
+    parse_generation,
+    parse_polarity,
+)
+from mabsa.perception.llm import load_smollm2
+from mabsa.processing.errors import InputError
 
-log = logging.getLogger("mabsa.iea")
+log = logging.getLogger("mabsa.models.iea")
 
 ABLATIONS = ("nmi", "no_aligner", "no_interpretation", "random_regions", "text_only")
 PROCESSOR_FILE = "iea_processor.json"
@@ -238,8 +253,6 @@ def build_generator(args: Mapping[str, Any], base_dir: str | Path | None = None)
     lora = {**DEFAULT_LORA, **dict(args.get("lora") or {})}
     random_init = bool(args.get("random_init")) and base_dir is None
     if spec == "smollm2" and base_dir is None:
-        from mabsa.perception.llm import load_smollm2
-
         chat = load_smollm2()
         return CausalLMGenerator(lora_wrap(chat.model, lora, lora["target_modules"]), chat.tokenizer)
     kind, _, source = spec.partition(":")
@@ -420,8 +433,6 @@ class IEA(MabsaModel):
 
     @classmethod
     def create(cls, args: Mapping[str, Any], task: str) -> "IEA":
-        from mabsa.iea.aligner import Aligner
-
         cls.check_task(task)
         aligner = None
         if args.get("aligner") and str(args.get("ablation", "nmi")) not in ("no_aligner", "text_only"):
@@ -430,8 +441,6 @@ class IEA(MabsaModel):
 
     @classmethod
     def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "IEA":
-        from mabsa.iea.aligner import Aligner
-
         cls.check_task(task)
         directory = Path(directory)
         base = directory / GENERATOR_DIR if (directory / GENERATOR_DIR / "config.json").is_file() else None

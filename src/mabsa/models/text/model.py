@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from mabsa.data.records import Aspect
-from mabsa.processing.processor import POLARITIES
 from mabsa.models.base import MabsaModel, register
 from mabsa.modules.crf import CRF, bio_transition_constraints
+from mabsa.processing.processor import POLARITIES
 from mabsa.tagging import ids_to_tags, tags_to_aspects
 
 

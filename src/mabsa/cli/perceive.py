@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from mabsa.errors import MabsaError
-from mabsa.perception.image import iter_image_files
 from mabsa.perception.records import Perception
+from mabsa.processing.images import iter_image_files
 
 
 def _format(p: Perception) -> str:
@@ -70,7 +70,7 @@ def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, se
 
     from mabsa.perception.cache import DiskCache
     from mabsa.perception.llm import mabsa_cache_dir
-    from mabsa.perception.perceiver import PerceptionConfig, Perceiver
+    from mabsa.perception.perceiver import Perceiver, PerceptionConfig
 
     torch.set_num_threads(threads)
     if not paths and not dataset:

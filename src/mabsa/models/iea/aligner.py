@@ -2,7 +2,7 @@
 
 The aligner is the engine's ``text-crf`` model on the ``mate`` scheme (O, B, I), reading the
 post as its first segment and "instruction + region interpretation" as its second
-(``image_text: ["caption"]``), trained on FGCA (:mod:`mabsa.iea.fgca`) with the one training
+(``image_text: ["caption"]``), trained on FGCA (:mod:`mabsa.models.iea.fgca`) with the one training
 loop::
 
     mabsa iea make-fgca --output data/fgca
@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mabsa.data.records import Post
-from mabsa.iea.fgca import FgcaSample, aligner_query
+from mabsa.models.iea.fgca import FgcaSample, aligner_query
+from mabsa.models.prediction import predict_posts
+from mabsa.models.saving import load_model
 
 Span = tuple[int, int]
 #: What a checkpoint directory needs to be rebuilt (copied into an IEA checkpoint).
@@ -35,15 +37,11 @@ class Aligner:
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, batch_size: int = 64) -> "Aligner":
-        from mabsa.engine import checkpoint as ckpt
-
-        model, _ = ckpt.load_model(directory, task="mate")
+        model, _ = load_model(directory, task="mate")
         return cls(model, batch_size)
 
     def align(self, pairs: Sequence[tuple[Sequence[str], str]]) -> list[Span | None]:
         """For each (post tokens, region interpretation): the phrase span or None."""
-        from mabsa.engine.inference import predict_posts
-
         keys = [(tuple(tokens), interp) for tokens, interp in pairs]
         todo = sorted({k for k in keys if k not in self._memo})
         if todo:

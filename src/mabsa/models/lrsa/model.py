@@ -38,13 +38,17 @@ from torch import nn
 
 from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.encoders.text import TextEncoder
-from mabsa.processing.processor import EXTRACTION_TASKS, LeakageError
-from mabsa.processing.visual import MultimodalProcessor, attach_vision_encoder, visual_args
 from mabsa.errors import MabsaError
 from mabsa.models.base import MabsaModel, register
-from mabsa.models.text_baselines import TextClassifier, TextCRF
+from mabsa.models.lrsa.rationales import RationaleSource
+from mabsa.models.prediction import predict_posts
+from mabsa.models.text.model import TextClassifier, TextCRF
+from mabsa.models.visual_stream import attach_vision_encoder, visual_args
 from mabsa.modules.attention import MultiHeadAttention, compatible_heads
 from mabsa.modules.dual_attention import DualCrossAttention
+from mabsa.processing.errors import LeakageError
+from mabsa.processing.processor import EXTRACTION_TASKS
+from mabsa.processing.visual import MultimodalProcessor
 
 RATIONALE_SOURCES = ("none", "aspect", "post")
 INJECTIONS = ("segment", "encoder")
@@ -389,7 +393,6 @@ def build_rationale_source(args: Mapping[str, Any], processor: LRSAProcessor):
     spec = os.environ.get(BACKEND_ENV) or args.get("rationale_backend")
     if not spec or processor.rationale == "none":
         return None
-    from mabsa.rationales import RationaleSource
 
     return RationaleSource(spec, mode=processor.rationale, template=args.get("rationale_template"),
                            cache=args.get("rationale_cache"), image_root=args.get("image_root"))
@@ -409,8 +412,6 @@ def predict_two_stage(term_model: Any, polarity_model: _LRSA, posts: Sequence[Po
     """JMASA as terms-then-polarity. The term stage (any jmasa/mate model; it reads only
     ``Post.extraction_input()``) fixes the terms; the polarity stage classifies exactly those,
     reading ``rationale(post, term)`` where given. Returns the predicted posts and counts."""
-    from mabsa.engine.inference import predict_posts
-
     if polarity_model.task != "masc":
         raise MabsaError(f"the polarity stage must be a masc model, not {polarity_model.task}")
     visible = [p.extraction_input() for p in posts]

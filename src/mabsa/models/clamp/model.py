@@ -35,14 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from mabsa.encoders.text import TextEncoder
-from mabsa.processing.visual import MultimodalProcessor, attach_vision_encoder, visual_args
 from mabsa.models.base import register
-from mabsa.models.text_baselines import TextCRF, gather_positions
+from mabsa.models.text.model import TextCRF, gather_positions
+from mabsa.models.visual_stream import attach_vision_encoder, visual_args
+from mabsa.modules.attention import compatible_heads
 from mabsa.modules.contrastive import symmetric_info_nce, word_region_alignment_loss
 from mabsa.modules.crf import CRF, bio_transition_constraints
-from mabsa.modules.attention import compatible_heads
 from mabsa.modules.fusion import ProgressiveAttentionFusion
 from mabsa.modules.multiloss import AdaptiveMultiLoss
+from mabsa.processing.visual import MultimodalProcessor
 
 
 @register("clamp")

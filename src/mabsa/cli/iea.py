@@ -27,7 +27,13 @@ def iea() -> None:
                    "templates; texts missing a phrase fall back to a template.")
 def make_fgca_command(output, classes, sizes, seed, llm):
     """Build FGCA (region interpretation, text, phrase span) triples for the aligner."""
-    from mabsa.iea.fgca import PASCAL_CONTEXT_59, SURFACE, make_fgca, stats, write_fgca
+    from mabsa.models.iea.fgca import (
+        PASCAL_CONTEXT_59,
+        SURFACE,
+        make_fgca,
+        stats,
+        write_fgca,
+    )
 
     names = PASCAL_CONTEXT_59
     if classes:
@@ -63,8 +69,8 @@ def train_aligner_command(fgca_dir, output, sets):
 
     from mabsa.engine.config import load_run_config
     from mabsa.engine.trainer import train
-    from mabsa.iea.aligner import Aligner, evaluate_aligner
-    from mabsa.iea.fgca import read_fgca
+    from mabsa.models.iea.aligner import Aligner, evaluate_aligner
+    from mabsa.models.iea.fgca import read_fgca
 
     config = load_run_config(config_file=str(resources.files("mabsa") / "configs" / "iea-aligner.json"),
                              sets=sets)
@@ -80,8 +86,8 @@ def train_aligner_command(fgca_dir, output, sets):
 @click.option("--split", default="test", show_default=True)
 def eval_aligner_command(checkpoint, fgca_dir, split):
     """Span accuracy of an aligner checkpoint on an FGCA split (none counts as a label)."""
-    from mabsa.iea.aligner import Aligner, evaluate_aligner
-    from mabsa.iea.fgca import read_fgca
+    from mabsa.models.iea.aligner import Aligner, evaluate_aligner
+    from mabsa.models.iea.fgca import read_fgca
 
     result = evaluate_aligner(Aligner.from_checkpoint(checkpoint), read_fgca(fgca_dir, split))
     click.echo(json.dumps({"checkpoint": checkpoint, "split": split, **result}, indent=2))
@@ -103,9 +109,9 @@ def explain_command(text, dataset, split, post_id, image, caption, aligner, mode
     """Print the Nearest-to-Match Instruction IEA builds for one post."""
     from mabsa.data import load_dataset, tokenize
     from mabsa.data.records import Post
-    from mabsa.iea.aligner import Aligner
-    from mabsa.iea.instructions import build_instruction
-    from mabsa.iea.interpretations import ImageViews
+    from mabsa.models.iea.aligner import Aligner
+    from mabsa.models.iea.instructions import build_instruction
+    from mabsa.models.iea.interpretations import ImageViews
 
     if bool(text) == bool(dataset and post_id):
         raise MabsaError("give either --text, or --dataset with --post ID")

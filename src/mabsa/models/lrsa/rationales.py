@@ -31,7 +31,12 @@ from typing import Any, Mapping
 
 from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.errors import MabsaError
+from mabsa.perception.cache import DiskCache, cache_key
 from mabsa.perception.errors import BackendSpecError
+from mabsa.perception.interpret import RationaleGenerator
+from mabsa.perception.llm import build_chat_backend, mabsa_cache_dir
+from mabsa.processing.image_text import describe_faces
+from mabsa.processing.images import load_image, resolve_image
 
 TEMPLATE_FILE = "lrsa_rationale.txt"
 MODES = ("aspect", "post")
@@ -118,8 +123,6 @@ class PromptTemplate:
 
 def image_evidence_text(post: Post) -> str:
     """The per-image texts that stand for the image for a text-only backend."""
-    from mabsa.perception.faces import describe_faces
-
     parts = [post.caption, describe_faces(post.faces) if post.faces is not None else None]
     return " ".join(p.strip() for p in parts if p and p.strip())
 
@@ -131,15 +134,11 @@ class RationaleSource:
 
     def __init__(self, backend: Any = "smollm2", mode: str = "aspect", template: PromptTemplate | str | Path | None = None,
                  cache: Any = None, max_tokens: int = 96, image_root: str | None = None):
-        from mabsa.perception.cache import DiskCache
-
         if mode not in MODES:
             raise MabsaError(f"unknown rationale mode {mode!r}: use one of {', '.join(MODES)}")
         self.mode = mode
         self.template = template if isinstance(template, PromptTemplate) else PromptTemplate.load(template)
         if cache is None:
-            from mabsa.perception.llm import mabsa_cache_dir
-
             cache = mabsa_cache_dir() / "perception"
         self.cache = cache if isinstance(cache, DiskCache) else DiskCache(cache)
         self._backend = backend
@@ -153,9 +152,6 @@ class RationaleSource:
     @property
     def generator(self):
         if self._generator is None:
-            from mabsa.perception.interpret import RationaleGenerator
-            from mabsa.perception.llm import build_chat_backend
-
             backend = build_chat_backend(self._backend) if isinstance(self._backend, str) else self._backend
             self._generator = RationaleGenerator(
                 backend, self.max_tokens,
@@ -168,14 +164,10 @@ class RationaleSource:
         return self._backend if isinstance(self._backend, str) else getattr(self._backend, "id", "backend")
 
     def _image(self, post: Post):
-        from mabsa.perception.image import load_image, resolve_image
-
         path = resolve_image(post.image, self.image_root)
         return load_image(path) if path is not None else None
 
     def __call__(self, post: Post, aspect: Aspect | None = None) -> Rationale | None:
-        from mabsa.perception.cache import cache_key
-
         if self.mode == "aspect" and aspect is None:
             raise MabsaError("a per-aspect rationale needs the aspect it is about")
         term = aspect.term if (aspect is not None and self.mode == "aspect") else None
