@@ -9,15 +9,18 @@ import platform
 import resource
 import shlex
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 RUNS = ROOT / "runs" / "bench"
 DOC = ROOT / "docs" / "results.md"
-DOC_HEADER = ("# Results\n\nEvery number here comes from a committed script; raw JSON is under "
-              "`results/`. Later methods append their own sections below.\n\n")
+DOC_HEADER = (
+    "# Results\n\nEvery number here comes from a committed script; raw JSON is under "
+    "`results/`. Later methods append their own sections below.\n\n"
+)
 
 
 def pm(metrics: dict, key: str, scale: float = 100.0) -> str:
@@ -78,8 +81,9 @@ def claim_run(name: str, where: Path = RUNS):
     return lock
 
 
-def train_command(model: str, dataset: str, task: str, config: str | None, sets: Sequence[str],
-                  seeds: Sequence[int], output: str) -> str:
+def train_command(
+    model: str, dataset: str, task: str, config: str | None, sets: Sequence[str], seeds: Sequence[int], output: str
+) -> str:
     """The ``mabsa train`` command line equivalent to a benchmark run."""
     parts = ["mabsa", "train", "--model", model, "--dataset", dataset, "--task", task]
     if config:
@@ -99,14 +103,24 @@ def seeds_from_record(record: dict | None, out: Path, seeds: Sequence[int], conf
         return []
     kept = [s for s in seeds if s in record.get("seeds", ()) and not (out / f"seed{s}" / "metrics.json").is_file()]
     if kept and json.loads(json.dumps(config)) != record.get("config"):
-        raise SystemExit(f"{record['name']}: results/ holds seeds {record['seeds']} of another config; "
-                         "move that result aside to train this config from scratch")
+        raise SystemExit(
+            f"{record['name']}: results/ holds seeds {record['seeds']} of another config; "
+            "move that result aside to train this config from scratch"
+        )
     return kept
 
 
-def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str | None,
-              sets: Sequence[str], seeds: Sequence[int], extra: dict[str, Any] | None = None,
-              recorded: dict | None = None) -> dict:
+def run_seeds(
+    name: str,
+    model: str,
+    dataset: str,
+    task: str,
+    config_file: str | None,
+    sets: Sequence[str],
+    seeds: Sequence[int],
+    extra: dict[str, Any] | None = None,
+    recorded: dict | None = None,
+) -> dict:
     """Train ``seeds`` runs (resuming finished ones) and return the result record.
 
     ``recorded``: the run's earlier result; its seeds whose checkpoints are gone are kept from it
@@ -128,21 +142,36 @@ def run_seeds(name: str, model: str, dataset: str, task: str, config_file: str |
     by_seed.update({r["seed"]: r for r in (recorded or {}).get("runs", []) if r["seed"] in kept})
     runs = [by_seed[s] for s in seeds]
     record = {
-        "name": name, "model": model, "dataset": dataset, "task": task, "seeds": list(seeds),
+        "name": name,
+        "model": model,
+        "dataset": dataset,
+        "task": task,
+        "seeds": list(seeds),
         "command": train_command(model, dataset, task, config_file, sets, seeds, f"runs/bench/{name}"),
-        "config": config, "metrics": summarize(runs)["metrics"], "runs": runs,
+        "config": config,
+        "metrics": summarize(runs)["metrics"],
+        "runs": runs,
         "wall_seconds": time.time() - t0,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
-        "code_version": code_version(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        "code_version": code_version(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         **(extra or {}),
     }
     # which code trained each seed: kept seeds keep the provenance their record gave them
     earlier = (recorded or {}).get("seed_provenance", {})
     record["seed_provenance"] = {
-        str(s): earlier.get(str(s), {k: recorded.get(k) for k in ("code_version", "finished")}) if s in kept
-        else seed_provenance(out / f"seed{s}", record) for s in seeds}
+        str(s): earlier.get(str(s), {k: recorded.get(k) for k in ("code_version", "finished")})
+        if s in kept
+        else seed_provenance(out / f"seed{s}", record)
+        for s in seeds
+    }
     return record
 
 
@@ -154,9 +183,12 @@ def seed_provenance(seed_dir: Path, fallback: dict) -> dict:
 
     config, metrics = seed_dir / ckpt.CONFIG_FILE, seed_dir / ckpt.METRICS_FILE
     version = ckpt.read_json(config).get("code_version") if config.is_file() else None
-    return {"code_version": version or fallback.get("code_version"),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(metrics.stat().st_mtime))
-            if metrics.is_file() else fallback.get("finished")}
+    return {
+        "code_version": version or fallback.get("code_version"),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(metrics.stat().st_mtime))
+        if metrics.is_file()
+        else fallback.get("finished"),
+    }
 
 
 def baselines_by_dataset(task: str, encoder: str = "minilm") -> dict[str, dict]:
@@ -166,8 +198,9 @@ def baselines_by_dataset(task: str, encoder: str = "minilm") -> dict[str, dict]:
     return {r["dataset"]: r for r in load_results("baselines") if r.get("name", "").endswith(f"-{task}-{encoder}")}
 
 
-def dev_sweep(prefix: str, configs: dict[str, dict], dataset: str, task: str, seed: int, command: str,
-              work: Path = RUNS) -> dict:
+def dev_sweep(
+    prefix: str, configs: dict[str, dict], dataset: str, task: str, seed: int, command: str, work: Path = RUNS
+) -> dict:
     """Train each named run config once (``configs``: name -> full run config) and record its
     dev scores in ``results/<prefix>_sweep.json``, resumably: a preset is chosen on dev only.
     (``train`` also scores the test split of each run; those numbers are not reported.)"""
@@ -181,9 +214,13 @@ def dev_sweep(prefix: str, configs: dict[str, dict], dataset: str, task: str, se
             continue
         t0 = time.time()
         m = train(config, dataset, task, work / f"{prefix}-sweep" / key, seed=seed, resume=True, progress=False)
-        done["runs"][key] = {"config": config, "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
-                             "dev": {k: v for k, v in m["dev"][task].items() if isinstance(v, float)},
-                             "seconds": round(time.time() - t0)}
+        done["runs"][key] = {
+            "config": config,
+            "best_epoch": m["best_epoch"],
+            "epochs_run": m["epochs_run"],
+            "dev": {k: v for k, v in m["dev"][task].items() if isinstance(v, float)},
+            "seconds": round(time.time() - t0),
+        }
         done["command"] = command
         RESULTS.mkdir(exist_ok=True)
         path.write_text(json.dumps(done, indent=2) + "\n")
@@ -203,8 +240,9 @@ def save_result(prefix: str, record: dict) -> Path:
     path = RESULTS / f"{prefix}_{name}.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        same = {k: v for k, v in old.items() if k not in VOLATILE} == \
-            json.loads(json.dumps({k: v for k, v in record.items() if k not in VOLATILE}))
+        same = {k: v for k, v in old.items() if k not in VOLATILE} == json.loads(
+            json.dumps({k: v for k, v in record.items() if k not in VOLATILE})
+        )
         if same:
             return path
     path.write_text(json.dumps(record, indent=2) + "\n")

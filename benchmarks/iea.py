@@ -28,8 +28,10 @@ RUNS = ROOT / "runs" / "iea"
 RESULTS = ROOT / "results"
 FGCA_DIR = RUNS / "fgca"
 ALIGNER_DIR = RUNS / "aligner"
-PAPER = {"twitter2015": {"jmasa_f1": 71.7, "mate_f1": 88.5, "masc_acc": 83.4, "masc_f1": 78.3},
-         "twitter2017": {"jmasa_f1": 72.1, "mate_f1": 94.0, "masc_acc": 77.8, "masc_f1": 78.4}}
+PAPER = {
+    "twitter2015": {"jmasa_f1": 71.7, "mate_f1": 88.5, "masc_acc": 83.4, "masc_f1": 78.3},
+    "twitter2017": {"jmasa_f1": 72.1, "mate_f1": 94.0, "masc_acc": 77.8, "masc_f1": 78.4},
+}
 
 
 def _command() -> str:
@@ -39,8 +41,12 @@ def _command() -> str:
 def _write(name: str, data: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / name
-    data = {**data, "command": _command(), "machine": {"python": platform.python_version(),
-            "threads": os.environ.get("OMP_NUM_THREADS")}, "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+    data = {
+        **data,
+        "command": _command(),
+        "machine": {"python": platform.python_version(), "threads": os.environ.get("OMP_NUM_THREADS")},
+        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     return path
@@ -57,15 +63,21 @@ def aligner(args) -> None:
     torch.set_num_threads(1)
     data = make_fgca(seed=args.seed)
     write_fgca(data, FGCA_DIR)
-    config = load_run_config(config_file=ROOT / "src/mabsa/configs/iea-aligner.json",
-                             sets=[f"train.epochs={args.epochs}"])
+    config = load_run_config(
+        config_file=ROOT / "src/mabsa/configs/iea-aligner.json", sets=[f"train.epochs={args.epochs}"]
+    )
     t0 = time.perf_counter()
     metrics = train(config, str(FGCA_DIR), "mate", ALIGNER_DIR, resume=True, progress=False)
     train_seconds = time.perf_counter() - t0
     al = Aligner.from_checkpoint(ALIGNER_DIR)
-    out = {"fgca": {k: stats(v) for k, v in data.items()}, "seed": args.seed,
-           "train_seconds": train_seconds, "best_epoch": metrics["best_epoch"],
-           "engine_dev": metrics["dev"], "engine_test": metrics["test"]}
+    out = {
+        "fgca": {k: stats(v) for k, v in data.items()},
+        "seed": args.seed,
+        "train_seconds": train_seconds,
+        "best_epoch": metrics["best_epoch"],
+        "engine_dev": metrics["dev"],
+        "engine_test": metrics["test"],
+    }
     for split in ("dev", "test"):
         t1 = time.perf_counter()
         out[split] = evaluate_aligner(al, read_fgca(FGCA_DIR, split))
@@ -88,8 +100,9 @@ def run(args) -> None:
     if args.full:
         args.train_posts = args.eval_posts = None
     task = "" if args.task == "jmasa" else f"{args.task}_"  # jmasa runs keep their first names
-    size = {(200, 120): "", (None, None): "_full"}.get((args.train_posts, args.eval_posts),
-                                                      f"_{args.train_posts}x{args.eval_posts}")
+    size = {(200, 120): "", (None, None): "_full"}.get(
+        (args.train_posts, args.eval_posts), f"_{args.train_posts}x{args.eval_posts}"
+    )
     name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}{size}"
     if (RESULTS / f"iea_{name}.json").is_file():  # finished: keep its timings (delete the file to redo)
         print(f"{name}: done, results/iea_{name}.json")
@@ -100,9 +113,15 @@ def run(args) -> None:
     if lock is None:
         return
     # every 25 steps (200 posts, a few CPU-minutes): a full-size epoch survives a kill
-    sets = [f"model_args.ablation={args.ablation}", f"train.max_train_posts={json.dumps(args.train_posts)}",
-            f"train.max_eval_posts={json.dumps(args.eval_posts)}", f"train.epochs={args.epochs}",
-            f"train.seed={args.seed}", "train.save_every_steps=25", *args.set]
+    sets = [
+        f"model_args.ablation={args.ablation}",
+        f"train.max_train_posts={json.dumps(args.train_posts)}",
+        f"train.max_eval_posts={json.dumps(args.eval_posts)}",
+        f"train.epochs={args.epochs}",
+        f"train.seed={args.seed}",
+        "train.save_every_steps=25",
+        *args.set,
+    ]
     if args.ablation not in ("no_aligner", "text_only"):
         sets.append(f"model_args.aligner={ALIGNER_DIR}")
     config = load_run_config("iea", sets=sets)
@@ -121,17 +140,30 @@ def run(args) -> None:
     wall = time.perf_counter() - t0
     hist = metrics["history"][-1] if metrics["history"] else {}
     n_dev = min(args.eval_posts or 10**9, {"twitter2015": 727, "twitter2017": 577}[args.dataset])
-    _write(f"iea_{name}.json", {
-        "dataset": args.dataset, "task": args.task, "ablation": args.ablation, "seed": args.seed,
-        "config": config, "train_posts": args.train_posts, "eval_posts": args.eval_posts,
-        "best_epoch": metrics["best_epoch"], "dev": metrics["dev"], "test": metrics["test"],
-        "name": name, "train_seconds_per_epoch": metrics["train_seconds_per_epoch"],
-        "train_cpu_seconds_per_epoch": _cpu_seconds_per_epoch(name),
-        "generation_posts_per_second": n_dev / hist["eval_seconds"] if hist.get("eval_seconds") else None,
-        "generation_note": "dev evaluation: instruction building + alignment + greedy batched "
-                           "generation + parsing, per post, 1 torch thread",
-        "unparseable_generations_dev_and_test": Count.n,
-        "wall_seconds": wall, "paper": PAPER.get(args.dataset)})
+    _write(
+        f"iea_{name}.json",
+        {
+            "dataset": args.dataset,
+            "task": args.task,
+            "ablation": args.ablation,
+            "seed": args.seed,
+            "config": config,
+            "train_posts": args.train_posts,
+            "eval_posts": args.eval_posts,
+            "best_epoch": metrics["best_epoch"],
+            "dev": metrics["dev"],
+            "test": metrics["test"],
+            "name": name,
+            "train_seconds_per_epoch": metrics["train_seconds_per_epoch"],
+            "train_cpu_seconds_per_epoch": _cpu_seconds_per_epoch(name),
+            "generation_posts_per_second": n_dev / hist["eval_seconds"] if hist.get("eval_seconds") else None,
+            "generation_note": "dev evaluation: instruction building + alignment + greedy batched "
+            "generation + parsing, per post, 1 torch thread",
+            "unparseable_generations_dev_and_test": Count.n,
+            "wall_seconds": wall,
+            "paper": PAPER.get(args.dataset),
+        },
+    )
 
 
 def coverage(args) -> None:
@@ -154,27 +186,41 @@ def coverage(args) -> None:
         spans = al.align(pairs)
         aligned = [(s, p) for s, p in zip(spans, owners) if s is not None]
         hits = sum(any(a.start < s[1] and s[0] < a.end for a in p.aspects) for s, p in aligned)
-        out[dataset] = {"posts": len(posts), "posts_with_regions": len(set(id(p) for p in owners)),
-                        "regions": len(spans), "aligned": len(aligned),
-                        "aligned_share": len(aligned) / max(1, len(spans)),
-                        "aligned_on_gold_aspect": hits, "cover_rate": hits / max(1, len(aligned))}
+        out[dataset] = {
+            "posts": len(posts),
+            "posts_with_regions": len(set(id(p) for p in owners)),
+            "regions": len(spans),
+            "aligned": len(aligned),
+            "aligned_share": len(aligned) / max(1, len(spans)),
+            "aligned_on_gold_aspect": hits,
+            "cover_rate": hits / max(1, len(aligned)),
+        }
     _write("iea_coverage.json", out)
 
 
 BEGIN, END = "<!-- iea:begin (generated by benchmarks/iea.py report) -->", "<!-- iea:end -->"
-LABELS = {"nmi": "IEA (NMI)", "no_aligner": "no aligner (regions + interpretations at the end)",
-          "no_interpretation": "no interpretations (aligned `<region k>` markers only)",
-          "random_regions": "random regions (another post's faces, aligned as usual)",
-          "text_only": "text only (no image part)"}
+LABELS = {
+    "nmi": "IEA (NMI)",
+    "no_aligner": "no aligner (regions + interpretations at the end)",
+    "no_interpretation": "no interpretations (aligned `<region k>` markers only)",
+    "random_regions": "random regions (another post's faces, aligned as usual)",
+    "text_only": "text only (no image part)",
+}
 #: IEA paper, Table 3: JMASA F1 without each component (T15, T17)
-PAPER_ABLATION = {"nmi": (71.7, 72.1), "no_aligner": (68.4, 69.0), "no_interpretation": (69.6, 69.8),
-                  "random_regions": (70.2, 70.5)}
+PAPER_ABLATION = {
+    "nmi": (71.7, 72.1),
+    "no_aligner": (68.4, 69.0),
+    "no_interpretation": (69.6, 69.8),
+    "random_regions": (70.2, 70.5),
+}
 FULL_SIZE = {"twitter2015": 2101, "twitter2017": 1746}
-GPU_COMMAND = ("accelerate launch -m mabsa.cli train --model iea --task jmasa --dataset twitter2015 "
-               "--set model_args.generator=vlm:Qwen/Qwen3-VL-8B-Instruct --set model_args.aligner=checkpoints/iea-aligner "
-               "--set model_args.regions=perceive --set model_args.segmenter=sam:facebook/sam-vit-huge "
-               "--set model_args.interpreter=openai:http://localhost:8001/v1#Qwen/Qwen3-VL-2B-Instruct "
-               "--set train.epochs=30 --set train.lr=1e-4 --set train.batch_size=4 --output checkpoints/iea-t15-qwen3vl8b")
+GPU_COMMAND = (
+    "accelerate launch -m mabsa.cli train --model iea --task jmasa --dataset twitter2015 "
+    "--set model_args.generator=vlm:Qwen/Qwen3-VL-8B-Instruct --set model_args.aligner=checkpoints/iea-aligner "
+    "--set model_args.regions=perceive --set model_args.segmenter=sam:facebook/sam-vit-huge "
+    "--set model_args.interpreter=openai:http://localhost:8001/v1#Qwen/Qwen3-VL-2B-Instruct "
+    "--set train.epochs=30 --set train.lr=1e-4 --set train.batch_size=4 --output checkpoints/iea-t15-qwen3vl8b"
+)
 
 
 def _pct(x: float) -> str:
@@ -209,15 +255,19 @@ def _eval_size(r: dict) -> str:
 def run_command(r: dict) -> str:
     """The full command of a result (sizes spelled out: the defaults may change)."""
     size = "--full" if r["train_posts"] is None else f"--train-posts {r['train_posts']} --eval-posts {r['eval_posts']}"
-    return (f"python benchmarks/iea.py run --dataset {r['dataset']} --task {r.get('task', 'jmasa')} "
-            f"--ablation {r['ablation']} --seed {r['seed']} {size} --epochs {r['config']['train']['epochs']}")
+    return (
+        f"python benchmarks/iea.py run --dataset {r['dataset']} --task {r.get('task', 'jmasa')} "
+        f"--ablation {r['ablation']} --seed {r['seed']} {size} --epochs {r['config']['train']['epochs']}"
+    )
 
 
 def report_text() -> str:
     from common import baselines_by_dataset, pm
 
-    runs = [{"name": p.stem.removeprefix("iea_"), **json.loads(p.read_text())}
-            for p in sorted(RESULTS.glob("iea_twitter*.json"))]
+    runs = [
+        {"name": p.stem.removeprefix("iea_"), **json.loads(p.read_text())}
+        for p in sorted(RESULTS.glob("iea_twitter*.json"))
+    ]
     for r in runs:  # results written before the CPU time was recorded: read it from the run's log
         if r.get("train_cpu_seconds_per_epoch") is None:
             r["train_cpu_seconds_per_epoch"] = _cpu_seconds_per_epoch(r["name"])
@@ -227,109 +277,166 @@ def report_text() -> str:
     # the full-size block first (per dataset: NMI, then its ablations, as the paper's Table 3), then
     # the partial-size block
     extraction.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"]), r["seed"]))
-    lines = ["## IEA (CPU path: SmolLM2-135M-Instruct + LoRA)", "",
-             "LoRA (r=8 on q/k/v/o, lr 1e-3, batch 8) on the training posts given per row, one seed per row; dev "
-             "selects the epoch and test is evaluated once. The paper LoRA-tunes Qwen3-VL-8B for 30 epochs on "
-             "all posts with the real images; rows trained on part of the data are **not comparable to the "
-             "paper**. Tweet images are not available: I = the shipped caption, regions = the faces of "
-             "`face_attributes` (one region per face with its box, FITE face template + a rating from the "
-             "expression); per-aspect texts never reach the aligner or the generator. Scores in %; "
-             "± = half-width of a rough 95% interval from the number of gold aspects.", "",
-             "| dataset | instruction | train posts | epochs | seed | test posts | JMASA P | JMASA R | JMASA F1 | "
-             "MATE F1 | polarity acc. on extracted gold spans | dev JMASA F1 | paper JMASA F1 | Δ F1 vs NMI (paper Δ) "
-             "| unparseable (dev+test) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    nmi = {(r["dataset"], r["train_posts"], r["eval_posts"], r["seed"]): r["test"]["jmasa"]["f1"]
-           for r in extraction if r["ablation"] == "nmi"}
+    lines = [
+        "## IEA (CPU path: SmolLM2-135M-Instruct + LoRA)",
+        "",
+        "LoRA (r=8 on q/k/v/o, lr 1e-3, batch 8) on the training posts given per row, one seed per row; dev "
+        "selects the epoch and test is evaluated once. The paper LoRA-tunes Qwen3-VL-8B for 30 epochs on "
+        "all posts with the real images; rows trained on part of the data are **not comparable to the "
+        "paper**. Tweet images are not available: I = the shipped caption, regions = the faces of "
+        "`face_attributes` (one region per face with its box, FITE face template + a rating from the "
+        "expression); per-aspect texts never reach the aligner or the generator. Scores in %; "
+        "± = half-width of a rough 95% interval from the number of gold aspects.",
+        "",
+        "| dataset | instruction | train posts | epochs | seed | test posts | JMASA P | JMASA R | JMASA F1 | "
+        "MATE F1 | polarity acc. on extracted gold spans | dev JMASA F1 | paper JMASA F1 | Δ F1 vs NMI (paper Δ) "
+        "| unparseable (dev+test) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    nmi = {
+        (r["dataset"], r["train_posts"], r["eval_posts"], r["seed"]): r["test"]["jmasa"]["f1"]
+        for r in extraction
+        if r["ablation"] == "nmi"
+    }
     for r in extraction:
         t, d = r["test"], r["dev"]
         k = 0 if r["dataset"] == "twitter2015" else 1
         paper = PAPER_ABLATION.get(r["ablation"])
         base = nmi.get((r["dataset"], r["train_posts"], r["eval_posts"], r["seed"]))  # same seed
-        delta = "-" if r["ablation"] == "nmi" or base is None else \
-            f"{100 * (t['jmasa']['f1'] - base):+.1f}" + (f" ({paper[k] - PAPER_ABLATION['nmi'][k]:+.1f})" if paper else "")
+        delta = (
+            "-"
+            if r["ablation"] == "nmi" or base is None
+            else f"{100 * (t['jmasa']['f1'] - base):+.1f}"
+            + (f" ({paper[k] - PAPER_ABLATION['nmi'][k]:+.1f})" if paper else "")
+        )
         pol = f"{_pct(t['jmasa']['n_correct'] / max(1, t['mate']['n_correct']))} ({t['jmasa']['n_correct']}/{t['mate']['n_correct']})"
         lines.append(
             f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
             f"{r['seed']} | {_eval_size(r)} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
             f"**{_pct(t['jmasa']['f1'])}** {_interval(t['jmasa']['f1'], t['jmasa']['n_gold'])} | "
             f"{_pct(t['mate']['f1'])} | {pol} | {_pct(d['jmasa']['f1'])} | {paper[k] if paper else '-'} | {delta} | "
-            f"{r['unparseable_generations_dev_and_test']} |")
+            f"{r['unparseable_generations_dev_and_test']} |"
+        )
     spread = {}
     for r in extraction:
         spread.setdefault((r["dataset"], LABELS[r["ablation"]], _size(r)), []).append(r)
     spread = {k: v for k, v in spread.items() if len(v) > 1}
     if spread:
-        lines += ["", "Seed to seed (same data and instruction): " + "; ".join(
-            f"{d}, {label}, {size} train posts: JMASA F1 "
-            + ", ".join(f"{_pct(r['test']['jmasa']['f1'])} (seed {r['seed']})" for r in rs)
-            + f", mean {_pct(sum(r['test']['jmasa']['f1'] for r in rs) / len(rs))}"
-            for (d, label, size), rs in spread.items()) + "."]
-    lines += ["", "The polarity column is JMASA-correct / MATE-correct, not the paper's MASC. Paper MATE F1: "
-              f"{PAPER['twitter2015']['mate_f1']} / {PAPER['twitter2017']['mate_f1']} (T15 / T17). Paper ablation "
-              "rows (Table 3): - Image Segmentation = random regions, - Region Interpretation = no "
-              "interpretations, - Fine-Grained Aligner & NMI = no aligner."]
+        lines += [
+            "",
+            "Seed to seed (same data and instruction): "
+            + "; ".join(
+                f"{d}, {label}, {size} train posts: JMASA F1 "
+                + ", ".join(f"{_pct(r['test']['jmasa']['f1'])} (seed {r['seed']})" for r in rs)
+                + f", mean {_pct(sum(r['test']['jmasa']['f1'] for r in rs) / len(rs))}"
+                for (d, label, size), rs in spread.items()
+            )
+            + ".",
+        ]
+    lines += [
+        "",
+        "The polarity column is JMASA-correct / MATE-correct, not the paper's MASC. Paper MATE F1: "
+        f"{PAPER['twitter2015']['mate_f1']} / {PAPER['twitter2017']['mate_f1']} (T15 / T17). Paper ablation "
+        "rows (Table 3): - Image Segmentation = random regions, - Region Interpretation = no "
+        "interpretations, - Fine-Grained Aligner & NMI = no aligner.",
+    ]
+
     def for_scale(task: str, baseline: str, metric: str) -> list[str]:
         """The text-only baseline's score on the same full test sets, one sentence."""
         found, key = baselines_by_dataset(task), {"jmasa": "test.jmasa.f1", "masc": "test.masc.accuracy"}[task]
         scores = [f"{pm(b['metrics'], key)} ({d}, {len(b['seeds'])} seeds)" for d, b in sorted(found.items())]
-        return ["", f"For scale, on the same full test sets the text-only {baseline} gets {metric} "
-                f"{', '.join(scores)}."] if found else []
+        return (
+            ["", f"For scale, on the same full test sets the text-only {baseline} gets {metric} {', '.join(scores)}."]
+            if found
+            else []
+        )
 
     lines += for_scale("jmasa", "`text-crf` baseline (MiniLM + CRF, benchmarks/baselines.py)", "JMASA F1")
     if masc:
-        lines += ["", "MASC (`--task masc`: one instruction per given aspect, the answer is one polarity word; "
-                  "an answer without one counts as wrong):", "",
-                  "| dataset | instruction | train posts | epochs | test posts | test aspects | MASC acc | MASC macro-F1 "
-                  "| unparseable answers (dev+test) | paper acc / F1 |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "MASC (`--task masc`: one instruction per given aspect, the answer is one polarity word; "
+            "an answer without one counts as wrong):",
+            "",
+            "| dataset | instruction | train posts | epochs | test posts | test aspects | MASC acc | MASC macro-F1 "
+            "| unparseable answers (dev+test) | paper acc / F1 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         masc.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"]), r["seed"]))
         for r in masc:
             t = r["test"]["masc"]
-            lines.append(f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
-                         f"{_eval_size(r)} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
-                         f"{_pct(t['macro_f1'])} | {r['unparseable_generations_dev_and_test']} | "
-                         f"{PAPER[r['dataset']]['masc_acc']} / {PAPER[r['dataset']]['masc_f1']} |")
+            lines.append(
+                f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
+                f"{_eval_size(r)} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
+                f"{_pct(t['macro_f1'])} | {r['unparseable_generations_dev_and_test']} | "
+                f"{PAPER[r['dataset']]['masc_acc']} / {PAPER[r['dataset']]['masc_f1']} |"
+            )
         lines += for_scale("masc", "`text-cls` baseline (fine-tuned MiniLM, benchmarks/baselines.py)", "MASC accuracy")
     al = RESULTS / "iea_aligner.json"
     if al.is_file():
         a = json.loads(al.read_text())
-        lines += ["", f"**Aligner** (FGCA from templates, 59 PASCAL-Context classes, "
-                  f"{'/'.join(str(a['fgca'][s]['samples']) for s in ('train', 'dev', 'test'))}; "
-                  f"`text-crf` MiniLM on O/B/I, best dev epoch {a['best_epoch']}, {a['train_seconds']:.0f} s training): "
-                  f"span accuracy (exact span, \"none\" counted as a label) **{_pct(a['dev']['span_accuracy'])}% dev, "
-                  f"{_pct(a['test']['span_accuracy'])}% test** (test: {_pct(a['test']['accuracy_with_phrase'])}% on the "
-                  f"{a['test']['n_with_phrase']} regions with a phrase, {_pct(a['test']['accuracy_none'])}% on the "
-                  f"{a['test']['n_none']} without). FGCA's template texts are easy: this says the aligner learned the "
-                  "task format, not how well it aligns real tweets."]
+        lines += [
+            "",
+            f"**Aligner** (FGCA from templates, 59 PASCAL-Context classes, "
+            f"{'/'.join(str(a['fgca'][s]['samples']) for s in ('train', 'dev', 'test'))}; "
+            f"`text-crf` MiniLM on O/B/I, best dev epoch {a['best_epoch']}, {a['train_seconds']:.0f} s training): "
+            f'span accuracy (exact span, "none" counted as a label) **{_pct(a["dev"]["span_accuracy"])}% dev, '
+            f"{_pct(a['test']['span_accuracy'])}% test** (test: {_pct(a['test']['accuracy_with_phrase'])}% on the "
+            f"{a['test']['n_with_phrase']} regions with a phrase, {_pct(a['test']['accuracy_none'])}% on the "
+            f"{a['test']['n_none']} without). FGCA's template texts are easy: this says the aligner learned the "
+            "task format, not how well it aligns real tweets.",
+        ]
     cov = RESULTS / "iea_coverage.json"
     if cov.is_file():
         c = json.loads(cov.read_text())
-        lines += ["", "On the real dev posts (stand-in face regions), it aligns "
-                  + " / ".join(f"{_pct(c[d]['aligned_share'])}%" for d in ("twitter2015", "twitter2017"))
-                  + " (T15 / T17) of the regions to a phrase, and "
-                  + " / ".join(f"{_pct(c[d]['cover_rate'])}%" for d in ("twitter2015", "twitter2017"))
-                  + " of those phrases overlap a gold aspect (the paper's \"cover rate\" idea; gold read only to "
-                  "score): `python benchmarks/iea.py coverage`."]
+        lines += [
+            "",
+            "On the real dev posts (stand-in face regions), it aligns "
+            + " / ".join(f"{_pct(c[d]['aligned_share'])}%" for d in ("twitter2015", "twitter2017"))
+            + " (T15 / T17) of the regions to a phrase, and "
+            + " / ".join(f"{_pct(c[d]['cover_rate'])}%" for d in ("twitter2015", "twitter2017"))
+            + ' of those phrases overlap a gold aspect (the paper\'s "cover rate" idea; gold read only to '
+            "score): `python benchmarks/iea.py coverage`.",
+        ]
     speed = [r for r in extraction if r["ablation"] == "nmi" and r.get("generation_posts_per_second")]
     if speed:
-        lines += ["", "**Speed** (1 torch thread, 2 shared cores with other jobs running; varies about 2x with the "
-                  "load): end-to-end dev prediction (instruction building + alignment + greedy batched generation + "
-                  "parsing) " + ", ".join(f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']}, "
-                                         f"{_size(r)} train posts, seed {r['seed']})" for r in speed)
-                  + "; LoRA training " + ", ".join(f"{r['train_cpu_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.2f} CPU-s per post "
-                                                  f"({r['dataset']}, {_size(r)}, seed {r['seed']})" for r in speed
-                                                  if r.get("train_cpu_seconds_per_epoch"))
-                  + " (CPU time of the training process, so it does not depend on the load; the wall time "
-                  "was 1-6x that, depending on what shared the cores)."]
-    lines += ["", "Commands (each under its own lock, `OMP_NUM_THREADS=1`; raw JSON in `results/iea_*.json`, "
-              "checkpoints in `runs/iea/`):", "",
-              "- `python benchmarks/iea.py aligner` (= `mabsa iea make-fgca --output runs/iea/fgca` + "
-              "`mabsa iea train-aligner --fgca runs/iea/fgca --output runs/iea/aligner`)",
-              "- `python benchmarks/iea.py coverage`"]
+        lines += [
+            "",
+            "**Speed** (1 torch thread, 2 shared cores with other jobs running; varies about 2x with the "
+            "load): end-to-end dev prediction (instruction building + alignment + greedy batched generation + "
+            "parsing) "
+            + ", ".join(
+                f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']}, "
+                f"{_size(r)} train posts, seed {r['seed']})"
+                for r in speed
+            )
+            + "; LoRA training "
+            + ", ".join(
+                f"{r['train_cpu_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.2f} CPU-s per post "
+                f"({r['dataset']}, {_size(r)}, seed {r['seed']})"
+                for r in speed
+                if r.get("train_cpu_seconds_per_epoch")
+            )
+            + " (CPU time of the training process, so it does not depend on the load; the wall time "
+            "was 1-6x that, depending on what shared the cores).",
+        ]
+    lines += [
+        "",
+        "Commands (each under its own lock, `OMP_NUM_THREADS=1`; raw JSON in `results/iea_*.json`, "
+        "checkpoints in `runs/iea/`):",
+        "",
+        "- `python benchmarks/iea.py aligner` (= `mabsa iea make-fgca --output runs/iea/fgca` + "
+        "`mabsa iea train-aligner --fgca runs/iea/fgca --output runs/iea/aligner`)",
+        "- `python benchmarks/iea.py coverage`",
+    ]
     lines += [f"- `{run_command(r)}`" for r in extraction + masc]
-    lines += ["- `python benchmarks/iea.py report` writes this section.", "",
-              "Full GPU path (not run here; see `docs/methods/iea.md`, \"Full path\"; posts must carry image paths):",
-              "", f"`{GPU_COMMAND}`"]
+    lines += [
+        "- `python benchmarks/iea.py report` writes this section.",
+        "",
+        'Full GPU path (not run here; see `docs/methods/iea.md`, "Full path"; posts must carry image paths):',
+        "",
+        f"`{GPU_COMMAND}`",
+    ]
     return "\n".join(lines)
 
 
@@ -349,8 +456,9 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--dataset", default="twitter2015", choices=["twitter2015", "twitter2017"])
     r.add_argument("--task", default="jmasa", choices=["jmasa", "mate", "masc"])
-    r.add_argument("--ablation", default="nmi",
-                   choices=["nmi", "no_aligner", "no_interpretation", "random_regions", "text_only"])
+    r.add_argument(
+        "--ablation", default="nmi", choices=["nmi", "no_aligner", "no_interpretation", "random_regions", "text_only"]
+    )
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--train-posts", type=int, default=RUN_DEFAULTS["train_posts"])
     r.add_argument("--eval-posts", type=int, default=RUN_DEFAULTS["eval_posts"])

@@ -95,9 +95,11 @@ def train_one(ds: str, task: str, kind: str, sets: list[str], seed: int) -> dict
     out = run_dir(ds, kind, seed)
     t0 = time.time()
     m = train(config_for(sets), DATASETS[ds], task, out, seed=seed, resume=True, progress=False)
-    log(f"{ds} {task} {kind} seed{seed}: best epoch {m['best_epoch']}, test "
+    log(
+        f"{ds} {task} {kind} seed{seed}: best epoch {m['best_epoch']}, test "
         f"{json.dumps({k: round(v, 4) for k, v in m['test'][task].items() if isinstance(v, float)})} "
-        f"({time.time() - t0:.0f} s)")
+        f"({time.time() - t0:.0f} s)"
+    )
     return m
 
 
@@ -156,14 +158,26 @@ def run(datasets: list[str], seeds: list[int], threads: int) -> None:
             masc_block(ds, CORE_ROWS, seed)
             train_one(ds, "mate", "mate", TERM_SETS, seed)
             for kind in CORE_ROWS:
-                extra(ds, kind, seed, "jmasa_two_stage", lambda: jmasa_two_stage(ds, kind, seed))
+                extra(
+                    ds,
+                    kind,
+                    seed,
+                    "jmasa_two_stage",
+                    lambda ds=ds, kind=kind, seed=seed: jmasa_two_stage(ds, kind, seed),
+                )
             report()  # partial results as they come (docs/results.md section + results/*.json)
     for seed in seeds:
         for ds in datasets:
             extras = [k for k in MASC_ROWS if k not in CORE_ROWS]
             masc_block(ds, extras, seed)
             for kind in extras:
-                extra(ds, kind, seed, "jmasa_two_stage", lambda: jmasa_two_stage(ds, kind, seed))
+                extra(
+                    ds,
+                    kind,
+                    seed,
+                    "jmasa_two_stage",
+                    lambda ds=ds, kind=kind, seed=seed: jmasa_two_stage(ds, kind, seed),
+                )
             for kind, sets in TAGGER_ROWS.items():
                 train_one(ds, "jmasa", kind, sets, seed)
             report()
@@ -173,7 +187,7 @@ def masc_block(ds: str, kinds: list[str], seed: int) -> None:
     for kind in kinds:
         train_one(ds, "masc", kind, MASC_ROWS[kind], seed)
         if kind in NO_LLM_ROWS:
-            extra(ds, kind, seed, "test_no_llm", lambda: masc_no_llm(ds, kind, seed))
+            extra(ds, kind, seed, "test_no_llm", lambda ds=ds, kind=kind, seed=seed: masc_no_llm(ds, kind, seed))
 
 
 # -- preset choice on dev ---------------------------------------------------------------------
@@ -181,11 +195,18 @@ def masc_block(ds: str, kinds: list[str], seed: int) -> None:
 FROZEN = ["model_args.freeze_encoder=true", "train.batch_size=32", "train.lr=5e-05", "train.patience=2"]
 SWEEP = {  # name -> --set over the preset; chosen by dev MASC accuracy only (T15, seed 1)
     f"{row}-adapter{n}-epochs{e}": MASC_ROWS[row] + FROZEN + [f"model_args.adapter_layers={n}", f"train.epochs={e}"]
-    for row in ("none", "full") for n, e in ((0, 5), (1, 5), (2, 5), (2, 10))
+    for row in ("none", "full")
+    for n, e in ((0, 5), (1, 5), (2, 5), (2, 10))
 } | {  # the encoder fine-tuned as text-cls is (its benchmark settings), instead of frozen + adapters
-    f"{row}-finetuned-epochs2": MASC_ROWS[row] + [
-        "model_args.freeze_encoder=false", "model_args.adapter_layers=0", "train.epochs=2",
-        "train.batch_size=16", "train.lr=8e-05", "train.patience=0"]
+    f"{row}-finetuned-epochs2": MASC_ROWS[row]
+    + [
+        "model_args.freeze_encoder=false",
+        "model_args.adapter_layers=0",
+        "train.epochs=2",
+        "train.batch_size=16",
+        "train.lr=8e-05",
+        "train.patience=0",
+    ]
     for row in ("none", "full")
 }
 
@@ -193,8 +214,15 @@ SWEEP = {  # name -> --set over the preset; chosen by dev MASC accuracy only (T1
 def sweep(ds: str, seed: int) -> None:
     from common import dev_sweep
 
-    dev_sweep("lrsa", {name: config_for(sets) for name, sets in SWEEP.items()}, DATASETS[ds], "masc", seed,
-              f"python benchmarks/lrsa.py sweep --dataset {ds} --seed {seed}", work=WORK)
+    dev_sweep(
+        "lrsa",
+        {name: config_for(sets) for name, sets in SWEEP.items()},
+        DATASETS[ds],
+        "masc",
+        seed,
+        f"python benchmarks/lrsa.py sweep --dataset {ds} --seed {seed}",
+        work=WORK,
+    )
 
 
 # -- what the shipped rationales say ----------------------------------------------------------
@@ -210,7 +238,7 @@ def rationale_agreement() -> dict:
     from mabsa.data import load_dataset
 
     out: dict = {"command": "python benchmarks/lrsa.py agreement"}
-    for ds, name in DATASETS.items():
+    for _ds, name in DATASETS.items():
         for split in ("dev", "test"):
             pairs = Counter()
             missing = 0
@@ -227,10 +255,12 @@ def rationale_agreement() -> dict:
             for (_, g), c in pairs.items():
                 gold[g] += c
             out[f"{name}/{split}"] = {
-                "aspects_with_rationale": n, "aspects_without": missing,
+                "aspects_with_rationale": n,
+                "aspects_without": missing,
                 "agreement": sum(c for (s, g), c in pairs.items() if s == g) / n,
                 "majority_class_rate": max(gold.values()) / n,
-                "stated_vs_gold": {f"{s}->{g}": c for (s, g), c in sorted(pairs.items())}}
+                "stated_vs_gold": {f"{s}->{g}": c for (s, g), c in sorted(pairs.items())},
+            }
     AGREEMENT_FILE.write_text(json.dumps(out, indent=2) + "\n")
     return out
 
@@ -268,22 +298,29 @@ def collect(ds: str) -> dict:
             if not m.is_file():
                 continue
             r = json.loads(m.read_text())
-            r = {k: r[k] for k in ("seed", "best_epoch", "epochs_run", "dev", "test", "train_seconds_per_epoch", "history")}
+            r = {
+                k: r[k]
+                for k in ("seed", "best_epoch", "epochs_run", "dev", "test", "train_seconds_per_epoch", "history")
+            }
             for name in ("test_no_llm", "jmasa_two_stage"):
                 if (seed_dir / f"{name}.json").is_file():
                     r[name] = json.loads((seed_dir / f"{name}.json").read_text())
             runs.append(r)
         here = {r["seed"] for r in runs}
-        runs = sorted(runs + [r for r in recorded.get(kind, {}).get("runs", []) if r["seed"] not in here],
-                      key=lambda r: r["seed"])
+        runs = sorted(
+            runs + [r for r in recorded.get(kind, {}).get("runs", []) if r["seed"] not in here], key=lambda r: r["seed"]
+        )
         if runs:
             sets = ROW_SETS[kind]
             task = "mate" if kind == "mate" else "jmasa" if kind in TAGGER_ROWS else "masc"
-            rows[kind] = {"sets": sets, "runs": runs,
-                          "command": f"mabsa train --model lrsa --config lrsa-cpu --dataset "
-                                     f"{DATASETS[ds]} --task {task} "
-                                     + " ".join(f"--set '{s}'" for s in sets)
-                                     + f" --seeds {' '.join(str(r['seed']) for r in runs)}"}
+            rows[kind] = {
+                "sets": sets,
+                "runs": runs,
+                "command": f"mabsa train --model lrsa --config lrsa-cpu --dataset "
+                f"{DATASETS[ds]} --task {task} "
+                + " ".join(f"--set '{s}'" for s in sets)
+                + f" --seeds {' '.join(str(r['seed']) for r in runs)}",
+            }
     return rows
 
 
@@ -297,9 +334,11 @@ def others(ds: str) -> dict:
         m = json.loads(path.read_text())["metrics"].get(key)
         return None if m is None else (m["mean"], len(m["values"]))
 
-    return {"text-cls (fine-tuned MiniLM) MASC acc": mean(R / f"baselines_{ds}-masc-minilm.json", "test.masc.accuracy"),
-            "text-crf (fine-tuned MiniLM) JMASA F1": mean(R / f"baselines_{ds}-jmasa-minilm.json", "test.jmasa.f1"),
-            "CLAMP (clamp-cpu) JMASA F1": mean(R / f"clamp_{ds}-full.json", "test.jmasa.f1")}
+    return {
+        "text-cls (fine-tuned MiniLM) MASC acc": mean(R / f"baselines_{ds}-masc-minilm.json", "test.masc.accuracy"),
+        "text-crf (fine-tuned MiniLM) JMASA F1": mean(R / f"baselines_{ds}-jmasa-minilm.json", "test.jmasa.f1"),
+        "CLAMP (clamp-cpu) JMASA F1": mean(R / f"clamp_{ds}-full.json", "test.jmasa.f1"),
+    }
 
 
 def paired_gain(rows: dict, a: str, b: str, value) -> str:
@@ -316,41 +355,52 @@ def preset_summary() -> str:
     p = json.loads(PRESET.read_text())
     a, t = p["model_args"], p["train"]
     if a.get("freeze_encoder"):
-        encoder = (f"Preset `lrsa-cpu`: **frozen** MiniLM (outputs cached) with {a.get('adapter_layers', 0)} "
-                   "trainable transformer layers on top")
+        encoder = (
+            f"Preset `lrsa-cpu`: **frozen** MiniLM (outputs cached) with {a.get('adapter_layers', 0)} "
+            "trainable transformer layers on top"
+        )
     else:
         encoder = "Preset `lrsa-cpu`: MiniLM **fine-tuned** (as `text-cls`)"
-    return (f"{encoder}, trainable fusion and heads, lr {t['lr']:g} (heads {t['head_lr']:g}), batch "
-            f"{t['batch_size']}, {t['epochs']} epochs (patience {t['patience']}); encoder training chosen on "
-            "T15 dev (table below).")
+    return (
+        f"{encoder}, trainable fusion and heads, lr {t['lr']:g} (heads {t['head_lr']:g}), batch "
+        f"{t['batch_size']}, {t['epochs']} epochs (patience {t['patience']}); encoder training chosen on "
+        "T15 dev (table below)."
+    )
 
 
 def report() -> None:
     from common import replace_section
-
     from mabsa.engine.checkpoint import code_version
 
-    lines = ["## LRSA (`lrsa`, CPU preset)", "",
-             "Test-set scores in %, mean ± sample std over seeds (a count in brackets = fewer than 3 seeds "
-             "finished). " + preset_summary() + " Dev-set selection, test once "
-             "per condition. Tweet images are not available: the visual stream is the shipped caption + "
-             "a description of the shipped face attributes. Rationales are the shipped miniGPT-4 "
-             "`llm_rationales` (reason first, cut to 64 subwords). JMASA is two-stage (term stage: `lrsa` "
-             "mate, no rationale; polarity: the row's MASC model); *lookup* = an extracted term gets the "
-             "shipped rationale only if it exactly matches a gold span (counted), *no LLM* = no rationale "
-             "at test time. Design and leakage argument: `docs/methods/lrsa.md`.", "",
-             "Command (all rows, resumable; then `report`): `OMP_NUM_THREADS=1 python benchmarks/lrsa.py "
-             "run --datasets t15 t17 --seeds 1 2 3` (here run as two processes, one per dataset, "
-             "`--datasets t15` and `--datasets t17`, one thread each); each row is also one `mabsa train` "
-             "command, listed in `results/lrsa_<dataset>.json`.", ""]
+    lines = [
+        "## LRSA (`lrsa`, CPU preset)",
+        "",
+        "Test-set scores in %, mean ± sample std over seeds (a count in brackets = fewer than 3 seeds "
+        "finished). " + preset_summary() + " Dev-set selection, test once "
+        "per condition. Tweet images are not available: the visual stream is the shipped caption + "
+        "a description of the shipped face attributes. Rationales are the shipped miniGPT-4 "
+        "`llm_rationales` (reason first, cut to 64 subwords). JMASA is two-stage (term stage: `lrsa` "
+        "mate, no rationale; polarity: the row's MASC model); *lookup* = an extracted term gets the "
+        "shipped rationale only if it exactly matches a gold span (counted), *no LLM* = no rationale "
+        "at test time. Design and leakage argument: `docs/methods/lrsa.md`.",
+        "",
+        "Command (all rows, resumable; then `report`): `OMP_NUM_THREADS=1 python benchmarks/lrsa.py "
+        "run --datasets t15 t17 --seeds 1 2 3` (here run as two processes, one per dataset, "
+        "`--datasets t15` and `--datasets t17`, one thread each); each row is also one `mabsa train` "
+        "command, listed in `results/lrsa_<dataset>.json`.",
+        "",
+    ]
     sweep_file = RESULTS / "lrsa_sweep.json"
     if sweep_file.is_file():
         swept = json.loads(sweep_file.read_text())
-        lines += [f"Preset choice on T15 dev only (seed 1, `{swept['command']}`): dev MASC accuracy / macro-F1 "
-                  "of the *none* and *full* rows by encoder training, adapter depth and epoch budget; the "
-                  "preset takes the best mean accuracy over the two rows.", "",
-                  "| encoder | max epochs | none: dev acc / F1 | full: dev acc / F1 |",
-                  "|---|---|---|---|"]
+        lines += [
+            f"Preset choice on T15 dev only (seed 1, `{swept['command']}`): dev MASC accuracy / macro-F1 "
+            "of the *none* and *full* rows by encoder training, adapter depth and epoch budget; the "
+            "preset takes the best mean accuracy over the two rows.",
+            "",
+            "| encoder | max epochs | none: dev acc / F1 | full: dev acc / F1 |",
+            "|---|---|---|---|",
+        ]
 
         def setting(config: dict) -> tuple:
             a = config["model_args"]
@@ -362,33 +412,56 @@ def report() -> None:
             row = key.split("-")[1]
             by_setting.setdefault(setting(r["config"]), {})[row] = r
         for (tuned, n, e), got in sorted(by_setting.items()):
-            cells = [f"{100 * got[row]['dev']['accuracy']:.1f} / {100 * got[row]['dev']['macro_f1']:.1f}"
-                     if row in got else "-" for row in ("none", "full")]
+            cells = [
+                f"{100 * got[row]['dev']['accuracy']:.1f} / {100 * got[row]['dev']['macro_f1']:.1f}"
+                if row in got
+                else "-"
+                for row in ("none", "full")
+            ]
             label = "fine-tuned (lr 8e-5, batch 16, as text-cls)" if tuned else f"frozen + {n} trainable layers"
             lines.append(f"| {label} | {e} | {cells[0]} | {cells[1]} |")
         lines.append("")
     if AGREEMENT_FILE.is_file():
         agree = json.loads(AGREEMENT_FILE.read_text())
-        lines += ["How much the rationales can tell (`python benchmarks/lrsa.py agreement`): the sentiment a "
-                  "shipped miniGPT-4 rationale states (\"Sentiment: Neutral. ...\") equals the gold polarity "
-                  "for " + ", ".join(f"{100 * agree[f'{n}/test']['agreement']:.1f}% of {n} test aspects "
-                                     f"(majority class {100 * agree[f'{n}/test']['majority_class_rate']:.1f}%)"
-                                     for n in DATASETS.values())
-                  + "; most rationales say Neutral and describe the image. Copying the LLM's verdict is "
-                  "therefore no better than guessing the majority class, and a rationale can add at most "
-                  "what its description of the image adds.", ""]
+        lines += [
+            "How much the rationales can tell (`python benchmarks/lrsa.py agreement`): the sentiment a "
+            'shipped miniGPT-4 rationale states ("Sentiment: Neutral. ...") equals the gold polarity '
+            "for "
+            + ", ".join(
+                f"{100 * agree[f'{n}/test']['agreement']:.1f}% of {n} test aspects "
+                f"(majority class {100 * agree[f'{n}/test']['majority_class_rate']:.1f}%)"
+                for n in DATASETS.values()
+            )
+            + "; most rationales say Neutral and describe the image. Copying the LLM's verdict is "
+            "therefore no better than guessing the majority class, and a rationale can add at most "
+            "what its description of the image adds.",
+            "",
+        ]
     found = False
     for ds in DATASETS:
         rows = collect(ds)
         if not rows:
             continue
         found = True
-        (RESULTS / f"lrsa_{DATASETS[ds]}.json").write_text(json.dumps(
-            {"dataset": DATASETS[ds], "preset": json.loads(PRESET.read_text()), "rows": rows,
-             "code_version": code_version()}, indent=2) + "\n")
-        lines += [f"### {DATASETS[ds]}", "",
-                  "| row | rationale | dual x-attn | MASC acc | MASC macro-F1 | MASC acc, no LLM at test | "
-                  "JMASA F1 (lookup) | JMASA F1 (no LLM) | terms with rationale |", "|---|---|---|---|---|---|---|---|---|"]
+        (RESULTS / f"lrsa_{DATASETS[ds]}.json").write_text(
+            json.dumps(
+                {
+                    "dataset": DATASETS[ds],
+                    "preset": json.loads(PRESET.read_text()),
+                    "rows": rows,
+                    "code_version": code_version(),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        lines += [
+            f"### {DATASETS[ds]}",
+            "",
+            "| row | rationale | dual x-attn | MASC acc | MASC macro-F1 | MASC acc, no LLM at test | "
+            "JMASA F1 (lookup) | JMASA F1 (no LLM) | terms with rationale |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for kind in MASC_ROWS:
             if kind not in rows:
                 continue
@@ -400,37 +473,60 @@ def report() -> None:
             f1 = [r["test"]["masc"]["macro_f1"] for r in runs]
             nollm = [r["test_no_llm"]["masc"]["accuracy"] for r in runs if "test_no_llm" in r]
             j = [r["jmasa_two_stage"]["lookup"]["jmasa"]["f1"] for r in runs if "jmasa_two_stage" in r]
-            jn = [r["jmasa_two_stage"]["no-llm"]["jmasa"]["f1"] for r in runs
-                  if "no-llm" in r.get("jmasa_two_stage", {})]
-            cover = [f"{r['jmasa_two_stage']['lookup']['terms_with_rationale']}/{r['jmasa_two_stage']['lookup']['terms']}"
-                     for r in runs if "jmasa_two_stage" in r and '"none"' not in sets]
-            lines.append(f"| {kind} | {rat} | {dual} | {pm(acc)} | {pm(f1)} | {pm(nollm)} | {pm(j)} | {pm(jn)} | "
-                         f"{', '.join(cover) or '-'} |")
+            jn = [
+                r["jmasa_two_stage"]["no-llm"]["jmasa"]["f1"] for r in runs if "no-llm" in r.get("jmasa_two_stage", {})
+            ]
+            cover = [
+                f"{r['jmasa_two_stage']['lookup']['terms_with_rationale']}/{r['jmasa_two_stage']['lookup']['terms']}"
+                for r in runs
+                if "jmasa_two_stage" in r and '"none"' not in sets
+            ]
+            lines.append(
+                f"| {kind} | {rat} | {dual} | {pm(acc)} | {pm(f1)} | {pm(nollm)} | {pm(j)} | {pm(jn)} | "
+                f"{', '.join(cover) or '-'} |"
+            )
         if "mate" in rows:
             mr = rows["mate"]["runs"]
-            lines += ["", f"Term stage (`lrsa`, task mate, dual attention, no rationale): "
-                          f"MATE F1 {pm([r['test']['mate']['f1'] for r in mr])}."]
+            lines += [
+                "",
+                f"Term stage (`lrsa`, task mate, dual attention, no rationale): "
+                f"MATE F1 {pm([r['test']['mate']['f1'] for r in mr])}.",
+            ]
         taggers = [k for k in TAGGER_ROWS if k in rows]
         if taggers:
-            lines += ["", "Single-stage JMASA taggers (`lrsa` jmasa, CRF head, no rationale, 3 epochs as `text-crf`): "
-                      + "; ".join(f"{k}: F1 {pm([r['test']['jmasa']['f1'] for r in rows[k]['runs']])}, MATE F1 "
-                                  f"{pm([r['test']['mate']['f1'] for r in rows[k]['runs']])}" for k in taggers) + "."]
+            lines += [
+                "",
+                "Single-stage JMASA taggers (`lrsa` jmasa, CRF head, no rationale, 3 epochs as `text-crf`): "
+                + "; ".join(
+                    f"{k}: F1 {pm([r['test']['jmasa']['f1'] for r in rows[k]['runs']])}, MATE F1 "
+                    f"{pm([r['test']['mate']['f1'] for r in rows[k]['runs']])}"
+                    for k in taggers
+                )
+                + ".",
+            ]
         acc = lambda r: r["test"]["masc"]["accuracy"]  # noqa: E731
         jf1 = lambda r: r["jmasa_two_stage"]["lookup"]["jmasa"]["f1"]  # noqa: E731
-        lines += ["", "Gains (same seed paired, percentage points): full over *none* (the text-only model of "
-                      f"the same preset): MASC acc {paired_gain(rows, 'full', 'none', acc)}, JMASA F1 "
-                      f"{paired_gain(rows, 'full', 'none', jf1)}; rationale alone: MASC acc "
-                      f"{paired_gain(rows, 'rationale', 'none', acc)}; dual attention alone: MASC acc "
-                      f"{paired_gain(rows, 'dual', 'none', acc)}. Paper's claim: +2.3–4.1 F1 over the "
-                      "state of the art with larger fine-tuned backbones (ours: MiniLM-L6, CPU budget)."]
+        lines += [
+            "",
+            "Gains (same seed paired, percentage points): full over *none* (the text-only model of "
+            f"the same preset): MASC acc {paired_gain(rows, 'full', 'none', acc)}, JMASA F1 "
+            f"{paired_gain(rows, 'full', 'none', jf1)}; rationale alone: MASC acc "
+            f"{paired_gain(rows, 'rationale', 'none', acc)}; dual attention alone: MASC acc "
+            f"{paired_gain(rows, 'dual', 'none', acc)}. Paper's claim: +2.3–4.1 F1 over the "
+            "state of the art with larger fine-tuned backbones (ours: MiniLM-L6, CPU budget).",
+        ]
         if "full-encoder" in rows:
-            lines[-1] += (" Rationale injection, separate encoder + cross-attention minus second segment "
-                          f"(full-encoder - full): MASC acc {paired_gain(rows, 'full-encoder', 'full', acc)}, "
-                          f"JMASA F1 {paired_gain(rows, 'full-encoder', 'full', jf1)}.")
+            lines[-1] += (
+                " Rationale injection, separate encoder + cross-attention minus second segment "
+                f"(full-encoder - full): MASC acc {paired_gain(rows, 'full-encoder', 'full', acc)}, "
+                f"JMASA F1 {paired_gain(rows, 'full-encoder', 'full', jf1)}."
+            )
         if all(k in rows for k in TAGGER_ROWS):
             tf1 = lambda r: r["test"]["jmasa"]["f1"]  # noqa: E731
-            lines[-1] += (" Dual attention in the single-stage tagger (jmasa-dual - jmasa-text): JMASA F1 "
-                          f"{paired_gain(rows, 'jmasa-dual', 'jmasa-text', tf1)}.")
+            lines[-1] += (
+                " Dual attention in the single-stage tagger (jmasa-dual - jmasa-text): JMASA F1 "
+                f"{paired_gain(rows, 'jmasa-dual', 'jmasa-text', tf1)}."
+            )
         for label, other in others(ds).items():
             if other is None:
                 lines.append(f"- {label}: not in `results/` yet.")
@@ -442,14 +538,18 @@ def report() -> None:
                 runs = rows.get(kind, {}).get("runs", [])
                 mine = [acc(r) for r in runs] if "MASC" in label else [jf1(r) for r in runs if "jmasa_two_stage" in r]
                 if mine:
-                    cells.append(f"LRSA {kind} {100 * statistics.mean(mine):.1f} "
-                                 f"({100 * (statistics.mean(mine) - other[0]):+.1f})")
+                    cells.append(
+                        f"LRSA {kind} {100 * statistics.mean(mine):.1f} "
+                        f"({100 * (statistics.mean(mine) - other[0]):+.1f})"
+                    )
             if cells:
                 lines.append(f"- {label}: {100 * other[0]:.1f} ({other[1]} seeds); " + ", ".join(cells) + ".")
         lines.append("")
     if not found:
-        lines += ["Not measured yet: the benchmark job is queued on `/tmp/mabsa-bench.lock`; this section is "
-                  "regenerated with numbers as each (seed, dataset) finishes."]
+        lines += [
+            "Not measured yet: the benchmark job is queued on `/tmp/mabsa-bench.lock`; this section is "
+            "regenerated with numbers as each (seed, dataset) finishes."
+        ]
     replace_section(BEGIN, END, "\n".join(lines), DOC)
     print("\n".join(lines))
 
@@ -463,7 +563,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--threads", type=int, default=1)
     sub.add_parser("report")
     sub.add_parser("agreement", help="stated sentiment of the shipped rationales vs gold")
-    w = sub.add_parser("sweep", help="dev-only choice of the preset's encoder training (frozen + adapters or fine-tuned)")
+    w = sub.add_parser(
+        "sweep", help="dev-only choice of the preset's encoder training (frozen + adapters or fine-tuned)"
+    )
     w.add_argument("--dataset", default="t15", choices=list(DATASETS))
     w.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)

@@ -47,11 +47,11 @@ def main():
     from mabsa.encoders.vision import build_vision_encoder
     from mabsa.perception.captions import LabelCaptioner
     from mabsa.perception.faces import AgeGenderEstimator, ExpressionClassifier, FaceAnalyzer, build_face_detector
-    from mabsa.processing.images import load_image
     from mabsa.perception.interpret import LabelRegionInterpreter
     from mabsa.perception.llm import build_chat_backend, user_message
     from mabsa.perception.perceiver import Perceiver, PerceptionConfig
     from mabsa.perception.regions import ClassicalSegmenter, select_regions
+    from mabsa.processing.images import load_image
 
     arrays = [data.astronaut(), data.chelsea(), data.coffee()]
     pils = [Image.fromarray(a) for a in arrays]
@@ -90,16 +90,26 @@ def main():
     results["perceive_all_uncached"] = timed(perceiver.perceive, jpegs, max(1, r // 2))
     if not args.skip_llm:
         llm = build_chat_backend("smollm2")
-        msg = [[user_message("A region of a photo shows a tabby cat on a window sill. In one sentence, "
-                             "say what feeling it conveys.")]]
+        msg = [
+            [
+                user_message(
+                    "A region of a photo shows a tabby cat on a window sill. In one sentence, "
+                    "say what feeling it conveys."
+                )
+            ]
+        ]
         results["smollm2_chat_30_tokens"] = timed(lambda m: llm.chat(m, max_tokens=30), msg, 3)
         results["smollm2_chat_30_tokens"]["note"] = "calls/s (one chat turn of <= 30 new tokens), not images/s"
 
     report = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
-                    "note": "cores shared with other jobs: a load average above 2 slows every number"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
+            "note": "cores shared with other jobs: a load average above 2 slows every number",
+        },
         "inputs": "skimage astronaut 512x512, chelsea 451x300, coffee 600x400 (cycled)",
         "command": "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python benchmarks/perception_speed.py",
         "components": results,

@@ -41,7 +41,10 @@ MALFORMED = {
     "text_too_long": (lambda t: {"json": {"text": "word " * 1000}}, 422),
     "unknown_model": (lambda t: {"json": {"text": t, "model": "no-such-model"}}, 404),
     "wrong_media_type": (lambda t: {"content": t.encode(), "headers": {"content-type": "text/plain"}}, 415),
-    "oversized_body": (lambda t: {"content": b"x" * (9 * 1024 * 1024), "headers": {"content-type": "application/json"}}, 413),
+    "oversized_body": (
+        lambda t: {"content": b"x" * (9 * 1024 * 1024), "headers": {"content-type": "application/json"}},
+        413,
+    ),
 }
 
 
@@ -54,8 +57,15 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def run_phase(base: str, texts: list[str], clients: int, requests: int, max_seconds: float,
-                    malformed_ratio: float = 0.0, seed: int = 0) -> dict[str, Any]:
+async def run_phase(
+    base: str,
+    texts: list[str],
+    clients: int,
+    requests: int,
+    max_seconds: float,
+    malformed_ratio: float = 0.0,
+    seed: int = 0,
+) -> dict[str, Any]:
     """``clients`` concurrent loops share ``requests`` posts; stops early after ``max_seconds``."""
     rng = random.Random(seed)
     plan = []
@@ -101,15 +111,26 @@ async def run_phase(base: str, texts: list[str], clients: int, requests: int, ma
     wall = time.perf_counter() - started
     sent = sum(sum(c.values()) for c in outcomes.values())
     return {
-        "clients": clients, "requests_planned": requests, "requests_sent": sent,
-        "stopped_by_time_limit": sent < requests, "wall_s": round(wall, 2),
+        "clients": clients,
+        "requests_planned": requests,
+        "requests_sent": sent,
+        "stopped_by_time_limit": sent < requests,
+        "wall_s": round(wall, 2),
         "throughput_rps": round(sent / wall, 1) if wall else None,
         "valid_ok": len(latencies),
-        "latency_ms": {name: None if v is None else round(v, 1) for name, v in (
-            ("p50", percentile(latencies, 0.50)), ("p95", percentile(latencies, 0.95)),
-            ("p99", percentile(latencies, 0.99)), ("max", max(latencies) if latencies else None),
-            ("mean", statistics.fmean(latencies) if latencies else None))},
-        "errors": len(failures), "error_examples": failures[:10], "outcomes": outcomes,
+        "latency_ms": {
+            name: None if v is None else round(v, 1)
+            for name, v in (
+                ("p50", percentile(latencies, 0.50)),
+                ("p95", percentile(latencies, 0.95)),
+                ("p99", percentile(latencies, 0.99)),
+                ("max", max(latencies) if latencies else None),
+                ("mean", statistics.fmean(latencies) if latencies else None),
+            )
+        },
+        "errors": len(failures),
+        "error_examples": failures[:10],
+        "outcomes": outcomes,
     }
 
 
@@ -145,8 +166,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.checkpoint:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "mabsa.serve", "--checkpoint", args.checkpoint, "--host", "127.0.0.1",
-                   "--port", str(port), "--no-access-log", "--no-evidence", "--max-batch", str(args.max_batch)]
+        command = [
+            sys.executable,
+            "-m",
+            "mabsa.serve",
+            "--checkpoint",
+            args.checkpoint,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--no-evidence",
+            "--max-batch",
+            str(args.max_batch),
+        ]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -154,8 +188,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         texts = post_texts()
         asyncio.run(run_phase(base, texts, 4, 40, 60))  # warm-up, not reported
         load = asyncio.run(run_phase(base, texts, args.clients, args.requests, args.max_seconds))
-        soak = asyncio.run(run_phase(base, texts, args.clients, args.soak_requests, args.max_seconds,
-                                     malformed_ratio=args.malformed, seed=1))
+        soak = asyncio.run(
+            run_phase(
+                base, texts, args.clients, args.soak_requests, args.max_seconds, malformed_ratio=args.malformed, seed=1
+            )
+        )
         after = httpx.post(f"{base}/v1/predict", json={"text": texts[0]}, timeout=30)
         stats = httpx.get(f"{base}/v1/stats", timeout=10).json()
         models = httpx.get(f"{base}/v1/models", timeout=10).json()
@@ -170,16 +207,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n_batches = sum(sizes.values())
     report = {
         "command": "python benchmarks/serve_load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "server": {"url": base, "models": models["models"], "evidence": models["evidence"],
-                   "max_batch": args.max_batch, "torch_threads": 1},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": list(os.getloadavg())},
+        "server": {
+            "url": base,
+            "models": models["models"],
+            "evidence": models["evidence"],
+            "max_batch": args.max_batch,
+            "torch_threads": 1,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": list(os.getloadavg()),
+        },
         "load": load,
         "soak": soak,
         "serving_after_soak": after.status_code == 200,
-        "micro_batches": {"count": n_batches,
-                          "mean_size": round(sum(int(k) * v for k, v in sizes.items()) / n_batches, 2)
-                          if n_batches else None, "sizes": sizes},
+        "micro_batches": {
+            "count": n_batches,
+            "mean_size": round(sum(int(k) * v for k, v in sizes.items()) / n_batches, 2) if n_batches else None,
+            "sizes": sizes,
+        },
     }
     text = json.dumps(report, indent=2)
     if args.output:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from mabsa.engine.config import load_run_config
 from mabsa.serve.probe import wait_ready
@@ -15,8 +15,11 @@ TINY_SETS = [
     "model_args.random_init=true",
     'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
     '"num_attention_heads": 2, "intermediate_size": 37}',
-    "train.max_train_posts=24", "train.max_eval_posts=8", "train.batch_size=8",
-    "train.epochs=1", "train.patience=0",
+    "train.max_train_posts=24",
+    "train.max_eval_posts=8",
+    "train.batch_size=8",
+    "train.epochs=1",
+    "train.patience=0",
 ]
 
 _checkpoints: dict[tuple[str, str], Path] = {}
@@ -39,8 +42,9 @@ def running_server(app, ready_timeout: float = 120.0) -> Iterator[str]:
     """Run ``app`` with uvicorn in a thread on 127.0.0.1 (a free port); stop it afterwards."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           access_log=False, timeout_keep_alive=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, timeout_keep_alive=5)
+    )
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     try:

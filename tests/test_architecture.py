@@ -60,7 +60,7 @@ def mabsa_imports(modules: dict[str, Path]) -> list[tuple[str, str, bool, int]]:
         package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
         tree = ast.parse(path.read_text(), str(path))
 
-        def visit(node, top):
+        def visit(node, top, module=module, package=package):
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.Import):
                     names = [a.name for a in child.names]
@@ -69,11 +69,10 @@ def mabsa_imports(modules: dict[str, Path]) -> list[tuple[str, str, bool, int]]:
                     if child.level:
                         root = package.split(".")[: len(package.split(".")) - child.level + 1]
                         base = ".".join(root + ([base] if base else []))
-                    names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                             for a in child.names]
+                    names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in child.names]
                 else:
                     inner = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-                    visit(child, top and not inner)
+                    visit(child, top and not inner, module, package)
                     continue
                 for name in names:
                     if (name == "mabsa" or name.startswith("mabsa.")) and target(name) != module:
@@ -88,15 +87,22 @@ def layer(module: str) -> int:
         return len(LAYERS) - 1  # `python -m` entry points are command lines
     if module == "mabsa":
         return 0
-    best = [(len(prefix), i) for i, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes
-            if module == prefix or module.startswith(prefix + ".")]
+    best = [
+        (len(prefix), i)
+        for i, (_, prefixes) in enumerate(LAYERS)
+        for prefix in prefixes
+        if module == prefix or module.startswith(prefix + ".")
+    ]
     assert best, f"{module} is in no layer: add it to LAYERS (and docs/architecture.md)"
     return max(best)[1]
 
 
 def right_to_left(imports) -> list[str]:
-    return [f"{a} (line {line}) imports {b}: {LAYERS[layer(a)][0]} -> {LAYERS[layer(b)][0]}"
-            for a, b, _, line in imports if layer(b) > layer(a) and (a, b) not in ENTRY_POINTS]
+    return [
+        f"{a} (line {line}) imports {b}: {LAYERS[layer(a)][0]} -> {LAYERS[layer(b)][0]}"
+        for a, b, _, line in imports
+        if layer(b) > layer(a) and (a, b) not in ENTRY_POINTS
+    ]
 
 
 def cycles(imports) -> list[str]:
@@ -111,7 +117,7 @@ def cycles(imports) -> list[str]:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                found.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                found.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 walk(nxt, stack + [nxt])
         state[node] = 2
@@ -123,9 +129,11 @@ def cycles(imports) -> list[str]:
 
 
 def lazy_imports(imports) -> list[str]:
-    return [f"{a} (line {line}) imports {b} inside a function" for a, b, top, line in imports
-            if not top and (a, b) not in ENTRY_POINTS
-            and not any(a == m or a.startswith(m + ".") for m in LAZY_IMPORTERS)]
+    return [
+        f"{a} (line {line}) imports {b} inside a function"
+        for a, b, top, line in imports
+        if not top and (a, b) not in ENTRY_POINTS and not any(a == m or a.startswith(m + ".") for m in LAZY_IMPORTERS)
+    ]
 
 
 MODULES = module_map(SRC)

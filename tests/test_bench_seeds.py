@@ -10,13 +10,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import common  # noqa: E402
-
 from mabsa.engine.config import load_run_config  # noqa: E402
 
 
 def seed_run(seed: int, acc: float) -> dict:
-    return {"seed": seed, "best_epoch": 1, "dev": {"masc": {"accuracy": acc}},
-            "test": {"masc": {"accuracy": acc - 0.1}}, "train_seconds_per_epoch": 10.0}
+    return {
+        "seed": seed,
+        "best_epoch": 1,
+        "dev": {"masc": {"accuracy": acc}},
+        "test": {"masc": {"accuracy": acc - 0.1}},
+        "train_seconds_per_epoch": 10.0,
+    }
 
 
 @pytest.fixture
@@ -37,14 +41,19 @@ def bench(tmp_path, monkeypatch):
 
 
 def earlier_record(config: dict) -> dict:
-    return {"name": "r", "seeds": [1, 2], "config": config, "code_version": "old", "finished": "then",
-            "runs": [seed_run(1, 0.6), seed_run(2, 0.7)]}
+    return {
+        "name": "r",
+        "seeds": [1, 2],
+        "config": config,
+        "code_version": "old",
+        "finished": "then",
+        "runs": [seed_run(1, 0.6), seed_run(2, 0.7)],
+    }
 
 
 def test_missing_seeds_are_trained_and_all_are_summarised(bench):
     config = load_run_config("text-cls", None, [])
-    rec = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3],
-                           recorded=earlier_record(config))
+    rec = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(config))
     assert bench == [[3]]
     assert [r["seed"] for r in rec["runs"]] == [1, 2, 3]
     m = rec["metrics"]["dev.masc.accuracy"]
@@ -58,8 +67,9 @@ def test_missing_seeds_are_trained_and_all_are_summarised(bench):
 
 def test_a_seed_with_its_checkpoint_is_not_taken_from_the_record(bench):
     config = load_run_config("text-cls", None, [])
-    first = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3],
-                             recorded=earlier_record(config))
+    first = common.run_seeds(
+        "r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(config)
+    )
     # seed 3's checkpoint is here: a rerun resumes it through train_seeds, and keeps 1-2 from the record
     again = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=first)
     assert bench == [[3], [3]]
@@ -69,8 +79,7 @@ def test_a_seed_with_its_checkpoint_is_not_taken_from_the_record(bench):
 def test_a_record_of_another_config_is_refused(bench):
     other = load_run_config("text-cls", None, ["train.epochs=7"])
     with pytest.raises(SystemExit, match="another config"):
-        common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3],
-                         recorded=earlier_record(other))
+        common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(other))
     assert bench == []
 
 
@@ -93,13 +102,17 @@ def test_baselines_train_only_the_seeds_results_lacks(tmp_path, monkeypatch):
             (Path(out) / f"seed{s}" / "metrics.json").write_text(json.dumps(metrics))
 
     monkeypatch.setattr("mabsa.engine.trainer.train_seeds", fake_train_seeds)
-    monkeypatch.setattr(baselines, "measure_speed", lambda run_dir, dataset: {"predict_posts_per_s": 99.0,
-                                                                              "measured_on": Path(run_dir).name})
+    monkeypatch.setattr(
+        baselines,
+        "measure_speed",
+        lambda run_dir, dataset: {"predict_posts_per_s": 99.0, "measured_on": Path(run_dir).name},
+    )
     name = "t15-masc-minilm"
     config = load_run_config("text-cls", sets=baselines.train_sets(baselines.spec(name), 2, 1))
     (tmp_path / "results").mkdir()
-    (tmp_path / "results" / f"baselines_{name}.json").write_text(json.dumps(
-        {**earlier_record(config), "name": name, "predict_posts_per_s": 5.0}))
+    (tmp_path / "results" / f"baselines_{name}.json").write_text(
+        json.dumps({**earlier_record(config), "name": name, "predict_posts_per_s": 5.0})
+    )
 
     rec = baselines.run_one(name, [1, 2, 3], 2, 1)
     assert trained == [[3]]

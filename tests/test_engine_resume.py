@@ -17,15 +17,22 @@ TINY_SETS = [
     "model_args.random_init=true",
     'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
     '"num_attention_heads": 2, "intermediate_size": 37}',
-    "train.max_train_posts=16", "train.max_eval_posts=8", "train.batch_size=8",
-    "train.epochs=1", "train.patience=0",
+    "train.max_train_posts=16",
+    "train.max_eval_posts=8",
+    "train.batch_size=8",
+    "train.epochs=1",
+    "train.patience=0",
 ]
 
 
 def requested(model="text-crf", task="jmasa", dataset="twitter2015", args=None, **train):
-    return {"model": model, "task": task, "data": {"dataset": dataset},
-            "model_args": {**packaged_config(model)["model_args"], **(args or {})},
-            "train": TrainConfig(**train).to_dict()}
+    return {
+        "model": model,
+        "task": task,
+        "data": {"dataset": dataset},
+        "model_args": {**packaged_config(model)["model_args"], **(args or {})},
+        "train": TrainConfig(**train).to_dict(),
+    }
 
 
 def test_identical_runs_have_no_differences():
@@ -34,19 +41,25 @@ def test_identical_runs_have_no_differences():
 
 def test_a_changed_option_is_named_with_both_values():
     assert run_differences(requested(lr=8e-5), requested(lr=3e-5)) == ["train.lr: 8e-05 -> 3e-05"]
-    assert run_differences(requested(args={"dropout": 0.1}), requested(args={"dropout": 0.3})) == \
-        ["model_args.dropout: 0.1 -> 0.3"]
+    assert run_differences(requested(args={"dropout": 0.1}), requested(args={"dropout": 0.3})) == [
+        "model_args.dropout: 0.1 -> 0.3"
+    ]
 
 
 def test_model_task_and_dataset_are_compared_first():
     assert run_differences(requested(), requested(task="mate")) == ["task: 'jmasa' -> 'mate'"]
-    assert run_differences(requested(), requested(dataset="twitter2017")) == \
-        ["data.dataset: 'twitter2015' -> 'twitter2017'"]
+    assert run_differences(requested(), requested(dataset="twitter2017")) == [
+        "data.dataset: 'twitter2015' -> 'twitter2017'"
+    ]
 
 
 def test_speed_and_logging_options_may_change_on_resume():
-    assert run_differences(requested(num_threads=1, eval_batch_size=64),
-                           requested(num_threads=2, eval_batch_size=8, log_every=5)) == []
+    assert (
+        run_differences(
+            requested(num_threads=1, eval_batch_size=64), requested(num_threads=2, eval_batch_size=8, log_every=5)
+        )
+        == []
+    )
 
 
 def test_an_option_missing_on_one_side_counts_as_its_packaged_default():
@@ -61,8 +74,14 @@ def test_resume_with_changed_settings_raises_and_leaves_the_run_alone(tmp_path):
     first = trainer.train(config, "twitter2015", "jmasa", tmp_path, progress=False)
     before = (tmp_path / "metrics.json").read_text()
     # Same run, other thread count: the finished metrics come back.
-    again = trainer.train(load_run_config("text-crf", sets=TINY_SETS + ["train.num_threads=1"]),
-                          "twitter2015", "jmasa", tmp_path, resume=True, progress=False)
+    again = trainer.train(
+        load_run_config("text-crf", sets=TINY_SETS + ["train.num_threads=1"]),
+        "twitter2015",
+        "jmasa",
+        tmp_path,
+        resume=True,
+        progress=False,
+    )
     assert again["test"] == first["test"]
     changed = load_run_config("text-crf", sets=TINY_SETS + ["train.lr=0.5"])
     with pytest.raises(MabsaError, match=r"train\.lr: 8e-05 -> 0\.5"):
@@ -102,6 +121,8 @@ class RecordingArgs(dict):
 
 
 TEST_ONLY_OPTIONS = {"random_init", "encoder_overrides"}
+
+
 def TINY_GENERATOR(model, tmp_path) -> dict:  # noqa: N802 - a table that needs a directory
     """IEA: a tiny random Llama instead of SmolLM2, and no aligner checkpoint."""
     if model != "iea":
@@ -114,9 +135,18 @@ def TINY_GENERATOR(model, tmp_path) -> dict:  # noqa: N802 - a table that needs 
 BODY_READS = {"clamp": {"paf_stages", "ipot_beta"}, "lrsa": {"rationale_dropout"}}
 
 
-@pytest.mark.parametrize("model, task", [("text-crf", "jmasa"), ("text-cls", "masc"), ("fite", "masc"),
-                                         ("clamp", "jmasa"), ("lrsa", "masc"), ("lrsa", "jmasa"),
-                                         ("iea", "jmasa")])
+@pytest.mark.parametrize(
+    "model, task",
+    [
+        ("text-crf", "jmasa"),
+        ("text-cls", "masc"),
+        ("fite", "masc"),
+        ("clamp", "jmasa"),
+        ("lrsa", "masc"),
+        ("lrsa", "jmasa"),
+        ("iea", "jmasa"),
+    ],
+)
 def test_packaged_config_lists_every_option_the_model_reads(model, task, monkeypatch, tmp_path):
     """The packaged JSON is the list of defaults that resume checks (and users read): an option
     read by the code but absent there would make an old run look different from a new one."""
@@ -130,11 +160,20 @@ def test_packaged_config_lists_every_option_the_model_reads(model, task, monkeyp
     monkeypatch.setattr(MabsaModel, "__init__", keep_recording)
     defaults = packaged_config(model)["model_args"]
     small = {"heads": 2, "align_dim": 8, "ipot_iterations": 2}  # faster, where the model has them
-    args = RecordingArgs({**defaults, **{k: v for k, v in small.items() if k in defaults},
-                          "random_init": True,
-                          "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 1,
-                                                "num_attention_heads": 2, "intermediate_size": 37},
-                          **TINY_GENERATOR(model, tmp_path)})
+    args = RecordingArgs(
+        {
+            **defaults,
+            **{k: v for k, v in small.items() if k in defaults},
+            "random_init": True,
+            "encoder_overrides": {
+                "hidden_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 37,
+            },
+            **TINY_GENERATOR(model, tmp_path),
+        }
+    )
     torch.manual_seed(0)
     m = get_model_class(model).create(args, task)
     posts = load_dataset("twitter2015", "train")[:2]

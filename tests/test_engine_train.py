@@ -5,9 +5,9 @@ import json
 import pytest
 from safetensors.torch import load_file
 
+from mabsa.data import load_dataset, write_posts
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine import trainer
-from mabsa.data import load_dataset, write_posts
 from mabsa.engine.config import ConfigError, load_run_config
 from mabsa.errors import MabsaError
 
@@ -15,8 +15,13 @@ TINY_SETS = [
     "model_args.random_init=true",
     'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
     '"num_attention_heads": 2, "intermediate_size": 37}',
-    "train.max_train_posts=24", "train.max_eval_posts=12", "train.batch_size=8",
-    "train.epochs=2", "train.patience=0", "train.head_lr=0.01", "train.lr=0.001",
+    "train.max_train_posts=24",
+    "train.max_eval_posts=12",
+    "train.batch_size=8",
+    "train.epochs=2",
+    "train.patience=0",
+    "train.head_lr=0.01",
+    "train.lr=0.001",
 ]
 
 
@@ -25,8 +30,7 @@ def tiny_config(*extra):
 
 
 def run(tmp_path, name, config=None, **kw):
-    return trainer.train(config or tiny_config(), "twitter2015", "jmasa", tmp_path / name,
-                         progress=False, **kw)
+    return trainer.train(config or tiny_config(), "twitter2015", "jmasa", tmp_path / name, progress=False, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +59,19 @@ def test_checkpoint_directory_contents(reference):
     assert config["labels"]["id2label"]["1"] == "B-POS"
     assert config["data"]["splits"] == {"train": 24, "dev": 12}
     assert "mabsa" in config["code_version"]
-    for name in ("model.safetensors", "processor_config.json", "tokenizer/tokenizer.json",
-                 "text_encoder/config.json", "metrics.json", "train_log.jsonl"):
+    for name in (
+        "model.safetensors",
+        "processor_config.json",
+        "tokenizer/tokenizer.json",
+        "text_encoder/config.json",
+        "metrics.json",
+        "train_log.jsonl",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["test"] == metrics["test"] and 1 <= saved["best_epoch"] <= 2
-    records = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1, 2]
     assert sum(r["type"] == "test" for r in records) == 1
 
@@ -85,7 +95,7 @@ def test_resume_after_kill_restores_optimizer_and_epoch(tmp_path, monkeypatch, r
     with pytest.raises(Exception, match="--resume"):
         run(tmp_path, "c")
     resumed = run(tmp_path, "c", resume=True)
-    records = [json.loads(l) for l in (tmp_path / "c" / "train_log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "c" / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["type"] in ("epoch", "resume")] == [1, 1, 2]
     # Identical to the uninterrupted run: weights, optimizer moments, metrics.
     assert resumed["test"] == metrics["test"] and resumed["dev"] == metrics["dev"]
@@ -114,7 +124,7 @@ def test_resume_inside_an_epoch_matches_the_uninterrupted_run(tmp_path, monkeypa
     assert saved == [(0, 1), (0, 2), (1, None), (1, 1)]  # 3 steps per epoch; none after the last
     monkeypatch.setattr(ckpt, "save_resume_state", real_save)
     resumed = run(tmp_path, "m", resume=True)  # save_every_steps may differ on resume
-    records = [json.loads(l) for l in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r.get("step_in_epoch")) for r in records if r["type"] == "resume"] == [(1, 1)]
     assert resumed["test"] == metrics["test"] and resumed["dev"] == metrics["dev"]
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in metrics["history"]]
@@ -126,8 +136,7 @@ def test_resume_inside_an_epoch_matches_the_uninterrupted_run(tmp_path, monkeypa
 
 def test_several_seeds_write_summary(tmp_path):
     config = tiny_config("train.epochs=1")
-    summary = trainer.train_seeds(config, "twitter2015", "jmasa",
-                                  tmp_path, [3, 4], progress=False)
+    summary = trainer.train_seeds(config, "twitter2015", "jmasa", tmp_path, [3, 4], progress=False)
     assert summary["seeds"] == [3, 4]
     f1 = summary["metrics"]["test.jmasa.f1"]
     assert len(f1["values"]) == 2 and f1["mean"] == pytest.approx(sum(f1["values"]) / 2)
@@ -138,7 +147,7 @@ def test_several_seeds_write_summary(tmp_path):
 def test_config_layers_and_errors(tmp_path):
     user = tmp_path / "c.json"
     user.write_text(json.dumps({"train": {"epochs": 7}, "model_args": {"max_length": 64}}))
-    c = load_run_config("text-crf", user, ["lr=3e-5", "model_args.image_text=[\"caption\"]"])
+    c = load_run_config("text-crf", user, ["lr=3e-5", 'model_args.image_text=["caption"]'])
     assert c["train"]["epochs"] == 7 and c["train"]["lr"] == 3e-5
     assert c["model_args"]["max_length"] == 64 and c["model_args"]["image_text"] == ["caption"]
     assert c["train"]["batch_size"] == 16  # packaged default kept
@@ -152,18 +161,29 @@ def test_config_layers_and_errors(tmp_path):
 
 def test_config_values_take_their_options_type():
     """A typo or a Python spelling must not be saved and silently ignored (or read as truthy)."""
-    c = load_run_config("clamp", sets=["model_args.paf=False", "model_args.wra=true", "train.lr=.00003",
-                                       "train.epochs=3.0", "model_args.image_text=caption", "seed=4",
-                                       "train.max_train_posts=None"])
+    c = load_run_config(
+        "clamp",
+        sets=[
+            "model_args.paf=False",
+            "model_args.wra=true",
+            "train.lr=.00003",
+            "train.epochs=3.0",
+            "model_args.image_text=caption",
+            "seed=4",
+            "train.max_train_posts=None",
+        ],
+    )
     assert c["model_args"]["paf"] is False and c["model_args"]["wra"] is True
     assert c["train"]["lr"] == 3e-5 and c["train"]["epochs"] == 3 and isinstance(c["train"]["epochs"], int)
     assert c["model_args"]["image_text"] == ["caption"] and c["train"]["seed"] == 4
     assert c["train"]["max_train_posts"] is None
-    for sets, message in ((["model_args.dropuot=0.3"], r"unknown model_args option\(s\) \['dropuot'\]"),
-                          (["model_args.paf=maybe"], "model_args.paf: expected true or false"),
-                          (["train.batch_size=abc"], "train.batch_size: expected an integer"),
-                          (["train.lr=fast"], "train.lr: expected a number"),
-                          (["train.epochs=0"], "train.epochs must be at least 1")):
+    for sets, message in (
+        (["model_args.dropuot=0.3"], r"unknown model_args option\(s\) \['dropuot'\]"),
+        (["model_args.paf=maybe"], "model_args.paf: expected true or false"),
+        (["train.batch_size=abc"], "train.batch_size: expected an integer"),
+        (["train.lr=fast"], "train.lr: expected a number"),
+        (["train.epochs=0"], "train.epochs must be at least 1"),
+    ):
         with pytest.raises(ConfigError, match=message):
             load_run_config("clamp", sets=sets)
     with pytest.raises(ConfigError, match=r"found in: \['model_args', 'train'\]"):

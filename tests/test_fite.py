@@ -7,9 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-import mabsa.api
 from mabsa.data import load_dataset
-from mabsa.data.records import Aspect, Face, Polarity, Post, Rationale
+from mabsa.data.records import Aspect, Face, Polarity, Post
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import evaluate, predict_posts
 from mabsa.models import get_model_class
@@ -28,16 +27,29 @@ from model_support import train_steps
 TINY = {
     "encoder": "minilm",
     "random_init": True,
-    "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                          "intermediate_size": 37},
+    "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37},
 }
 
-KATE = Face(box=(0, 0, 50, 50), age=35.2, gender="woman", race="white", emotion="happy",
-            emotion_scores={"happy": 0.9, "neutral": 0.1}, confidence=0.9,
-            race_scores={"white": 0.8, "asian": 0.2})
-CHILD = Face(box=(60, 0, 30, 30), age=7.6, gender="man", race="asian", emotion="angry",
-             emotion_scores={"angry": 0.95, "sad": 0.05}, confidence=0.95,
-             race_scores={"asian": 0.3, "white": 0.7})
+KATE = Face(
+    box=(0, 0, 50, 50),
+    age=35.2,
+    gender="woman",
+    race="white",
+    emotion="happy",
+    emotion_scores={"happy": 0.9, "neutral": 0.1},
+    confidence=0.9,
+    race_scores={"white": 0.8, "asian": 0.2},
+)
+CHILD = Face(
+    box=(60, 0, 30, 30),
+    age=7.6,
+    gender="man",
+    race="asian",
+    emotion="angry",
+    emotion_scores={"angry": 0.95, "sad": 0.05},
+    confidence=0.95,
+    race_scores={"asian": 0.3, "white": 0.7},
+)
 
 
 def tiny(task="masc", model="fite", **args):
@@ -58,11 +70,12 @@ def test_template_full_and_partial_attributes():
     one = rewrite([KATE], choose_face([KATE], "Kate Middleton"), "Kate Middleton")
     assert one == "There is 1 person in the image. Kate Middleton with a happy expression."
     unsure = replace(KATE, emotion_scores={"happy": 0.35, "sad": 0.33})
-    assert rewrite([unsure], choose_face([unsure], "Kate"), "Kate") == \
-        "There is 1 person in the image. Kate."
+    assert rewrite([unsure], choose_face([unsure], "Kate"), "Kate") == "There is 1 person in the image. Kate."
     bare = Face(emotion="sad")  # no scores: counts as sure; no age/race/gender
-    assert rewrite([bare], choose_face([bare], "Kate"), "Kate") == \
-        "There is 1 person in the image. Kate with a sad expression."
+    assert (
+        rewrite([bare], choose_face([bare], "Kate"), "Kate")
+        == "There is 1 person in the image. Kate with a sad expression."
+    )
     assert rewrite([], choose_face([], "Kate"), "Kate") == "There are 0 people in the image."
     assert FaceTextBuilder().build(None, "Kate") == (None, choose_face([], "Kate"))
 
@@ -83,13 +96,16 @@ def test_multi_face_choice_with_a_similarity_backend():
     choice = choose_face([KATE, CHILD], "Kate Middleton", image="img", backend=fake)
     assert (choice.index, choice.rule, choice.scores) == (0, RULE_SIMILARITY, (0.61, 0.39))
     image, texts = fake.calls[0]
-    assert image == "img" and texts == [f"Kate Middleton, {describe_face(KATE)}",
-                                        f"Kate Middleton, {describe_face(CHILD)}"]
+    assert image == "img" and texts == [
+        f"Kate Middleton, {describe_face(KATE)}",
+        f"Kate Middleton, {describe_face(CHILD)}",
+    ]
     # the backend decides, not the confidence: the child's expression is the more confident one
-    assert choose_face([KATE, CHILD], "the kids", image="img",
-                       backend=FakeSimilarity([0.2, 0.8])).index == 1
-    assert rewrite([KATE, CHILD], choice, "Kate Middleton") == \
-        "There are 2 people in the image. Kate Middleton with a happy expression."
+    assert choose_face([KATE, CHILD], "the kids", image="img", backend=FakeSimilarity([0.2, 0.8])).index == 1
+    assert (
+        rewrite([KATE, CHILD], choice, "Kate Middleton")
+        == "There are 2 people in the image. Kate Middleton with a happy expression."
+    )
 
 
 def test_multi_face_fallback_rule_is_deterministic():
@@ -147,9 +163,17 @@ def test_inputs_follow_the_paper_layout(posts):
     assert ours.startswith(("There are", "There is")) and "picture" not in ours
 
 
-@pytest.mark.parametrize("args", [{}, {"fusion": "concat"}, {"branches": ["face"]},
-                                  {"branches": ["caption"]}, {"pooling": "cls+aspect"},
-                                  {"pooling": "cls+aspect", "fusion": "concat"}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"fusion": "concat"},
+        {"branches": ["face"]},
+        {"branches": ["caption"]},
+        {"pooling": "cls+aspect"},
+        {"pooling": "cls+aspect", "fusion": "concat"},
+    ],
+)
 def test_forward_backward_every_variant(posts, args):
     m = tiny(dropout=0.0, **args)
     batch = m.processor.collate(m.processor.encode(posts[:8]))
@@ -177,10 +201,9 @@ def test_cls_aspect_pooling_reads_the_aspect_in_both_branches(posts):
         for i, f in enumerate(features):
             aspect = posts[f.post_index].aspects[f.aspect_index]
             positions = batch["aspect_positions"][i][batch["aspect_mask"][i]]
-            assert tok.decode(x["input_ids"][i, positions]).replace(" ", "") == \
-                aspect.term.lower().replace(" ", "")
+            assert tok.decode(x["input_ids"][i, positions]).replace(" ", "") == aspect.term.lower().replace(" ", "")
             assert torch.allclose(states[b][i, : hidden.shape[-1]], hidden[i, 0])
-            assert torch.allclose(states[b][i, hidden.shape[-1]:], hidden[i, positions].mean(0), atol=1e-6)
+            assert torch.allclose(states[b][i, hidden.shape[-1] :], hidden[i, positions].mean(0), atol=1e-6)
 
 
 def test_training_steps_reduce_loss(posts):
@@ -198,8 +221,10 @@ def test_training_steps_reduce_loss(posts):
 def save(model, directory):
     model.save_components(directory)
     ckpt.save_weights(model, directory / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(directory / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": model.name,
-                                                   "task": model.task, "model_args": model.args})
+    ckpt.write_json(
+        directory / ckpt.CONFIG_FILE,
+        {"format": ckpt.FORMAT, "model": model.name, "task": model.task, "model_args": model.args},
+    )
     return directory
 
 
@@ -242,8 +267,7 @@ def pipeline_dir(tmp_path_factory):
 def test_pipeline_terms_then_polarity_without_leakage(pipeline_dir, posts):
     model, config = ckpt.load_model(pipeline_dir)
     assert config["model"] == "fite-pipeline" and model.task == "jmasa"
-    secret = [replace(p, aspect_face_description="zzsecret " + (p.aspect_face_description or ""))
-              for p in posts[:4]]
+    secret = [replace(p, aspect_face_description="zzsecret " + (p.aspect_face_description or "")) for p in posts[:4]]
     features = model.processor.encode(secret, with_labels=False)
     tok = model.terms.processor.tokenizer
     for f in features:  # the term extractor never sees the per-aspect text
@@ -281,8 +305,19 @@ def test_predict_cli_on_a_real_photo(pipeline_dir, tmp_path, which):
     directory = pipeline_dir if which == "pipeline" else save(tiny(), tmp_path / "fite")
     extra = [] if which == "pipeline" else ["--aspect", "Eileen Collins"]
     group = cli._Group(name="mabsa", commands={c.name: c for c in COMMANDS})
-    r = CliRunner().invoke(group, ["predict", "--checkpoint", str(directory), "--image", str(photo),
-                                   "--text", "Eileen Collins smiles before launch", *extra])
+    r = CliRunner().invoke(
+        group,
+        [
+            "predict",
+            "--checkpoint",
+            str(directory),
+            "--image",
+            str(photo),
+            "--text",
+            "Eileen Collins smiles before launch",
+            *extra,
+        ],
+    )
     assert r.exit_code == 0, r.output
     pred = json.loads(r.stdout.splitlines()[0])
     aspect = pred["aspects"][0]
@@ -306,9 +341,12 @@ def tiny_clip(directory):
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     small = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0,
-                         eos_token_id=1, pad_token_id=1, **small),
-        vision_config=dict(image_size=32, patch_size=8, **small), projection_dim=8)
+        text_config=dict(
+            vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1, **small
+        ),
+        vision_config=dict(image_size=32, patch_size=8, **small),
+        projection_dim=8,
+    )
     torch.manual_seed(0)
     model = CLIPModel(config)
     model.save_pretrained(directory)
@@ -331,7 +369,8 @@ def test_clip_similarity_backend_matches_clips_own_logits(tmp_path):
     from transformers import AutoProcessor
 
     inputs = AutoProcessor.from_pretrained(tmp_path / "clip")(
-        text=texts, images=[Image.open(photo).convert("RGB")], return_tensors="pt", padding=True)
+        text=texts, images=[Image.open(photo).convert("RGB")], return_tensors="pt", padding=True
+    )
     with torch.no_grad():
         logits = model.eval()(**inputs).logits_per_image[0] / model.logit_scale.exp()
     assert torch.allclose(torch.tensor(scores), logits, atol=1e-5) and scores[0] != scores[1]
@@ -342,10 +381,14 @@ def test_clip_similarity_backend_matches_clips_own_logits(tmp_path):
 
 def test_truncation_is_reported_only_when_words_are_cut():
     m = tiny(max_length=24)
-    short = Post(id="s", tokens=("we", "love", "Kate"), caption="a woman",
-                 aspects=(Aspect(2, 3, "Kate", Polarity.POS),))
-    long = Post(id="l", tokens=tuple(f"w{i}" for i in range(30)) + ("Kate",),
-                aspects=(Aspect(30, 31, "Kate", Polarity.POS), Aspect(0, 1, "w0", Polarity.NEU)))
+    short = Post(
+        id="s", tokens=("we", "love", "Kate"), caption="a woman", aspects=(Aspect(2, 3, "Kate", Polarity.POS),)
+    )
+    long = Post(
+        id="l",
+        tokens=tuple(f"w{i}" for i in range(30)) + ("Kate",),
+        aspects=(Aspect(30, 31, "Kate", Polarity.POS), Aspect(0, 1, "w0", Polarity.NEU)),
+    )
     f_short, f_end, f_start = m.processor.encode([short, long])
     assert not f_short.truncated  # aspect closes the post: its empty right marker is no cut
     assert f_end.truncated and f_start.truncated

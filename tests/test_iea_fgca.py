@@ -6,8 +6,15 @@ from click.testing import CliRunner
 
 from mabsa.data import load_dataset
 from mabsa.models.iea.aligner import span_accuracy
-from mabsa.models.iea.fgca import (ALIGNER_INSTRUCTION, PASCAL_CONTEXT_59, SURFACE, FgcaSample, make_fgca,
-                            read_fgca, write_fgca)
+from mabsa.models.iea.fgca import (
+    ALIGNER_INSTRUCTION,
+    PASCAL_CONTEXT_59,
+    SURFACE,
+    FgcaSample,
+    make_fgca,
+    read_fgca,
+    write_fgca,
+)
 
 SMALL = {"train": 60, "dev": 20, "test": 20}
 
@@ -71,13 +78,11 @@ def test_make_fgca_cli(tmp_path):
     from mabsa.cli.iea import iea
 
     main.add_command(iea)
-    out = CliRunner().invoke(main, ["iea", "make-fgca", "--output", str(tmp_path / "f"),
-                                    "--sizes", "30,10,10"])
+    out = CliRunner().invoke(main, ["iea", "make-fgca", "--output", str(tmp_path / "f"), "--sizes", "30,10,10"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["train"]["samples"] == 30
     assert (tmp_path / "f" / "jmasa_json" / "train.json").is_file()
-    bad = CliRunner().invoke(main, ["iea", "make-fgca", "--output", str(tmp_path / "g"),
-                                    "--sizes", "30,10"])
+    bad = CliRunner().invoke(main, ["iea", "make-fgca", "--output", str(tmp_path / "g"), "--sizes", "30,10"])
     assert bad.exit_code == 2 and "three" in bad.output
 
 

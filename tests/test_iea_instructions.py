@@ -23,9 +23,16 @@ def test_unit_follows_its_phrase_and_unaligned_regions_go_last():
     x = build_instruction(TOKENS, VIEW, [(4, 6), None, (8, 10)])
     assert kinds(x) == [
         ("image", "a man in a suit"),
-        ("text", "RT @ ltsChuckBass :"), ("phrase", "Chuck Bass"), ("region", ""), ("interpretation", 1),
-        ("text", "is everything"), ("phrase", "# MCM"), ("region", ""), ("interpretation", 3),
-        ("region", ""), ("interpretation", 2),
+        ("text", "RT @ ltsChuckBass :"),
+        ("phrase", "Chuck Bass"),
+        ("region", ""),
+        ("interpretation", 1),
+        ("text", "is everything"),
+        ("phrase", "# MCM"),
+        ("region", ""),
+        ("interpretation", 3),
+        ("region", ""),
+        ("interpretation", 2),
     ]
     assert [s.region for s in x.segments if s.kind == "region"] == [1, 3, 2]
     assert x.text().splitlines()[1:] == [
@@ -44,8 +51,12 @@ def test_order_follows_the_text_not_the_region_numbers():
 
 def test_two_regions_on_one_phrase_and_overlapping_phrases():
     x = build_instruction(TOKENS, VIEW, [(4, 6), (4, 6), (5, 7)])
-    assert [s.text for s in x.segments if s.kind in ("text", "phrase")] == \
-        ["RT @ ltsChuckBass :", "Chuck Bass", "is", "everything # MCM"]
+    assert [s.text for s in x.segments if s.kind in ("text", "phrase")] == [
+        "RT @ ltsChuckBass :",
+        "Chuck Bass",
+        "is",
+        "everything # MCM",
+    ]
     assert [s.region for s in x.segments if s.kind == "region"] == [1, 2, 3]
     words = " ".join(s.text for s in x.segments if s.kind in ("text", "phrase")).split()
     assert words == TOKENS  # the post is never changed, only annotated
@@ -93,10 +104,18 @@ def test_stand_in_view_reads_per_image_texts_only(shared_datasets):
 
 
 def test_face_regions_largest_first_with_ratings():
-    faces = (Face(box=(0, 0, 10, 10), age=20, gender="woman", emotion="sad"),
-             Face(box=(0, 0, 50, 50), age=40, gender="man", emotion="happy"))
-    post = Post(id="p", tokens=("hi",), caption="two people", faces=faces,
-                aspects=(Aspect(0, 1, "hi", Polarity.POS),), aspect_face_description="hi is sad")
+    faces = (
+        Face(box=(0, 0, 10, 10), age=20, gender="woman", emotion="sad"),
+        Face(box=(0, 0, 50, 50), age=40, gender="man", emotion="happy"),
+    )
+    post = Post(
+        id="p",
+        tokens=("hi",),
+        caption="two people",
+        faces=faces,
+        aspects=(Aspect(0, 1, "hi", Polarity.POS),),
+        aspect_face_description="hi is sad",
+    )
     view = stand_in_view(post)
     assert [u.rating for u in view.regions] == ["positive", "negative"]
     assert view.regions[0].content.startswith("A 40-year-old man")

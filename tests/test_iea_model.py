@@ -17,8 +17,14 @@ from mabsa.engine.config import load_run_config
 from mabsa.errors import MabsaError
 from mabsa.models.iea.instructions import build_instruction
 from mabsa.models.iea.interpretations import ImageView, RegionUnit
-from mabsa.models.iea.model import (DEFAULT_LORA, CausalLMGenerator, IEAFeature, IEAProcessor,
-                              VisionLanguageGenerator, lora_wrap)
+from mabsa.models.iea.model import (
+    DEFAULT_LORA,
+    CausalLMGenerator,
+    IEAFeature,
+    IEAProcessor,
+    VisionLanguageGenerator,
+    lora_wrap,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +33,18 @@ def llama_dir(tmp_path_factory):
 
 
 def tiny_sets(llama_dir, *extra):
-    return [f"model_args.generator=hf:{llama_dir}", "model_args.random_init=true",
-            "model_args.max_new_tokens=6", "train.max_train_posts=16", "train.max_eval_posts=6",
-            "train.batch_size=8", "train.eval_batch_size=8", "train.epochs=1", "train.lr=0.01",
-            *extra]
+    return [
+        f"model_args.generator=hf:{llama_dir}",
+        "model_args.random_init=true",
+        "model_args.max_new_tokens=6",
+        "train.max_train_posts=16",
+        "train.max_eval_posts=6",
+        "train.batch_size=8",
+        "train.eval_batch_size=8",
+        "train.epochs=1",
+        "train.lr=0.01",
+        *extra,
+    ]
 
 
 class FakeAligner:
@@ -53,8 +67,9 @@ def test_lora_step_reduces_loss_and_only_trains_the_adapter(llama_dir):
 
     torch.manual_seed(0)
     lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(llama_dir))
-    gen = CausalLMGenerator(lora_wrap(lm, DEFAULT_LORA, DEFAULT_LORA["target_modules"]),
-                            AutoTokenizer.from_pretrained(llama_dir))
+    gen = CausalLMGenerator(
+        lora_wrap(lm, DEFAULT_LORA, DEFAULT_LORA["target_modules"]), AutoTokenizer.from_pretrained(llama_dir)
+    )
     trainable = [n for n, p in gen.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     frozen_before = {n: p.clone() for n, p in gen.named_parameters() if not p.requires_grad}
@@ -64,7 +79,7 @@ def test_lora_step_reduces_loss_and_only_trains_the_adapter(llama_dir):
     feats = [IEAFeature(prompt + target, prompt, target, 0, len(tokens), x)] * 2
     batch = gen.collate(feats)
     assert (batch["labels"][0, : len(prompt)] == -100).all()
-    assert batch["labels"][0, len(prompt): len(prompt) + len(target)].tolist() == target
+    assert batch["labels"][0, len(prompt) : len(prompt) + len(target)].tolist() == target
     opt = torch.optim.AdamW([p for p in gen.parameters() if p.requires_grad], lr=0.02)
     losses = []
     for _ in range(3):
@@ -114,8 +129,8 @@ def test_engine_train_checkpoint_and_predict(llama_dir, tmp_path):
 
 
 def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):
-    from mabsa.models.iea.model import build_generator
     from mabsa.models.iea.interpretations import ImageViews
+    from mabsa.models.iea.model import build_generator
 
     gen = build_generator({"generator": f"hf:{llama_dir}", "random_init": True})
     aligner = FakeAligner()
@@ -131,8 +146,7 @@ def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):
     no_align = IEAProcessor(gen, "jmasa", ImageViews("stand-in"), None, "no_aligner").encode(posts)
     assert [f.instruction.text() for f in no_align] != [f.instruction.text() for f in feats]
     random_regions = IEAProcessor(gen, "jmasa", ImageViews("stand-in"), aligner, "random_regions")
-    assert [f.instruction.text() for f in random_regions.encode(posts)] != \
-        [f.instruction.text() for f in feats]
+    assert [f.instruction.text() for f in random_regions.encode(posts)] != [f.instruction.text() for f in feats]
 
 
 def test_masc_asks_once_per_given_aspect_without_per_aspect_texts(llama_dir):
@@ -142,8 +156,7 @@ def test_masc_asks_once_per_given_aspect_without_per_aspect_texts(llama_dir):
     gen = build_generator({"generator": f"hf:{llama_dir}", "random_init": True})
     aligner = FakeAligner()
     proc = IEAProcessor(gen, "masc", ImageViews("stand-in"), aligner, "nmi")
-    posts = [p for p in load_dataset("twitter2015", "test") if p.aspect_face_description
-             and len(p.aspects) > 1][:3]
+    posts = [p for p in load_dataset("twitter2015", "test") if p.aspect_face_description and len(p.aspects) > 1][:3]
     feats = proc.encode(posts)
     assert aligner.calls == 1  # regions aligned once per post, not once per aspect
     expected = [(i, j) for i, p in enumerate(posts) for j in range(len(p.aspects))]
@@ -163,8 +176,9 @@ def test_masc_trains_and_fills_in_every_given_aspect(llama_dir, tmp_path):
     from mabsa.api import load
     from mabsa.engine.inference import predict_posts
 
-    config = load_run_config("iea", sets=tiny_sets(llama_dir, "model_args.ablation=no_aligner",
-                                                   "model_args.max_new_tokens=3"))
+    config = load_run_config(
+        "iea", sets=tiny_sets(llama_dir, "model_args.ablation=no_aligner", "model_args.max_new_tokens=3")
+    )
     metrics = trainer.train(config, "twitter2015", "masc", tmp_path / "run", progress=False)
     assert metrics["test"]["masc"]["n"] > 0 and 0 <= metrics["test"]["masc"]["accuracy"] <= 1
     model, _ = ckpt.load_model(tmp_path / "run")
@@ -172,7 +186,7 @@ def test_masc_trains_and_fills_in_every_given_aspect(llama_dir, tmp_path):
     # Whatever the tiny model writes, each given aspect keeps its span and gets a readable
     # polarity or none (an unparseable answer is counted, never guessed).
     answers = ["positive", "Neg.", "no idea", " neutral"] * 9
-    model.generate_texts = lambda batch: (answers[:len(batch["features"])], [0.5] * len(batch["features"]))
+    model.generate_texts = lambda batch: (answers[: len(batch["features"])], [0.5] * len(batch["features"]))
     before = model.generation_log["unparseable"]
     pred = predict_posts(model, posts).posts
     flat = [(i, a) for i, p in enumerate(pred) for a in p.aspects]
@@ -221,8 +235,13 @@ def test_tiny_qwen2_vl_lora_step_generate_and_adapter_round_trip(tmp_path):
     gen.lm.save_pretrained(tmp_path / "adapter")
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     base, _ = tiny_qwen2_vl()
-    base.load_state_dict({k.replace(".base_layer.", "."): v for k, v in gen.lm.get_base_model().state_dict().items()
-                          if ".lora_" not in k})
+    base.load_state_dict(
+        {
+            k.replace(".base_layer.", "."): v
+            for k, v in gen.lm.get_base_model().state_dict().items()
+            if ".lora_" not in k
+        }
+    )
     reloaded = VisionLanguageGenerator(PeftModel.from_pretrained(base, tmp_path / "adapter"), processor)
     assert reloaded.generate(batch, 4)[0] == texts
 
@@ -238,14 +257,27 @@ def tiny_aligner(tmp_path_factory):
 
     from mabsa.cli.iea import iea
 
-    out = CliRunner().invoke(iea, [
-        "train-aligner", "--fgca", str(root / "data"), "--output", str(root / "aligner"),
-        "--set", "model_args.random_init=true",
-        "--set", 'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
-                 '"num_attention_heads": 2, "intermediate_size": 37}',
-        "--set", "train.epochs=1", "--set", "train.batch_size=8"])
+    out = CliRunner().invoke(
+        iea,
+        [
+            "train-aligner",
+            "--fgca",
+            str(root / "data"),
+            "--output",
+            str(root / "aligner"),
+            "--set",
+            "model_args.random_init=true",
+            "--set",
+            'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
+            '"num_attention_heads": 2, "intermediate_size": 37}',
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.batch_size=8",
+        ],
+    )
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output[out.output.index("{"):])["test"]["n"] == 12
+    assert json.loads(out.output[out.output.index("{") :])["test"]["n"] == 12
     return root
 
 
@@ -257,8 +289,7 @@ def test_aligner_picks_the_best_span_and_memoises(tiny_aligner):
     al = Aligner.from_checkpoint(tiny_aligner / "aligner")
     samples = read_fgca(tiny_aligner / "data", "test")
     spans = al.align([(s.tokens, s.interpretation) for s in samples])
-    posts = [Post(id=str(i), tokens=s.tokens, caption=aligner_query(s.interpretation))
-             for i, s in enumerate(samples)]
+    posts = [Post(id=str(i), tokens=s.tokens, caption=aligner_query(s.interpretation)) for i, s in enumerate(samples)]
     for pred, span in zip(predict_posts(al.model, posts).posts, spans):
         best = max(pred.aspects, key=lambda a: a.score, default=None)
         assert span == (best.span if best else None)
@@ -269,8 +300,9 @@ def test_aligner_picks_the_best_span_and_memoises(tiny_aligner):
 
 
 def test_nmi_run_copies_the_aligner_into_the_checkpoint(llama_dir, tiny_aligner, tmp_path):
-    config = load_run_config("iea", sets=tiny_sets(
-        llama_dir, f"model_args.aligner={tiny_aligner / 'aligner'}", "train.max_train_posts=8"))
+    config = load_run_config(
+        "iea", sets=tiny_sets(llama_dir, f"model_args.aligner={tiny_aligner / 'aligner'}", "train.max_train_posts=8")
+    )
     trainer.train(config, "twitter2015", "jmasa", tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "aligner" / "model.safetensors").is_file()
     model, _ = ckpt.load_model(tmp_path / "run")
@@ -283,10 +315,10 @@ def test_explain_cli_prints_the_instruction(tiny_aligner):
     from mabsa.cli.iea import iea
 
     post = next(p for p in load_dataset("twitter2015", "test") if p.faces)
-    out = CliRunner().invoke(iea, ["explain", "--dataset", "twitter2015", "--post", post.id,
-                                   "--aligner", str(tiny_aligner / "aligner")])
+    out = CliRunner().invoke(
+        iea, ["explain", "--dataset", "twitter2015", "--post", post.id, "--aligner", str(tiny_aligner / "aligner")]
+    )
     assert out.exit_code == 0, out.output
     assert "Post: " in out.output and "<region 1:" in out.output and "region 1 box=" in out.output
-    text = CliRunner().invoke(iea, ["explain", "--text", "Chuck Bass is everything",
-                                    "--caption", "a man in a suit"])
+    text = CliRunner().invoke(iea, ["explain", "--text", "Chuck Bass is everything", "--caption", "a man in a suit"])
     assert "Image: a man in a suit" in text.output and "Post: Chuck Bass is everything" in text.output

@@ -17,8 +17,10 @@ def test_target_round_trip():
     assert spans(parse_generation(text, TOKENS)) == [(4, 6, "POS"), (8, 10, "NEU")]
     assert format_target([]) == "none"
     assert format_target(gold, with_polarity=False) == "(Chuck Bass); (# MCM)"
-    assert spans(parse_generation("(Chuck Bass); (# MCM)", TOKENS, with_polarity=False)) == \
-        [(4, 6, None), (8, 10, None)]
+    assert spans(parse_generation("(Chuck Bass); (# MCM)", TOKENS, with_polarity=False)) == [
+        (4, 6, None),
+        (8, 10, None),
+    ]
 
 
 def test_messy_generations():
@@ -51,8 +53,9 @@ def test_locate_prefers_exact_then_untaken_spans():
     assert locate(tokens, "dog", {(1, 2)}) == (4, 5)
     assert locate(tokens, "DOG") == (1, 2)
     assert locate(tokens, "cat") is None
-    assert locate(("I", "love", "#", "NewYork"), "New York") == (2, 4) or \
-        locate(("I", "love", "#", "NewYork"), "New York") == (3, 4)
+    assert locate(("I", "love", "#", "NewYork"), "New York") == (2, 4) or locate(
+        ("I", "love", "#", "NewYork"), "New York"
+    ) == (3, 4)
 
 
 def test_scores_are_attached():
@@ -63,7 +66,14 @@ def test_scores_are_attached():
 def test_masc_answer_polarity_word():
     from mabsa.models.iea.parser import parse_polarity
 
-    cases = {" positive": Polarity.POS, "Negative.": Polarity.NEG, "The sentiment is neu": Polarity.NEU,
-             "neutral, maybe positive": Polarity.NEU, "I cannot tell": None, "positively": None, "": None}
+    cases = {
+        " positive": Polarity.POS,
+        "Negative.": Polarity.NEG,
+        "The sentiment is neu": Polarity.NEU,
+        "neutral, maybe positive": Polarity.NEU,
+        "I cannot tell": None,
+        "positively": None,
+        "": None,
+    }
     for text, expected in cases.items():
         assert parse_polarity(text) == expected, text

@@ -14,7 +14,7 @@ POS, NEU, NEG = Polarity.POS, Polarity.NEU, Polarity.NEG
 def post(post_id: str, n_tokens: int, *spans) -> Post:
     """A post of ``n_tokens`` dummy tokens with aspects ``(start, end[, polarity])``."""
     tokens = tuple(f"{post_id}{i}" for i in range(n_tokens))
-    aspects = [Aspect(s[0], s[1], " ".join(tokens[s[0]:s[1]]), *s[2:]) for s in spans]
+    aspects = [Aspect(s[0], s[1], " ".join(tokens[s[0] : s[1]]), *s[2:]) for s in spans]
     return Post(post_id, tokens, tuple(aspects))
 
 
@@ -40,8 +40,12 @@ def test_jmasa_partial_matches():
     # F1 = 2 * 0.5 * 0.6 / (0.5 + 0.6) = 0.6 / 1.1 = 6/11
     got = jmasa_scores(GOLD, PRED)
     assert got == {
-        "precision": 0.5, "recall": 0.6, "f1": pytest.approx(6 / 11),
-        "n_gold": 5, "n_pred": 6, "n_correct": 3,
+        "precision": 0.5,
+        "recall": 0.6,
+        "f1": pytest.approx(6 / 11),
+        "n_gold": 5,
+        "n_pred": 6,
+        "n_correct": 3,
     }
 
 
@@ -78,10 +82,20 @@ def test_wrong_polarity_counts_for_mate_not_jmasa():
     gold = [post("a", 3, (0, 1, POS))]
     pred = [post("a", 3, (0, 1, NEG))]
     assert jmasa_scores(gold, pred) == {
-        "precision": 0.0, "recall": 0.0, "f1": 0.0, "n_gold": 1, "n_pred": 1, "n_correct": 0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "n_gold": 1,
+        "n_pred": 1,
+        "n_correct": 0,
     }
     assert mate_scores(gold, pred) == {
-        "precision": 1.0, "recall": 1.0, "f1": 1.0, "n_gold": 1, "n_pred": 1, "n_correct": 1,
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "n_gold": 1,
+        "n_pred": 1,
+        "n_correct": 1,
     }
     # labels {POS, NEG}: both F1 0 -> macro 0; accuracy 0/1
     m = masc_scores(gold, pred)
@@ -93,7 +107,12 @@ def test_empty_predictions(pred):
     # n_pred = 0 -> P = 0;  n_correct = 0 -> R = 0/5 = 0;  P + R = 0 -> F1 = 0
     for scorer in (jmasa_scores, mate_scores):
         assert scorer(GOLD, pred) == {
-            "precision": 0.0, "recall": 0.0, "f1": 0.0, "n_gold": 5, "n_pred": 0, "n_correct": 0,
+            "precision": 0.0,
+            "recall": 0.0,
+            "f1": 0.0,
+            "n_gold": 5,
+            "n_pred": 0,
+            "n_correct": 0,
         }
     # every gold aspect is unanswered: accuracy 0/5; classes present = gold's, all F1 0
     m = masc_scores(GOLD, pred)
@@ -105,7 +124,12 @@ def test_empty_gold():
     gold = [replace(p, aspects=()) for p in GOLD]
     # n_gold = 0 -> R = 0;  n_correct = 0 of n_pred 6 -> P = 0;  F1 = 0
     assert jmasa_scores(gold, PRED) == {
-        "precision": 0.0, "recall": 0.0, "f1": 0.0, "n_gold": 0, "n_pred": 6, "n_correct": 0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "n_gold": 0,
+        "n_pred": 6,
+        "n_correct": 0,
     }
     assert mate_scores(gold, gold)["f1"] == 0.0
     assert masc_scores(gold, PRED) == {"accuracy": 0.0, "macro_f1": 0.0, "n": 0, "per_class": {}}
@@ -212,10 +236,7 @@ def read_t15_test() -> list[Post]:
     records = json.loads(t15_test.read_text(encoding="utf-8"))
     posts = []
     for i, r in enumerate(records):
-        aspects = [
-            Aspect(a["from"], a["to"], " ".join(a["term"]), Polarity(a["polarity"]))
-            for a in r["aspects"]
-        ]
+        aspects = [Aspect(a["from"], a["to"], " ".join(a["term"]), Polarity(a["polarity"])) for a in r["aspects"]]
         posts.append(Post(f"t15-test-{i}", tuple(r["words"]), tuple(aspects), image=r["image_id"]))
     return posts
 

@@ -14,17 +14,20 @@ from mabsa.data import load_dataset
 from mabsa.data.records import Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
+from mabsa.models import get_model_class
 from mabsa.processing.errors import LeakageError
 from mabsa.processing.visual import MultimodalProcessor
-from mabsa.models import get_model_class
 from model_support import train_steps
 
 TINY = {
     "encoder": "minilm",
     "random_init": True,
-    "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                          "intermediate_size": 37},
-    "heads": 4, "align_dim": 16, "dropout": 0.0, "ipot_iterations": 10, "visual_max_length": 24,
+    "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37},
+    "heads": 4,
+    "align_dim": 16,
+    "dropout": 0.0,
+    "ipot_iterations": 10,
+    "visual_max_length": 24,
 }
 
 
@@ -38,8 +41,16 @@ def tiny_vit(tmp_path_factory):
     from transformers import ViTConfig, ViTModel
 
     path = tmp_path_factory.mktemp("vit")
-    ViTModel(ViTConfig(hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                       image_size=32, patch_size=8)).save_pretrained(path)
+    ViTModel(
+        ViTConfig(
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            image_size=32,
+            patch_size=8,
+        )
+    ).save_pretrained(path)
     return str(path)
 
 
@@ -100,12 +111,15 @@ def test_a_post_without_image_evidence_ignores_the_visual_tokens(posts):
     assert not torch.allclose(before[0], after[0])  # with evidence: the image matters
 
 
-@pytest.mark.parametrize("ablation,losses", [
-    ({"paf": False}, {"crf", "cls", "gcl", "wra"}),
-    ({"gcl": False, "wra": False}, {"crf", "cls"}),
-    ({"wra": False}, {"crf", "cls", "gcl"}),
-    ({"ama": False}, {"crf", "cls", "gcl", "wra"}),
-])
+@pytest.mark.parametrize(
+    "ablation,losses",
+    [
+        ({"paf": False}, {"crf", "cls", "gcl", "wra"}),
+        ({"gcl": False, "wra": False}, {"crf", "cls"}),
+        ({"wra": False}, {"crf", "cls", "gcl"}),
+        ({"ama": False}, {"crf", "cls", "gcl", "wra"}),
+    ],
+)
 def test_ablation_switches(posts, ablation, losses):
     m = tiny(**ablation)
     batch = m.processor.collate(m.processor.encode(posts[:4]))
@@ -120,8 +134,9 @@ def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     m = tiny(dropout=0.1).eval()
     m.save_components(tmp_path)
     ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(tmp_path / ckpt.CONFIG_FILE,
-                    {"format": ckpt.FORMAT, "model": "clamp", "task": "jmasa", "model_args": m.args})
+    ckpt.write_json(
+        tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": "clamp", "task": "jmasa", "model_args": m.args}
+    )
     loaded, _ = ckpt.load_model(tmp_path)
     assert isinstance(loaded.processor, MultimodalProcessor)
     assert loaded.processor.visual_text == ("caption", "faces")
@@ -133,9 +148,14 @@ def test_save_then_load_gives_identical_predictions(tmp_path, posts):
 
 def test_visual_stream_never_carries_per_aspect_texts(posts):
     secret = "zzsecret"
-    leaky = [replace(p, aspect_face_description=secret,
-                     aspects=tuple(replace(a, rationale=Rationale(description=secret)) for a in p.aspects))
-             for p in posts]
+    leaky = [
+        replace(
+            p,
+            aspect_face_description=secret,
+            aspects=tuple(replace(a, rationale=Rationale(description=secret)) for a in p.aspects),
+        )
+        for p in posts
+    ]
     m = tiny()
     batch = m.processor.collate(m.processor.encode(leaky))
     decoded = m.processor.tokenizer.batch_decode(batch["visual_input_ids"])
@@ -154,8 +174,9 @@ def test_predict_on_a_real_photo_perceives_the_visual_text(tmp_path):
     m = tiny().eval()
     m.save_components(tmp_path)
     ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(tmp_path / ckpt.CONFIG_FILE,
-                    {"format": ckpt.FORMAT, "model": "clamp", "task": "jmasa", "model_args": m.args})
+    ckpt.write_json(
+        tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": "clamp", "task": "jmasa", "model_args": m.args}
+    )
     photo = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()).save(photo)
     predictor = mabsa.load(tmp_path)

@@ -9,17 +9,16 @@ from mabsa.data import load_dataset
 from mabsa.data.records import Aspect, Polarity, Post, Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
-from mabsa.processing.processor import Processor
-from mabsa.processing.errors import LeakageError
 from mabsa.models import available_models, get_model_class
+from mabsa.processing.errors import LeakageError
+from mabsa.processing.processor import Processor
 from model_support import train_steps
 
 # A BERT with MiniLM's vocabulary, random weights (HF's tiny-config testing style).
 TINY = {
     "encoder": "minilm",
     "random_init": True,
-    "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                          "intermediate_size": 37},
+    "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37},
 }
 
 
@@ -39,8 +38,7 @@ def test_registry_lists_baselines():
         tiny("text-cls", "jmasa")
 
 
-@pytest.mark.parametrize("model,task", [("text-crf", "jmasa"), ("text-crf", "mate"),
-                                        ("text-cls", "masc")])
+@pytest.mark.parametrize("model,task", [("text-crf", "jmasa"), ("text-crf", "mate"), ("text-cls", "masc")])
 def test_training_steps_reduce_loss_on_a_fixed_batch(posts, model, task):
     m = tiny(model, task, dropout=0.0)
     batch = m.processor.collate(m.processor.encode(posts[:8]))
@@ -53,8 +51,9 @@ def test_save_then_load_gives_identical_predictions(tmp_path, posts, model, task
     m = tiny(model, task, image_text=["caption"])
     m.save_components(tmp_path)
     ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(tmp_path / ckpt.CONFIG_FILE, {
-        "format": ckpt.FORMAT, "model": model, "task": task, "model_args": m.args})
+    ckpt.write_json(
+        tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": model, "task": task, "model_args": m.args}
+    )
     loaded, config = ckpt.load_model(tmp_path)
     assert config["task"] == task and loaded.processor.image_text == ("caption",)
     m.eval()
@@ -71,22 +70,27 @@ def test_jmasa_input_never_contains_per_aspect_texts(posts):
     """Leakage rule: gold-aspect-built texts must not reach a term extractor."""
     marker_face, marker_reason = "zzfacesecret", "zzreasonsecret"
     leaky = [
-        replace(p, aspect_face_description=f"{marker_face} {p.aspects[0].term if p.aspects else ''}",
-                aspects=tuple(replace(a, rationale=Rationale(description=marker_reason))
-                              for a in p.aspects))
+        replace(
+            p,
+            aspect_face_description=f"{marker_face} {p.aspects[0].term if p.aspects else ''}",
+            aspects=tuple(replace(a, rationale=Rationale(description=marker_reason)) for a in p.aspects),
+        )
         for p in posts
     ]
     m = tiny("text-crf", "jmasa", image_text=["caption", "faces"])
     features = m.processor.encode(leaky)
     vocab = m.processor.tokenizer
-    for f, p in zip(features, leaky):
+    for f, _p in zip(features, leaky):
         text = vocab.decode(f.input_ids)
         assert "zzface" not in text and "zzreason" not in text
         assert f.post.aspects == () and f.post.aspect_face_description is None
     # A caption does reach it, so the check above is not vacuous.
-    assert any("zz" not in vocab.decode(f.input_ids) and p.caption and
-               p.caption.split()[-1].lower().strip(".") in vocab.decode(f.input_ids)
-               for f, p in zip(features, leaky))
+    assert any(
+        "zz" not in vocab.decode(f.input_ids)
+        and p.caption
+        and p.caption.split()[-1].lower().strip(".") in vocab.decode(f.input_ids)
+        for f, p in zip(features, leaky)
+    )
     for source in ("aspect_face_description", "rationale"):
         with pytest.raises(LeakageError, match="gold aspects"):
             Processor(vocab, "jmasa", image_text=[source])
@@ -111,9 +115,12 @@ def test_masc_feature_marks_the_aspect_and_hides_gold_polarity(posts):
 
 def test_truncation_keeps_whole_words_and_is_reported():
     m = tiny("text-crf", "jmasa", max_length=16, image_text=["caption"])
-    long_post = Post(id="long", tokens=tuple(f"word{i}" for i in range(40)),
-                     caption="a long caption here",
-                     aspects=(Aspect(38, 39, "word38", Polarity.POS),))
+    long_post = Post(
+        id="long",
+        tokens=tuple(f"word{i}" for i in range(40)),
+        caption="a long caption here",
+        aspects=(Aspect(38, 39, "word38", Polarity.POS),),
+    )
     short = Post(id="short", tokens=("hi", "there"), caption="a dog on grass")
     f_long, f_short = m.processor.encode([long_post, short])
     assert f_long.truncated and not f_short.truncated

@@ -3,10 +3,10 @@ import torch
 from PIL import Image
 from skimage import data
 
-from perception_support import fake_chat_server
 from mabsa.perception.captions import EndpointCaptioner, HFCaptioner, build_captioner, phrase_labels
 from mabsa.perception.errors import BackendSpecError
 from mabsa.perception.llm import OpenAIChatClient
+from perception_support import fake_chat_server
 
 
 def test_label_caption_on_real_photos_is_marked_label_derived():
@@ -18,8 +18,10 @@ def test_label_caption_on_real_photos_is_marked_label_derived():
 
 
 def test_phrase_labels():
-    assert phrase_labels([("tiger cat", 0.4), ("Egyptian cat", 0.35), ("tabby", 0.17)]) == \
-        "An image of a tiger cat, an Egyptian cat or a tabby."
+    assert (
+        phrase_labels([("tiger cat", 0.4), ("Egyptian cat", 0.35), ("tabby", 0.17)])
+        == "An image of a tiger cat, an Egyptian cat or a tabby."
+    )
     assert phrase_labels([("espresso", 0.95), ("cup", 0.01)]) == "An image of an espresso."
     assert phrase_labels([("cup", 0.02), ("mug", 0.01)]) == "An image of a cup."  # first always kept
 
@@ -28,21 +30,43 @@ def test_phrase_labels():
 def tiny_captioner_dir(tmp_path_factory):
     """A random-init ViT encoder + GPT-2 decoder with a word-level tokenizer and image processor."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (GPT2Config, PreTrainedTokenizerFast, ViTConfig, ViTImageProcessor,
-                              VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+    from transformers import (
+        GPT2Config,
+        PreTrainedTokenizerFast,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     path = tmp_path_factory.mktemp("tiny-captioner")
     words = ["<pad>", "<s>", "</s>", "<unk>", "a", "cat", "photo", "of", "the", "dog"]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
     torch.manual_seed(0)
     cfg = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
-        ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                  image_size=32, patch_size=16),
-        GPT2Config(vocab_size=len(words), n_embd=16, n_layer=1, n_head=2, n_positions=64,
-                   bos_token_id=1, eos_token_id=2, pad_token_id=0))
+        ViTConfig(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            image_size=32,
+            patch_size=16,
+        ),
+        GPT2Config(
+            vocab_size=len(words),
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            n_positions=64,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        ),
+    )
     cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = 1, 0, 2
     model = VisionEncoderDecoderModel(cfg)
     model.generation_config.decoder_start_token_id = 1

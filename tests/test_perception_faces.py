@@ -69,19 +69,32 @@ def test_expression_port_matches_keras_geometry():
 
 
 def test_template_fite_sentences():
-    face = Face(age=25.0, gender="man", race="white", emotion="happy",
-                emotion_scores={"happy": 0.9, "sad": 0.1}, race_scores={"white": 0.8})
+    face = Face(
+        age=25.0,
+        gender="man",
+        race="white",
+        emotion="happy",
+        emotion_scores={"happy": 0.9, "sad": 0.1},
+        race_scores={"white": 0.8},
+    )
     assert describe_face(face) == "A 25-year-old white man with a happy expression."
     assert describe_faces([face, face]) == (
         "There are 2 people in the image. A 25-year-old white man with a happy expression. "
-        "A 25-year-old white man with a happy expression.")
+        "A 25-year-old white man with a happy expression."
+    )
     assert describe_faces([]) == "There are 0 people in the image."
     assert describe_faces(None) is None
 
 
 def test_template_confidence_filter_and_missing_attributes():
-    unsure = Face(age=29.4, gender="woman", race="latino hispanic", emotion="fear",
-                  emotion_scores={"fear": 0.35}, race_scores={"latino hispanic": 0.217})
+    unsure = Face(
+        age=29.4,
+        gender="woman",
+        race="latino hispanic",
+        emotion="fear",
+        emotion_scores={"fear": 0.35},
+        race_scores={"latino hispanic": 0.217},
+    )
     assert describe_face(unsure) == "A 29-year-old woman."
     assert describe_face(unsure, min_confidence=0.2) == "A 29-year-old latino hispanic woman with a fear expression."
     assert describe_face(Face(emotion="sad")) == "A person with a sad expression."
@@ -94,9 +107,15 @@ def test_template_confidence_filter_and_missing_attributes():
 def test_template_on_shipped_deepface_record():
     from mabsa.data.registry import face_from_deepface
 
-    record = {"age": 36, "region": {"x": 1, "y": 2, "w": 43, "h": 44}, "gender": "Man",
-              "dominant_race": "white", "race": {"white": 57.8, "asian": 42.2},
-              "dominant_emotion": "fear", "emotion": {"fear": 42.07, "sad": 34.66, "neutral": 23.27}}
+    record = {
+        "age": 36,
+        "region": {"x": 1, "y": 2, "w": 43, "h": 44},
+        "gender": "Man",
+        "dominant_race": "white",
+        "race": {"white": 57.8, "asian": 42.2},
+        "dominant_emotion": "fear",
+        "emotion": {"fear": 42.07, "sad": 34.66, "neutral": 23.27},
+    }
     face = face_from_deepface(record)
     assert face.box == (1, 2, 43, 44)
     text = describe_face(face)

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from mabsa.errors import MabsaError
-from mabsa.processing.images import iter_image_files, load_image
 from mabsa.processing.errors import ImageLoadError
+from mabsa.processing.images import iter_image_files, load_image
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -76,11 +76,14 @@ def test_pixel_limit_refuses_before_decoding(tmp_path):
     assert load_image(big).size == (3000, 2000)  # default limit allows it
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"", "empty"),
-    (b"hello, I am text", "not a recognised image"),
-    (None, "truncated"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty"),
+        (b"hello, I am text", "not a recognised image"),
+        (None, "truncated"),
+    ],
+)
 def test_bad_files_raise_one_clear_error_naming_the_file(tmp_path, data, reason):
     if data is None:
         data = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), "PNG")

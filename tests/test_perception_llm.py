@@ -1,13 +1,12 @@
-import json
 import socket
 import time
 
 import pytest
 from PIL import Image
 
-from perception_support import fake_chat_server, reply
 from mabsa.perception.errors import BackendSpecError, EndpointError
 from mabsa.perception.llm import OpenAIChatClient, build_chat_backend, image_data_url, user_message
+from perception_support import fake_chat_server, reply
 
 
 def client(url, **kw):
@@ -30,7 +29,8 @@ def test_request_shape_and_images_as_data_urls():
 
 
 def test_data_url_is_downscaled():
-    import base64, io
+    import base64
+    import io
 
     url = image_data_url(Image.new("RGB", (3000, 1500)), max_side=300)
     img = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
@@ -79,7 +79,9 @@ def test_endpoint_down():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    with pytest.raises(EndpointError, match=rf"127.0.0.1:{port}/v1/chat/completions failed after 2 attempts: unreachable"):
+    with pytest.raises(
+        EndpointError, match=rf"127.0.0.1:{port}/v1/chat/completions failed after 2 attempts: unreachable"
+    ):
         client(f"http://127.0.0.1:{port}/v1", retries=1).chat([user_message("hi")])
 
 
@@ -107,8 +109,15 @@ def smollm():
 
 @pytest.mark.slow
 def test_embedded_smollm2_answers_offline(smollm):
-    out = smollm.chat([user_message('Is the sentiment toward "pizza" positive or negative in: '
-                                    '"I love this pizza, best ever!"? Answer in one word.')], max_tokens=20)
+    out = smollm.chat(
+        [
+            user_message(
+                'Is the sentiment toward "pizza" positive or negative in: '
+                '"I love this pizza, best ever!"? Answer in one word.'
+            )
+        ],
+        max_tokens=20,
+    )
     assert "positive" in out.lower()
     with pytest.raises(BackendSpecError, match="text-only"):
         smollm.chat([user_message("look", [Image.new("RGB", (4, 4))])])

@@ -6,9 +6,9 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage import data
 
+from mabsa.cli.perceive import perceive
 from mabsa.perception import Perceiver, PerceptionConfig
 from mabsa.perception.cache import DiskCache
-from mabsa.cli.perceive import perceive
 from mabsa.perception.records import Perception
 
 
@@ -31,7 +31,7 @@ def test_perceive_real_photos_and_cache_hits(photos, tmp_path):
     assert 2 <= len(astro.regions) <= 5
     assert sum(r.area for r in astro.regions) == 512 * 512
     cat = perceiver.perceive(photos / "chelsea.jpg")
-    assert cat.faces == () and any("cat" in l or l == "tabby" for l, _ in cat.labels)
+    assert cat.faces == () and any("cat" in label or label == "tabby" for label, _ in cat.labels)
 
     # a new Perceiver on the same cache recomputes nothing: its models are never even built
     again = Perceiver(cache=tmp_path)
@@ -62,8 +62,9 @@ def test_features_are_cached(photos, tmp_path):
 def test_cli_prints_faces_caption_regions_and_reports_bad_files(photos, tmp_path):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "empty.jpg").write_bytes(b"")
-    result = CliRunner().invoke(perceive, [str(photos / "astronaut.png"), str(tmp_path / "imgs"),
-                                           "--out", str(tmp_path / "cache")])
+    result = CliRunner().invoke(
+        perceive, [str(photos / "astronaut.png"), str(tmp_path / "imgs"), "--out", str(tmp_path / "cache")]
+    )
     assert result.exit_code == 2
     out = result.output
     assert "faces (1): There is 1 person in the image." in out and "happy" in out
@@ -73,8 +74,9 @@ def test_cli_prints_faces_caption_regions_and_reports_bad_files(photos, tmp_path
 
 
 def test_cli_json_and_usage_errors(photos, tmp_path):
-    r = CliRunner().invoke(perceive, [str(photos / "clear.png"), "--json", "--segmenter", "none",
-                                      "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        perceive, [str(photos / "clear.png"), "--json", "--segmenter", "none", "--out", str(tmp_path)]
+    )
     assert r.exit_code == 0 and json.loads(r.output)["regions"] is None
     assert CliRunner().invoke(perceive, []).exit_code == 2
     assert "--images" in CliRunner().invoke(perceive, ["--dataset", "twitter2015"]).output
@@ -83,9 +85,11 @@ def test_cli_json_and_usage_errors(photos, tmp_path):
 def test_cli_precomputes_a_dataset_and_resumes(photos, tmp_path):
     root = tmp_path / "mini"
     (root / "jmasa_json").mkdir(parents=True)
-    posts = [{"words": ["hello", "moon"], "image_id": "a.png", "aspects": [], "opinions": []},
-             {"words": ["cat"], "image_id": "b.jpg", "aspects": [], "opinions": []},
-             {"words": ["gone"], "image_id": "missing.jpg", "aspects": [], "opinions": []}]
+    posts = [
+        {"words": ["hello", "moon"], "image_id": "a.png", "aspects": [], "opinions": []},
+        {"words": ["cat"], "image_id": "b.jpg", "aspects": [], "opinions": []},
+        {"words": ["gone"], "image_id": "missing.jpg", "aspects": [], "opinions": []},
+    ]
     for split in ("train", "dev", "test"):
         (root / "jmasa_json" / f"{split}.json").write_text(json.dumps(posts[:2] if split != "test" else posts))
     images = tmp_path / "images"

@@ -3,7 +3,6 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from perception_support import fake_chat_server
 from mabsa.data.records import Face
 from mabsa.perception.errors import BackendSpecError
 from mabsa.perception.interpret import (
@@ -23,6 +22,7 @@ from mabsa.perception.regions import (
     mask_nms,
     select_regions,
 )
+from perception_support import fake_chat_server
 
 H, W = 100, 120
 
@@ -34,7 +34,7 @@ def textured(h=H, w=W, seed=0):
 
 def box_region(x, y, w, h, score):
     mask = np.zeros((H, W), bool)
-    mask[y:y + h, x:x + w] = True
+    mask[y : y + h, x : x + w] = True
     return Region((x, y, w, h), score, int(mask.sum()), mask=mask)
 
 
@@ -101,23 +101,42 @@ def test_classical_segmenter_on_tiny_and_flat_images():
 @pytest.fixture(scope="module")
 def tiny_sam_dir(tmp_path_factory):
     import torch
-    from transformers import (SamConfig, SamMaskDecoderConfig, SamModel, SamProcessor, SamPromptEncoderConfig,
-                              SamVisionConfig)
+    from transformers import (
+        SamConfig,
+        SamMaskDecoderConfig,
+        SamModel,
+        SamProcessor,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
     from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
 
     torch.manual_seed(0)
     cfg = SamConfig(
-        vision_config=SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=64,
-                                      patch_size=8, output_channels=16, mlp_dim=64, window_size=4,
-                                      global_attn_indexes=[1], num_pos_feats=8),
-        prompt_encoder_config=SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8,
-                                                     mask_input_channels=4),
-        mask_decoder_config=SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                                 mlp_dim=32, iou_head_hidden_dim=16))
+        vision_config=SamVisionConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=8,
+            output_channels=16,
+            mlp_dim=64,
+            window_size=4,
+            global_attn_indexes=[1],
+            num_pos_feats=8,
+        ),
+        prompt_encoder_config=SamPromptEncoderConfig(
+            hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4
+        ),
+        mask_decoder_config=SamMaskDecoderConfig(
+            hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16
+        ),
+    )
     path = tmp_path_factory.mktemp("tiny-sam")
     SamModel(cfg).save_pretrained(path)
-    processor = SamProcessor(image_processor=SamImageProcessorPil(size={"longest_edge": 64},
-                                                                  pad_size={"height": 64, "width": 64}))
+    processor = SamProcessor(
+        image_processor=SamImageProcessorPil(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})
+    )
     processor.save_pretrained(path)
     return path
 
@@ -131,7 +150,7 @@ def test_sam_backend_with_a_tiny_random_model(tiny_sam_dir):
     for r in regions:
         assert r.mask.shape == (80, 120) and r.mask.any() and 0 <= r.score <= 1
         x, y, w, h = r.box
-        assert r.mask[y:y + h, x:x + w].sum() == r.area == r.mask.sum()
+        assert r.mask[y : y + h, x : x + w].sum() == r.area == r.mask.sum()
     out = select_regions(regions, rgb, RegionConfig(min_score=0, min_side=1, min_laplacian=0))
     assert out[-1].is_background or sum(r.area for r in out) == 80 * 120
 
@@ -155,8 +174,9 @@ def test_label_interpreter_on_the_astronaut():
     face_box = (179, 83, 88, 88)
     face_region = Region((150, 50, 150, 150), 0.9, 150 * 150)
     background = Region((0, 0, 512, 512), 0.0, 512 * 512, is_background=True)
-    texts = LabelRegionInterpreter().interpret(Image.fromarray(img), [face_region, background],
-                                               [Face(box=face_box, emotion="happy")])
+    texts = LabelRegionInterpreter().interpret(
+        Image.fromarray(img), [face_region, background], [Face(box=face_box, emotion="happy")]
+    )
     assert texts[0].startswith("This region shows ") and texts[0].endswith("A person in it has a happy expression.")
     assert texts[1].startswith("The background shows ")
 
@@ -167,7 +187,9 @@ def test_chat_interpreters_and_rationales_through_an_endpoint():
     with fake_chat_server() as server:
         client = OpenAIChatClient(server.url, "vlm", backoff=0.01)
         assert ChatRegionInterpreter(client).interpret(img, regions) in (
-            ["reply 0 with 1 images", "reply 1 with 1 images"], ["reply 1 with 1 images", "reply 0 with 1 images"])
+            ["reply 0 with 1 images", "reply 1 with 1 images"],
+            ["reply 1 with 1 images", "reply 0 with 1 images"],
+        )
         r = RationaleGenerator(client).rationale("Coffee with $T$ today", "Anna", image=img)
     assert r.description.endswith("with 1 images") and r.reason.endswith("with 0 images")
     assert r.source == client.id

@@ -3,19 +3,31 @@ import pytest
 from mabsa.data.records import Aspect, Face, Polarity, Post, Rationale
 from mabsa.errors import MabsaError
 from mabsa.perception import StandInPerceiver
-from mabsa.processing.errors import LeakageError
 from mabsa.perception.standin import SHIPPED_CAPTION_SOURCE
+from mabsa.processing.errors import LeakageError
 
-FACE = Face(box=(0, 0, 43, 44), age=36.0, gender="man", race="white", emotion="fear",
-            emotion_scores={"fear": 0.42, "sad": 0.35}, race_scores={"white": 0.58})
+FACE = Face(
+    box=(0, 0, 43, 44),
+    age=36.0,
+    gender="man",
+    race="white",
+    emotion="fear",
+    emotion_scores={"fear": 0.42, "sad": 0.35},
+    race_scores={"white": 0.58},
+)
 
 
 def post():
     return Post(
-        id="t15-test-1", tokens=("RT", "Chuck", "Bass", "is", "back"), image="1860693.jpg",
-        aspects=(Aspect(1, 3, "Chuck Bass", Polarity.POS, rationale=Rationale("A man smiles.", "He looks happy.")),
-                 Aspect(0, 1, "RT", Polarity.NEU)),
-        caption="a man in a suit", faces=(FACE,),
+        id="t15-test-1",
+        tokens=("RT", "Chuck", "Bass", "is", "back"),
+        image="1860693.jpg",
+        aspects=(
+            Aspect(1, 3, "Chuck Bass", Polarity.POS, rationale=Rationale("A man smiles.", "He looks happy.")),
+            Aspect(0, 1, "RT", Polarity.NEU),
+        ),
+        caption="a man in a suit",
+        faces=(FACE,),
         aspect_face_description="There are 1 people in the picture. Chuck Bass with a fear expression.",
     )
 
@@ -35,8 +47,10 @@ def test_missing_shipped_texts_stay_missing():
     bare = Post(id="x", tokens=("hi",))
     p = StandInPerceiver().perceive(bare)
     assert p.caption is None and p.faces is None and p.face_text is None and p.image == "x"
-    assert StandInPerceiver().perceive(Post(id="y", tokens=("a",), faces=())).face_text == \
-        "There are 0 people in the image."
+    assert (
+        StandInPerceiver().perceive(Post(id="y", tokens=("a",), faces=())).face_text
+        == "There are 0 people in the image."
+    )
 
 
 def test_aspect_evidence_only_for_a_given_aspect_of_the_post():

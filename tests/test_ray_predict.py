@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from click.testing import CliRunner
 
-from mabsa.data import load_dataset, write_posts
 from mabsa.cli.engine import predict_command
+from mabsa.data import load_dataset, write_posts
 from mabsa.engine.ray_predict import predict_file_ray
 from mabsa.errors import MabsaError
 from serve_support import tiny_checkpoint

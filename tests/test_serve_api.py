@@ -22,11 +22,14 @@ from mabsa.serve.errors import ApiError
 from mabsa.serve.schemas import BatchResponse, ErrorResponse, PredictResponse
 from serve_support import tiny_checkpoint
 
-LIMITS = Limits(max_body_bytes=200_000, max_image_pixels=100_000, max_text_chars=300,
-                max_batch_items=4, request_timeout_s=30)
-TEXTS = ["RT @ user : Chuck Bass is everything # MCM",
-         "Great game by Federer at Wimbledon today",
-         "Obama meets Merkel in Berlin"]
+LIMITS = Limits(
+    max_body_bytes=200_000, max_image_pixels=100_000, max_text_chars=300, max_batch_items=4, request_timeout_s=30
+)
+TEXTS = [
+    "RT @ user : Chuck Bass is everything # MCM",
+    "Great game by Federer at Wimbledon today",
+    "Obama meets Merkel in Berlin",
+]
 
 
 def png(width: int, height: int) -> bytes:
@@ -91,7 +94,7 @@ def test_json_predict_equals_the_engine(client, engine):
         assert answer["tokens"] == tokenize(text) and answer["model"] == "tiny"
         same_aspects(answer, engine.predict(text))
         for a in answer["aspects"]:  # character offsets point at the aspect in the raw text
-            assert tokenize(text[a["char_start"]:a["char_end"]]) == a["term"].split()
+            assert tokenize(text[a["char_start"] : a["char_end"]]) == a["term"].split()
         assert answer["image"] is None and answer["timing_ms"]["total"] > 0
         assert answer["model_read_image"] is False
 
@@ -127,33 +130,99 @@ ERROR_CASES = [
     # name, request kwargs, path, status, code, field
     ("no text (JSON)", _json({}), "/v1/predict", 422, "text_missing", "text"),
     ("blank text", _json({"text": "  \n "}), "/v1/predict", 422, "text_missing", "text"),
-    ("no text (form)", {"files": {"image": ("a.png", png(10, 10), "image/png")}}, "/v1/predict", 422,
-     "text_missing", "text"),
+    (
+        "no text (form)",
+        {"files": {"image": ("a.png", png(10, 10), "image/png")}},
+        "/v1/predict",
+        422,
+        "text_missing",
+        "text",
+    ),
     ("text too long", _json({"text": "word " * 100}), "/v1/predict", 422, "text_too_long", "text"),
-    ("not an image", {"data": {"text": "hi there"}, "files": {"image": ("x.png", b"GIF89a? no", "image/png")}},
-     "/v1/predict", 422, "bad_image", "image"),
-    ("truncated image", {"data": {"text": "hi there"}, "files": {"image": ("x.png", png(64, 64)[:60], "image/png")}},
-     "/v1/predict", 422, "bad_image", "image"),
-    ("bad base64", _json({"text": "hi", "image_base64": "%%%not-base64"}), "/v1/predict", 422, "bad_image",
-     "image_base64"),
-    ("too many pixels", _json({"text": "hi", "image_base64": base64.b64encode(png(400, 300)).decode()}),
-     "/v1/predict", 413, "image_too_large", "image_base64"),
-    ("oversized body", {"data": {"text": "hi"}, "files": {"image": ("big.png", b"\0" * 300_000, "image/png")}},
-     "/v1/predict", 413, "body_too_large", None),
+    (
+        "not an image",
+        {"data": {"text": "hi there"}, "files": {"image": ("x.png", b"GIF89a? no", "image/png")}},
+        "/v1/predict",
+        422,
+        "bad_image",
+        "image",
+    ),
+    (
+        "truncated image",
+        {"data": {"text": "hi there"}, "files": {"image": ("x.png", png(64, 64)[:60], "image/png")}},
+        "/v1/predict",
+        422,
+        "bad_image",
+        "image",
+    ),
+    (
+        "bad base64",
+        _json({"text": "hi", "image_base64": "%%%not-base64"}),
+        "/v1/predict",
+        422,
+        "bad_image",
+        "image_base64",
+    ),
+    (
+        "too many pixels",
+        _json({"text": "hi", "image_base64": base64.b64encode(png(400, 300)).decode()}),
+        "/v1/predict",
+        413,
+        "image_too_large",
+        "image_base64",
+    ),
+    (
+        "oversized body",
+        {"data": {"text": "hi"}, "files": {"image": ("big.png", b"\0" * 300_000, "image/png")}},
+        "/v1/predict",
+        413,
+        "body_too_large",
+        None,
+    ),
     ("unknown model", _json({"text": "hi", "model": "nope"}), "/v1/predict", 404, "unknown_model", "model"),
-    ("bad JSON", {"content": b"{not json", "headers": {"content-type": "application/json"}}, "/v1/predict", 400,
-     "bad_json", None),
-    ("wrong media type", {"content": b"text=hi", "headers": {"content-type": "text/plain"}}, "/v1/predict", 415,
-     "unsupported_media_type", None),
+    (
+        "bad JSON",
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        "/v1/predict",
+        400,
+        "bad_json",
+        None,
+    ),
+    (
+        "wrong media type",
+        {"content": b"text=hi", "headers": {"content-type": "text/plain"}},
+        "/v1/predict",
+        415,
+        "unsupported_media_type",
+        None,
+    ),
     ("unknown field", _json({"text": "hi", "colour": "red"}), "/v1/predict", 422, "invalid_request", "colour"),
     ("batch too large", _json({"items": [{"text": "a"}] * 5}), "/v1/predict/batch", 422, "batch_too_large", "items"),
     ("empty batch", _json({"items": []}), "/v1/predict/batch", 422, "batch_empty", "items"),
-    ("batch item without text", _json({"items": [{"text": "a b"}, {}]}), "/v1/predict/batch", 422,
-     "text_missing", "items[1].text"),
-    ("batch item blank", _json({"items": [{"text": "a b"}, {"text": ""}]}), "/v1/predict/batch", 422,
-     "text_missing", "items[1].text"),
-    ("batch unknown model", _json({"items": [{"text": "a"}], "model": "x"}), "/v1/predict/batch", 404,
-     "unknown_model", "model"),
+    (
+        "batch item without text",
+        _json({"items": [{"text": "a b"}, {}]}),
+        "/v1/predict/batch",
+        422,
+        "text_missing",
+        "items[1].text",
+    ),
+    (
+        "batch item blank",
+        _json({"items": [{"text": "a b"}, {"text": ""}]}),
+        "/v1/predict/batch",
+        422,
+        "text_missing",
+        "items[1].text",
+    ),
+    (
+        "batch unknown model",
+        _json({"items": [{"text": "a"}], "model": "x"}),
+        "/v1/predict/batch",
+        404,
+        "unknown_model",
+        "model",
+    ),
 ]
 
 
@@ -212,14 +281,15 @@ class _Refuses(_Slow):
         from mabsa.processing.errors import InputError
 
         ok = super().predict_batch(items)
-        return [InputError("this model refuses posts with 'bad'") if "bad" in i.text else r
-                for i, r in zip(items, ok)]
+        return [InputError("this model refuses posts with 'bad'") if "bad" in i.text else r for i, r in zip(items, ok)]
 
 
 def test_timeout_and_per_item_model_errors():
     limits = Limits(request_timeout_s=0.3)
-    app = create_app(ServeConfig(limits=limits, evidence=None, warm_up=False),
-                     predictors={"slow": _Slow(1.0), "picky": _Refuses(0.0)})
+    app = create_app(
+        ServeConfig(limits=limits, evidence=None, warm_up=False),
+        predictors={"slow": _Slow(1.0), "picky": _Refuses(0.0)},
+    )
     with TestClient(app) as c:
         wait_ready(c)
         r = c.post("/v1/predict", json={"text": "takes too long"})
@@ -236,13 +306,18 @@ def test_timeout_and_per_item_model_errors():
 @pytest.fixture(scope="module")
 def caption_checkpoint(tmp_path_factory):
     """A tiny text-crf that reads the per-image texts (caption, faces) of an uploaded image."""
-    from serve_support import TINY_SETS
     from mabsa.engine import trainer
     from mabsa.engine.config import load_run_config
+    from serve_support import TINY_SETS
 
     out = tmp_path_factory.mktemp("ckpt-image") / "tiny-caption"
-    trainer.train(load_run_config("text-crf", sets=TINY_SETS + ['model_args.image_text=["caption","faces"]']),
-                  "twitter2015", "jmasa", out, progress=False)
+    trainer.train(
+        load_run_config("text-crf", sets=TINY_SETS + ['model_args.image_text=["caption","faces"]']),
+        "twitter2015",
+        "jmasa",
+        out,
+        progress=False,
+    )
     return out
 
 
@@ -265,8 +340,9 @@ def test_a_model_that_reads_the_image_gets_the_upload(caption_checkpoint, astron
         wait_ready(c)
         assert c.get("/v1/models").json()["models"][0]["reads_image"] is True
         with_image = c.post("/v1/predict", data={"text": text}, files={"image": ("a.jpg", photo.read_bytes())})
-        as_base64 = c.post("/v1/predict", json={"text": text,
-                                                "image_base64": base64.b64encode(photo.read_bytes()).decode()})
+        as_base64 = c.post(
+            "/v1/predict", json={"text": text, "image_base64": base64.b64encode(photo.read_bytes()).decode()}
+        )
         without = c.post("/v1/predict", json={"text": text})
     assert with_image.status_code == 200 and with_image.json()["model_read_image"] is True
     assert without.json()["model_read_image"] is False

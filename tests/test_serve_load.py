@@ -26,8 +26,13 @@ def bench():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    app = create_app(ServeConfig(checkpoints={"tiny": str(tiny_checkpoint(tmp_path_factory))},
-                                 limits=Limits(max_body_bytes=1024 * 1024), evidence=None))
+    app = create_app(
+        ServeConfig(
+            checkpoints={"tiny": str(tiny_checkpoint(tmp_path_factory))},
+            limits=Limits(max_body_bytes=1024 * 1024),
+            evidence=None,
+        )
+    )
     with running_server(app) as base:
         yield base
 
@@ -45,10 +50,22 @@ def test_fifty_concurrent_clients_no_errors(server, bench):
 def test_soak_with_malformed_requests_keeps_serving(server, bench, monkeypatch):
     # The server here allows 1 MiB bodies: send 2 MiB as the oversized one.
     build, status = bench.MALFORMED["oversized_body"]
-    monkeypatch.setitem(bench.MALFORMED, "oversized_body", (
-        lambda t: {"content": b"x" * (2 * 1024 * 1024), "headers": {"content-type": "application/json"}}, status))
-    report = asyncio.run(bench.run_phase(server, ["Obama meets Merkel in Berlin"], clients=50, requests=200,
-                                         max_seconds=60, malformed_ratio=0.4, seed=3))
+    monkeypatch.setitem(
+        bench.MALFORMED,
+        "oversized_body",
+        (lambda t: {"content": b"x" * (2 * 1024 * 1024), "headers": {"content-type": "application/json"}}, status),
+    )
+    report = asyncio.run(
+        bench.run_phase(
+            server,
+            ["Obama meets Merkel in Berlin"],
+            clients=50,
+            requests=200,
+            max_seconds=60,
+            malformed_ratio=0.4,
+            seed=3,
+        )
+    )
     assert report["errors"] == 0, report["error_examples"]
     malformed = {k: v for k, v in report["outcomes"].items() if k != "valid"}
     assert len(malformed) >= 6 and sum(sum(c.values()) for c in malformed.values()) >= 50

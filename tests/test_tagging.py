@@ -7,7 +7,6 @@ from mabsa.errors import MabsaError
 from mabsa.tagging import (
     JMASA,
     MATE,
-    TagError,
     align_labels_to_subwords,
     convert_scheme,
     first_subword_index,
@@ -98,7 +97,16 @@ def test_repair_is_valid_idempotent_and_keeps_span_tokens(tags):
 def test_real_tweet_tags():
     assert spans_to_tags(len(TWEET), TWEET_ASPECTS) == TWEET_TAGS
     assert spans_to_tags(len(TWEET), TWEET_ASPECTS, "mate") == [
-        "O", "O", "O", "O", "B", "I", "O", "O", "B", "I",
+        "O",
+        "O",
+        "O",
+        "O",
+        "B",
+        "I",
+        "O",
+        "O",
+        "B",
+        "I",
     ]
     assert tags_to_aspects(TWEET, TWEET_TAGS) == TWEET_ASPECTS
 
@@ -136,7 +144,13 @@ def test_repair_jmasa(tags, expected):
 
 def test_repair_mate():
     assert repair_tags(["I", "I", "O", "I", "B", "B", "I"], MATE) == [
-        "B", "I", "O", "B", "B", "B", "I",
+        "B",
+        "I",
+        "O",
+        "B",
+        "B",
+        "B",
+        "I",
     ]
 
 
@@ -233,9 +247,7 @@ def test_align_labels_on_first_subwords(tokenizer):
             assert label == -100
     assert aligned[0] == aligned[-1] == -100  # [CLS], [SEP]
     assert sum(label != -100 for label in aligned) == len(TWEET)
-    assert align_labels_to_subwords(word_ids, labels, ignore_index=-1).count(-1) == (
-        len(word_ids) - len(TWEET)
-    )
+    assert align_labels_to_subwords(word_ids, labels, ignore_index=-1).count(-1) == (len(word_ids) - len(TWEET))
 
     # a model that predicts the aligned labels on first subwords and garbage elsewhere
     # gets the words' tags back

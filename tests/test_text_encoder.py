@@ -13,8 +13,7 @@ from mabsa.encoders.text import (
     resolve_text_encoder,
 )
 
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "intermediate_size": 37}
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
 
 
 def test_embedded_minilm_is_the_default_and_loads():
@@ -54,8 +53,9 @@ def test_uninstalled_mpnet_names_the_install_command(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not embedded.is_installed("mpnet-base"),
-                    reason="mpnet-base not installed (mabsa models install mpnet-base)")
+@pytest.mark.skipif(
+    not embedded.is_installed("mpnet-base"), reason="mpnet-base not installed (mabsa models install mpnet-base)"
+)
 def test_embedded_mpnet_loads():
     enc = TextEncoder.from_pretrained("mpnet-base").eval()
     tok = load_tokenizer("mpnet-base")

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -47,8 +46,16 @@ def _tiny_vit(tmp_path, with_processor: bool, seed: int = 0):
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     torch.manual_seed(seed)
-    model = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=64, image_size=32, patch_size=8))
+    model = ViTModel(
+        ViTConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=32,
+            patch_size=8,
+        )
+    )
     model.save_pretrained(tmp_path)
     if with_processor:
         ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
@@ -77,19 +84,28 @@ def test_hf_spec_prefix_and_save_load_roundtrip(tmp_path):
     assert torch.allclose(out.tokens, expected, atol=1e-5)
     # a differently initialised model must not match: the check has teeth
     other = _tiny_vit(tmp_path / "other", True, seed=1)
-    assert not torch.allclose(build_vision_encoder(str(other)).encode([Image.fromarray(data.coffee())]).tokens,
-                              expected, atol=1e-3)
+    assert not torch.allclose(
+        build_vision_encoder(str(other)).encode([Image.fromarray(data.coffee())]).tokens, expected, atol=1e-3
+    )
 
 
 def test_clip_vision_tower_is_used(tmp_path):
     from transformers import CLIPConfig, CLIPModel
 
     cfg = CLIPConfig(
-        text_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                         vocab_size=50),
-        vision_config=dict(hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                           image_size=32, patch_size=16),
-        projection_dim=8)
+        text_config=dict(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=50
+        ),
+        vision_config=dict(
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            image_size=32,
+            patch_size=16,
+        ),
+        projection_dim=8,
+    )
     CLIPModel(cfg).save_pretrained(tmp_path)
     enc = build_vision_encoder(str(tmp_path))
     out = enc.encode([Image.new("RGB", (50, 40), (1, 2, 3))])

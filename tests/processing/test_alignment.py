@@ -48,8 +48,7 @@ def test_gemma_words_get_the_subwords_of_running_text(gemma, text):
 def test_split_alignment_is_unchanged_for_wordpiece(minilm):
     words = TWEETS[0].split()
     per_word = subwords_per_word(minilm, [words], "split")[0]
-    assert [minilm.decode(ids).replace(" ", "") for ids in per_word] == \
-        [w.lower() for w in words]
+    assert [minilm.decode(ids).replace(" ", "") for ids in per_word] == [w.lower() for w in words]
     # a word whose characters the tokenizer drops keeps its slot, empty
     assert subwords_per_word(minilm, [["a", "\u200b", "b"]], "split")[0][1] == []
 

@@ -32,23 +32,46 @@ def _seeds(first: str | None, extra: tuple[str, ...]) -> list[int]:
 
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "model", default=None, help="Registered model name, e.g. text-crf.")
-@click.option("--dataset", default="twitter2015", show_default=True,
-              help="twitter2015, twitter2017, or a dataset directory in their layout.")
+@click.option(
+    "--dataset",
+    default="twitter2015",
+    show_default=True,
+    help="twitter2015, twitter2017, or a dataset directory in their layout.",
+)
 @click.option("--task", type=TASK_CHOICE, required=True)
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="JSON run config merged over the model's packaged config.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override one config value, e.g. --set train.epochs=3 (repeatable).")
-@click.option("--seeds", "seeds", default=None, metavar="N [N ...]",
-              help="Train once per seed (--seeds 1 2 3); writes seed*/ and summary.json.")
-@click.option("--output", "output", type=click.Path(file_okay=False), default=None,
-              help="Checkpoint directory [checkpoints/MODEL_DATASET_TASK].")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON run config merged over the model's packaged config.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config value, e.g. --set train.epochs=3 (repeatable).",
+)
+@click.option(
+    "--seeds",
+    "seeds",
+    default=None,
+    metavar="N [N ...]",
+    help="Train once per seed (--seeds 1 2 3); writes seed*/ and summary.json.",
+)
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Checkpoint directory [checkpoints/MODEL_DATASET_TASK].",
+)
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last epoch.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: as set).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.argument("extra_seeds", nargs=-1, metavar="")
-def train_command(model, dataset, task, config_file, sets, seeds, output, resume, threads,
-                  no_progress, extra_seeds):
+def train_command(model, dataset, task, config_file, sets, seeds, output, resume, threads, no_progress, extra_seeds):
     """Train a model; select on dev, evaluate test once at the best dev epoch."""
     from mabsa.engine.config import load_run_config
     from mabsa.engine.trainer import train, train_seeds
@@ -60,27 +83,47 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
     dataset_name = Path(dataset).name if Path(dataset).exists() else dataset
     out = Path(output or f"checkpoints/{config['model']}_{dataset_name}_{task}")
     if seed_list:  # even one --seeds N writes seedN/ + summary.json, as --help says
-        summary = train_seeds(config, dataset, task, out, seed_list, resume=resume,
-                              progress=not no_progress)
-        click.echo(json.dumps({"output": str(out), "n_seeds": summary["n_seeds"],
-                               "test": {k: v for k, v in summary["metrics"].items()
-                                        if k.startswith("test.") and k.endswith(("f1", "accuracy"))}},
-                              indent=2))
+        summary = train_seeds(config, dataset, task, out, seed_list, resume=resume, progress=not no_progress)
+        click.echo(
+            json.dumps(
+                {
+                    "output": str(out),
+                    "n_seeds": summary["n_seeds"],
+                    "test": {
+                        k: v
+                        for k, v in summary["metrics"].items()
+                        if k.startswith("test.") and k.endswith(("f1", "accuracy"))
+                    },
+                },
+                indent=2,
+            )
+        )
     else:
         metrics = train(config, dataset, task, out, resume=resume, progress=not no_progress)
-        click.echo(json.dumps({"output": str(out), "best_epoch": metrics["best_epoch"],
-                               "dev": metrics["dev"], "test": metrics["test"]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "output": str(out),
+                    "best_epoch": metrics["best_epoch"],
+                    "dev": metrics["dev"],
+                    "test": metrics["test"],
+                },
+                indent=2,
+            )
+        )
 
 
 @click.command("evaluate", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--checkpoint", required=True, type=click.Path(), help="Directory from mabsa train.")
-@click.option("--dataset", default=None,
-              help="Dataset name/directory, or a data file (then --split is ignored). "
-                   "Default: the dataset the checkpoint was trained on.")
+@click.option(
+    "--dataset",
+    default=None,
+    help="Dataset name/directory, or a data file (then --split is ignored). "
+    "Default: the dataset the checkpoint was trained on.",
+)
 @click.option("--split", default="test", show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
-              help="Also write the metrics JSON here.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the metrics JSON here.")
 def evaluate_command(checkpoint, dataset, split, batch_size, output):
     """Score a checkpoint on a dataset split (JSON to stdout)."""
     from mabsa.data import load_dataset
@@ -92,8 +135,14 @@ def evaluate_command(checkpoint, dataset, split, batch_size, output):
     if not dataset:
         raise MabsaError(f"{checkpoint}: the checkpoint does not name its training dataset; give --dataset")
     gold = load_dataset(dataset, split)
-    metrics = {"checkpoint": str(checkpoint), "model": config["model"], "task": config["task"],
-               "dataset": dataset, "split": split, **evaluate(model, gold, batch_size)}
+    metrics = {
+        "checkpoint": str(checkpoint),
+        "model": config["model"],
+        "task": config["task"],
+        "dataset": dataset,
+        "split": split,
+        **evaluate(model, gold, batch_size),
+    }
     text = json.dumps(metrics, indent=2)
     if output:
         Path(output).write_text(text + "\n")
@@ -105,17 +154,32 @@ def evaluate_command(checkpoint, dataset, split, batch_size, output):
 @click.option("--text", "texts", multiple=True, help="Raw post text (repeatable).")
 @click.option("--image", default=None, help="Image path or id of the post (--text).")
 @click.option("--caption", default=None, help="Image caption, for models that read one.")
-@click.option("--aspect", "aspects", multiple=True,
-              help="masc models: an aspect term of the --text to classify (repeatable).")
-@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
-              help="Posts file (jsonl or any supported format); streamed in chunks.")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False), default=None,
-              help="Where to write predicted posts (format from the extension).")
+@click.option(
+    "--aspect", "aspects", multiple=True, help="masc models: an aspect term of the --text to classify (repeatable)."
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Posts file (jsonl or any supported format); streamed in chunks.",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write predicted posts (format from the extension).",
+)
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="ray: --input through Ray Data, one model per actor (docs/serve.md).")
-def predict_command(checkpoint, texts, image, caption, aspects, input_path, output_path,
-                    batch_size, engine):
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: --input through Ray Data, one model per actor (docs/serve.md).",
+)
+def predict_command(checkpoint, texts, image, caption, aspects, input_path, output_path, batch_size, engine):
     """Predict aspects (and polarities) for --text or an --input file."""
     from mabsa.api import load
     from mabsa.data import iter_posts, write_posts
@@ -126,8 +190,10 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
         raise MabsaError("--input needs --output FILE")
     given = [flag for flag, value in (("--image", image), ("--caption", caption), ("--aspect", aspects)) if value]
     if input_path and given:  # a file's posts carry their own image, caption and aspects
-        raise MabsaError(f"{', '.join(given)} apply to --text only; with --input, put them in the "
-                         "posts file (fields image, caption, aspects)")
+        raise MabsaError(
+            f"{', '.join(given)} apply to --text only; with --input, put them in the "
+            "posts file (fields image, caption, aspects)"
+        )
     if engine == "ray":
         from mabsa.engine.ray_predict import predict_file_ray
 
@@ -141,8 +207,10 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
         warnings.simplefilter("always")
         if texts:
             preds = predictor.predict_batch(
-                list(texts), [image] * len(texts),
-                aspects=[list(aspects) or None] * len(texts), captions=[caption] * len(texts),
+                list(texts),
+                [image] * len(texts),
+                aspects=[list(aspects) or None] * len(texts),
+                captions=[caption] * len(texts),
             )
             for p in preds:
                 click.echo(json.dumps(p.to_dict(), ensure_ascii=False))
@@ -151,8 +219,7 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
 
             # Posts are counted as they are read; memory holds one chunk at a time.
             posts = tqdm(iter_posts(input_path), desc="predict", unit="post", disable=None)
-            write_posts(predictor.iter_predictions(posts, chunk_size=max(8 * batch_size, 256)),
-                        output_path)
+            write_posts(predictor.iter_predictions(posts, chunk_size=max(8 * batch_size, 256)), output_path)
             click.echo(f"wrote {output_path}", err=True)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)

@@ -16,15 +16,27 @@ def iea() -> None:
 
 
 @iea.command("make-fgca")
-@click.option("--output", required=True, type=click.Path(file_okay=False),
-              help="Dataset directory to write (jmasa_json/, captions.json, fgca/*.jsonl).")
-@click.option("--classes", default=None, type=click.Path(dir_okay=False),
-              help="Class list, one per line [the 59 PASCAL-Context classes].")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Dataset directory to write (jmasa_json/, captions.json, fgca/*.jsonl).",
+)
+@click.option(
+    "--classes",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Class list, one per line [the 59 PASCAL-Context classes].",
+)
 @click.option("--sizes", default="2000,500,500", show_default=True, help="train,dev,test samples.")
 @click.option("--seed", default=13, show_default=True)
-@click.option("--llm", default=None, metavar="SPEC",
-              help="Write texts with a chat backend (smollm2, hf:DIR, openai:URL#MODEL) instead of "
-                   "templates; texts missing a phrase fall back to a template.")
+@click.option(
+    "--llm",
+    default=None,
+    metavar="SPEC",
+    help="Write texts with a chat backend (smollm2, hf:DIR, openai:URL#MODEL) instead of "
+    "templates; texts missing a phrase fall back to a template.",
+)
 def make_fgca_command(output, classes, sizes, seed, llm):
     """Build FGCA (region interpretation, text, phrase span) triples for the aligner."""
     from mabsa.models.iea.fgca import (
@@ -37,7 +49,7 @@ def make_fgca_command(output, classes, sizes, seed, llm):
 
     names = PASCAL_CONTEXT_59
     if classes:
-        names = tuple(l.strip() for l in Path(classes).read_text().splitlines() if l.strip())
+        names = tuple(line.strip() for line in Path(classes).read_text().splitlines() if line.strip())
         unknown = [c for c in names if c not in SURFACE]
         for c in unknown:  # a new class is named by itself
             SURFACE[c] = [c]
@@ -58,11 +70,17 @@ def make_fgca_command(output, classes, sizes, seed, llm):
 
 
 @iea.command("train-aligner")
-@click.option("--fgca", "fgca_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory from `mabsa iea make-fgca`.")
+@click.option(
+    "--fgca", "fgca_dir", required=True, type=click.Path(file_okay=False), help="Directory from `mabsa iea make-fgca`."
+)
 @click.option("--output", required=True, type=click.Path(file_okay=False))
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override the packaged iea-aligner config, e.g. --set train.epochs=2.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override the packaged iea-aligner config, e.g. --set train.epochs=2.",
+)
 def train_aligner_command(fgca_dir, output, sets):
     """Train the aligner (text-crf, mate scheme) on FGCA with the engine; prints span accuracy."""
     from importlib import resources
@@ -72,8 +90,7 @@ def train_aligner_command(fgca_dir, output, sets):
     from mabsa.models.iea.aligner import Aligner, evaluate_aligner
     from mabsa.models.iea.fgca import read_fgca
 
-    config = load_run_config(config_file=str(resources.files("mabsa") / "configs" / "iea-aligner.json"),
-                             sets=sets)
+    config = load_run_config(config_file=str(resources.files("mabsa") / "configs" / "iea-aligner.json"), sets=sets)
     metrics = train(config, fgca_dir, "mate", output)
     al = Aligner.from_checkpoint(output)
     result = {s: evaluate_aligner(al, read_fgca(fgca_dir, s)) for s in ("dev", "test")}
@@ -98,13 +115,25 @@ def eval_aligner_command(checkpoint, fgca_dir, split):
 @click.option("--dataset", default=None, help="Dataset name/dir (with --post).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--post", "post_id", default=None, help="Post id in --dataset/--split.")
-@click.option("--image", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Image file for --text (regions are then perceived).")
+@click.option(
+    "--image",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Image file for --text (regions are then perceived).",
+)
 @click.option("--caption", default=None, help="Caption standing in for the image (--text).")
-@click.option("--aligner", default=None, type=click.Path(file_okay=False),
-              help="Aligner checkpoint (or an IEA checkpoint, whose aligner is used).")
-@click.option("--mode", default="nmi", show_default=True,
-              type=click.Choice(["nmi", "no_aligner", "no_interpretation", "text_only"]))
+@click.option(
+    "--aligner",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Aligner checkpoint (or an IEA checkpoint, whose aligner is used).",
+)
+@click.option(
+    "--mode",
+    default="nmi",
+    show_default=True,
+    type=click.Choice(["nmi", "no_aligner", "no_interpretation", "text_only"]),
+)
 def explain_command(text, dataset, split, post_id, image, caption, aligner, mode):
     """Print the Nearest-to-Match Instruction IEA builds for one post."""
     from mabsa.data import load_dataset, tokenize
@@ -129,12 +158,14 @@ def explain_command(text, dataset, split, post_id, image, caption, aligner, mode
         path = Path(aligner)
         if (path / "aligner" / "config.json").is_file():
             path = path / "aligner"
-        spans = Aligner.from_checkpoint(path).align([(visible.tokens, u.interpretation)
-                                                     for u in view.regions])
+        spans = Aligner.from_checkpoint(path).align([(visible.tokens, u.interpretation) for u in view.regions])
     instruction = build_instruction(visible.tokens, view, spans, mode)
     click.echo(instruction.text())
     click.echo("")
     for u, s in zip(view.regions, spans):
-        where = "end (aligned to nothing)" if s is None else \
-            f"after {' '.join(visible.tokens[s[0]:s[1]])!r} (tokens {s[0]}-{s[1]})"
+        where = (
+            "end (aligned to nothing)"
+            if s is None
+            else f"after {' '.join(visible.tokens[s[0] : s[1]])!r} (tokens {s[0]}-{s[1]})"
+        )
         click.echo(f"region {u.index} box={u.box}: {where}")

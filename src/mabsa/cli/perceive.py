@@ -20,20 +20,30 @@ def _format(p: Perception) -> str:
     if p.faces is not None:
         lines.append(f"  faces ({len(p.faces)}): {p.face_text}")
         for f in p.faces:
-            attrs = [a for a in (f.gender, f"{f.age:.0f}" if f.age is not None else None, f.emotion,
-                                 f"{f.confidence:.2f}" if f.confidence is not None else None) if a]
+            attrs = [
+                a
+                for a in (
+                    f.gender,
+                    f"{f.age:.0f}" if f.age is not None else None,
+                    f.emotion,
+                    f"{f.confidence:.2f}" if f.confidence is not None else None,
+                )
+                if a
+            ]
             lines.append(f"    box={list(f.box) if f.box else None}  {' '.join(attrs)}")
     if p.caption:
         lines.append(f"  caption: {p.caption.text}" + ("  [label-derived]" if p.caption.label_derived else ""))
     if p.labels:
-        lines.append("  labels: " + ", ".join(f"{l} {s:.2f}" for l, s in p.labels))
+        lines.append("  labels: " + ", ".join(f"{label} {s:.2f}" for label, s in p.labels))
     if p.regions is not None:
         lines.append(f"  regions ({len(p.regions)}):")
         for i, r in enumerate(p.regions, 1):
             tag = "bg" if r.is_background else f"#{i}"
             sharp = f"{r.sharpness:.0f}" if r.sharpness is not None else "-"
-            lines.append(f"    {tag:>3} box={list(r.box)} score={r.score:.2f} sharpness={sharp}"
-                         + (f"  {r.interpretation}" if r.interpretation else ""))
+            lines.append(
+                f"    {tag:>3} box={list(r.box)} score={r.score:.2f} sharpness={sharp}"
+                + (f"  {r.interpretation}" if r.interpretation else "")
+            )
     return "\n".join(lines)
 
 
@@ -51,19 +61,27 @@ def _dataset_images(dataset: str) -> list[str]:
 @click.command("perceive")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--dataset", help="Dataset name or directory: precompute every image its posts use.")
-@click.option("--images", "images_dir", type=click.Path(file_okay=False),
-              help="Folder with the dataset's images, files named by image id.")
-@click.option("--out", "cache_dir", type=click.Path(file_okay=False),
-              help="Cache directory (default: $MABSA_CACHE/perception).")
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(file_okay=False),
+    help="Folder with the dataset's images, files named by image id.",
+)
+@click.option(
+    "--out", "cache_dir", type=click.Path(file_okay=False), help="Cache directory (default: $MABSA_CACHE/perception)."
+)
 @click.option("--face-detector", default="dlib", show_default=True, help="dlib | opencv | none")
 @click.option("--captioner", default="labels", show_default=True, help="labels | hf:<id|dir> | openai:<url>#<model>")
 @click.option("--segmenter", default="classical", show_default=True, help="classical | sam:<id|dir> | none")
-@click.option("--interpreter", default="labels", show_default=True,
-              help="labels | smollm2 | hf:<id|dir> | openai:<url>#<model> | none")
+@click.option(
+    "--interpreter",
+    default="labels",
+    show_default=True,
+    help="labels | smollm2 | hf:<id|dir> | openai:<url>#<model> | none",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image instead of text.")
 @click.option("--threads", default=1, show_default=True, help="torch threads (1 is fastest on 2 shared cores).")
-def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, segmenter, interpreter,
-             as_json, threads):
+def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, segmenter, interpreter, as_json, threads):
     """Faces, caption, labels and regions for each image in PATHS (files or folders), offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
     import torch
@@ -78,8 +96,12 @@ def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, se
     if dataset and not images_dir:
         raise click.UsageError("--dataset needs --images DIR (the folder holding its images)")
     none = lambda s: None if s in (None, "", "none") else s
-    config = PerceptionConfig(face_detector=none(face_detector), captioner=none(captioner),
-                              segmenter=none(segmenter), interpreter=none(interpreter))
+    config = PerceptionConfig(
+        face_detector=none(face_detector),
+        captioner=none(captioner),
+        segmenter=none(segmenter),
+        interpreter=none(interpreter),
+    )
     cache = DiskCache(cache_dir or Path(mabsa_cache_dir()) / "perception")
     cache.clean()
     perceiver = Perceiver(config, cache)
@@ -101,8 +123,10 @@ def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, se
             except MabsaError as e:
                 failures += 1
                 tqdm.write(f"error: {e}", file=sys.stderr)
-        click.echo(f"{dataset}: {done} of {len(ids)} images perceived ({cache.hits} cache hits), "
-                   f"{len(missing)} missing from {images_dir}, {failures} failed; cache: {cache.root}")
+        click.echo(
+            f"{dataset}: {done} of {len(ids)} images perceived ({cache.hits} cache hits), "
+            f"{len(missing)} missing from {images_dir}, {failures} failed; cache: {cache.root}"
+        )
         if missing:
             click.echo("missing (first 5): " + ", ".join(missing[:5]), err=True)
 

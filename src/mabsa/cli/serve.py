@@ -31,33 +31,78 @@ def parse_checkpoints(specs: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", "checkpoints", multiple=True, required=True, metavar="[NAME=]DIR",
-              help="Checkpoint from mabsa train (repeatable; requests pick one with \"model\").")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    required=True,
+    metavar="[NAME=]DIR",
+    help='Checkpoint from mabsa train (repeatable; requests pick one with "model").',
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Use 0.0.0.0 to serve other machines.")
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--evidence/--no-evidence", default=True, show_default=True,
-              help="Image evidence: faces, regions, caption and each aspect's aligned region.")
-@click.option("--faces", type=click.Choice(["dlib", "opencv", "none"]), default="dlib", show_default=True,
-              help="Face detector for the evidence.")
-@click.option("--rationales/--no-rationales", default=False, show_default=True,
-              help="An LLM rationale per aspect (embedded SmolLM2: seconds per aspect on a CPU).")
-@click.option("--chat", default="smollm2", show_default=True,
-              help="Chat backend for rationales: smollm2, hf:<id|dir> or openai:<url>#<model>.")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
-              help="Cache perception results on disk here.")
+@click.option(
+    "--evidence/--no-evidence",
+    default=True,
+    show_default=True,
+    help="Image evidence: faces, regions, caption and each aspect's aligned region.",
+)
+@click.option(
+    "--faces",
+    type=click.Choice(["dlib", "opencv", "none"]),
+    default="dlib",
+    show_default=True,
+    help="Face detector for the evidence.",
+)
+@click.option(
+    "--rationales/--no-rationales",
+    default=False,
+    show_default=True,
+    help="An LLM rationale per aspect (embedded SmolLM2: seconds per aspect on a CPU).",
+)
+@click.option(
+    "--chat",
+    default="smollm2",
+    show_default=True,
+    help="Chat backend for rationales: smollm2, hf:<id|dir> or openai:<url>#<model>.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Cache perception results on disk here.",
+)
 @click.option("--max-body-mb", default=8.0, show_default=True, help="Largest request body.")
 @click.option("--max-image-pixels", default=24_000_000, show_default=True, help="Largest image (w*h).")
 @click.option("--max-text-chars", default=2000, show_default=True)
 @click.option("--max-batch-items", default=32, show_default=True, help="Posts per /v1/predict/batch.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per request.")
 @click.option("--max-batch", default=16, show_default=True, help="Posts per model call (micro-batching).")
-@click.option("--max-wait-ms", default=5.0, show_default=True,
-              help="How long a post waits for others to share its model call.")
+@click.option(
+    "--max-wait-ms", default=5.0, show_default=True, help="How long a post waits for others to share its model call."
+)
 @click.option("--threads", default=1, show_default=True, help="torch threads (1 is fastest on small CPUs).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
-def serve_command(checkpoints, host, port, evidence, faces, rationales, chat, cache_dir, max_body_mb,
-                  max_image_pixels, max_text_chars, max_batch_items, timeout, max_batch, max_wait_ms,
-                  threads, access_log):
+def serve_command(
+    checkpoints,
+    host,
+    port,
+    evidence,
+    faces,
+    rationales,
+    chat,
+    cache_dir,
+    max_body_mb,
+    max_image_pixels,
+    max_text_chars,
+    max_batch_items,
+    timeout,
+    max_batch,
+    max_wait_ms,
+    threads,
+    access_log,
+):
     """Serve CHECKPOINT(s) over HTTP: the web page at /, the API at /v1, docs at /docs."""
     import torch
     import uvicorn
@@ -67,18 +112,30 @@ def serve_command(checkpoints, host, port, evidence, faces, rationales, chat, ca
 
     served = parse_checkpoints(checkpoints)
     torch.set_num_threads(max(1, int(threads)))
-    limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024), max_image_pixels=int(max_image_pixels),
-                    max_text_chars=int(max_text_chars), max_batch_items=int(max_batch_items),
-                    request_timeout_s=float(timeout))
+    limits = Limits(
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_image_pixels=int(max_image_pixels),
+        max_text_chars=int(max_text_chars),
+        max_batch_items=int(max_batch_items),
+        request_timeout_s=float(timeout),
+    )
     evidence_config = EvidenceConfig(
-        enabled=evidence, rationales=rationales, cache_dir=cache_dir,
+        enabled=evidence,
+        rationales=rationales,
+        cache_dir=cache_dir,
         perception=PerceptionConfig(face_detector=None if faces == "none" else faces, chat=chat),
     )
-    app = create_app(ServeConfig(checkpoints=served, limits=limits, evidence=evidence_config,
-                                 max_batch=max_batch, max_wait_ms=max_wait_ms))
+    app = create_app(
+        ServeConfig(
+            checkpoints=served, limits=limits, evidence=evidence_config, max_batch=max_batch, max_wait_ms=max_wait_ms
+        )
+    )
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    click.echo(f"mabsa serve: {', '.join(f'{n}={d}' for n, d in served.items())} on http://{shown}:{port}/ "
-               "(page), /docs (API)", err=True)
+    click.echo(
+        f"mabsa serve: {', '.join(f'{n}={d}' for n, d in served.items())} on http://{shown}:{port}/ "
+        "(page), /docs (API)",
+        err=True,
+    )
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", timeout_keep_alive=5)
 
 

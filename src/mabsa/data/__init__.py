@@ -12,7 +12,21 @@ from mabsa.data.records import TSV_LABELS, Aspect, Face, Polarity, Post, Rationa
 from mabsa.data.registry import SPLITS, data_root, dataset_dir, load_dataset, stats
 
 __all__ = [
-    "Aspect", "FORMATS", "Face", "Polarity", "Post", "Rationale", "SPLITS", "TSV_LABELS",
-    "data_root", "dataset_dir", "guess_format", "iter_posts", "load_dataset", "read_posts",
-    "stats", "tokenize", "write_posts",
+    "Aspect",
+    "FORMATS",
+    "Face",
+    "Polarity",
+    "Post",
+    "Rationale",
+    "SPLITS",
+    "TSV_LABELS",
+    "data_root",
+    "dataset_dir",
+    "guess_format",
+    "iter_posts",
+    "load_dataset",
+    "read_posts",
+    "stats",
+    "tokenize",
+    "write_posts",
 ]

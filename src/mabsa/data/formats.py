@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from mabsa.data.records import TSV_LABELS, Aspect, Polarity, Post
 from mabsa.errors import DataFormatError
@@ -52,9 +53,7 @@ def _read_text(path: Path) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise DataFormatError(
-            path, line, f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
-        ) from None
+        raise DataFormatError(path, line, f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
     return text.replace("\r\n", "\n")
 
 
@@ -184,14 +183,15 @@ def read_jmasa_json(path: Path) -> list[Post]:
             start, end = a["from"], a["to"]
             if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(words)):
                 raise DataFormatError(
-                    path, line,
-                    f"post {index}, aspect {j}: span out of range: from={start!r} to={end!r} "
-                    f"for {len(words)} words",
+                    path,
+                    line,
+                    f"post {index}, aspect {j}: span out of range: from={start!r} to={end!r} for {len(words)} words",
                 )
             term = a.get("term")
             if term is not None and list(term) != words[start:end]:
                 raise DataFormatError(
-                    path, line,
+                    path,
+                    line,
                     f"post {index}, aspect {j}: term {term!r} does not match words[{start}:{end}] "
                     f"= {words[start:end]!r}",
                 )
@@ -199,8 +199,7 @@ def read_jmasa_json(path: Path) -> list[Post]:
             aspects.append(Aspect(start, end, " ".join(words[start:end]), pol))
         image = rec.get("image_id")
         posts.append(
-            _post(path, line, id=make_id(image, index), tokens=tuple(words), image=image,
-                  aspects=tuple(aspects))
+            _post(path, line, id=make_id(image, index), tokens=tuple(words), image=image, aspects=tuple(aspects))
         )
     return posts
 
@@ -208,16 +207,21 @@ def read_jmasa_json(path: Path) -> list[Post]:
 def write_jmasa_json(posts: Iterable[Post], path: Path) -> None:
     records = []
     for p in posts:
-        records.append({
-            "words": list(p.tokens),
-            "image_id": p.image,
-            "aspects": [
-                {"from": a.start, "to": a.end,
-                 "polarity": a.polarity.value if a.polarity else None,
-                 "term": list(p.tokens[a.start:a.end])}
-                for a in p.aspects
-            ],
-        })
+        records.append(
+            {
+                "words": list(p.tokens),
+                "image_id": p.image,
+                "aspects": [
+                    {
+                        "from": a.start,
+                        "to": a.end,
+                        "polarity": a.polarity.value if a.polarity else None,
+                        "term": list(p.tokens[a.start : a.end]),
+                    }
+                    for a in p.aspects
+                ],
+            }
+        )
     with open(path, "w", encoding="utf-8") as f:
         json.dump(records, f, ensure_ascii=False)
 
@@ -237,12 +241,10 @@ def _aspect_row(path: Path, line: int, marked_text: str, target: str) -> tuple[t
     if not target_toks:
         raise DataFormatError(path, line, "empty aspect term")
     i = where[0]
-    return tuple(toks[:i] + target_toks + toks[i + 1:]), i, i + len(target_toks)
+    return tuple(toks[:i] + target_toks + toks[i + 1 :]), i, i + len(target_toks)
 
 
-def _merge_aspect_rows(
-    path: Path, rows: Iterable[tuple[int, str, tuple[str, ...], int, int, Polarity]]
-) -> list[Post]:
+def _merge_aspect_rows(path: Path, rows: Iterable[tuple[int, str, tuple[str, ...], int, int, Polarity]]) -> list[Post]:
     """Merge per-aspect rows into posts.
 
     Rows with the same (image id, text) belong to one post, wherever they stand in the file.
@@ -268,8 +270,16 @@ def _merge_aspect_rows(
     for n, (key, copy) in enumerate(order):
         line, aspects = groups[key][copy]
         image, tokens = key
-        posts.append(_post(path, line, id=make_id(image, n), tokens=tokens, image=image or None,
-                           aspects=tuple(sorted(aspects, key=lambda a: a.start))))
+        posts.append(
+            _post(
+                path,
+                line,
+                id=make_id(image, n),
+                tokens=tokens,
+                image=image or None,
+                aspects=tuple(sorted(aspects, key=lambda a: a.start)),
+            )
+        )
     return posts
 
 
@@ -284,7 +294,8 @@ def read_tsv(path: Path) -> list[Post]:
             continue  # header
         if len(cols) != 5:
             raise DataFormatError(
-                path, lineno,
+                path,
+                lineno,
                 f"wrong column count: expected 5 tab-separated columns (index, label, image id, "
                 f"text with {TARGET}, aspect), found {len(cols)}",
             )
@@ -297,7 +308,7 @@ def read_tsv(path: Path) -> list[Post]:
 
 
 def _marked(post: Post, a: Aspect) -> str:
-    return " ".join(post.tokens[: a.start] + (TARGET,) + post.tokens[a.end:])
+    return " ".join(post.tokens[: a.start] + (TARGET,) + post.tokens[a.end :])
 
 
 def _require_polarity(post: Post, a: Aspect, fmt: str) -> Polarity:
@@ -327,13 +338,14 @@ def read_txt(path: Path) -> list[Post]:
         lines.pop()
     if len(lines) % 4:
         raise DataFormatError(
-            path, len(lines),
+            path,
+            len(lines),
             f"wrong line count: the TXT format has 4 lines per aspect (text with {TARGET}, aspect, "
             f"label -1/0/1, image id); {len(lines)} lines leave {len(lines) % 4} over",
         )
     rows = []
     for i in range(0, len(lines), 4):
-        marked, target, label, image = (s.strip() for s in lines[i:i + 4])
+        marked, target, label, image = (s.strip() for s in lines[i : i + 4])
         if label not in _TXT_LABELS:
             raise DataFormatError(path, i + 3, f"bad polarity label {label!r}: expected -1, 0 or 1")
         tokens, start, end = _aspect_row(path, i + 1, marked, target)
@@ -380,7 +392,7 @@ def _conll_block(path: Path, block: list[tuple[int, str]], make_id: _IdMaker, in
     first_line, first = block[0]
     image = None
     if first.startswith("IMGID:"):
-        image = first[len("IMGID:"):].strip()
+        image = first[len("IMGID:") :].strip()
         block = block[1:]
         if image and "." not in image:
             image += ".jpg"
@@ -400,13 +412,17 @@ def _conll_block(path: Path, block: list[tuple[int, str]], make_id: _IdMaker, in
     for lineno, raw in block:
         cols = raw.split("\t") if "\t" in raw else raw.split()
         if len(cols) < 2:
-            raise DataFormatError(path, lineno, f"wrong column count: expected 'token<TAB>tag', found {len(cols)} column(s)")
+            raise DataFormatError(
+                path, lineno, f"wrong column count: expected 'token<TAB>tag', found {len(cols)} column(s)"
+            )
         token, tag = cols[0], cols[1].strip()
         m = _CONLL_TAG.match(tag)
         if not m:
             if re.match(r"^[BI]-", tag):
                 raise DataFormatError(path, lineno, f"bad polarity in tag {tag!r}: expected POS, NEU or NEG")
-            raise DataFormatError(path, lineno, f"bad tag {tag!r}: expected O, B-POS, I-POS, B-NEU, I-NEU, B-NEG, I-NEG (or B, I)")
+            raise DataFormatError(
+                path, lineno, f"bad tag {tag!r}: expected O, B-POS, I-POS, B-NEU, I-NEU, B-NEG, I-NEG (or B, I)"
+            )
         pol = Polarity(m.group(2)) if m.group(2) else None
         i = len(tokens)
         tokens.append(token)
@@ -421,8 +437,7 @@ def _conll_block(path: Path, block: list[tuple[int, str]], make_id: _IdMaker, in
             if open_span[1] != pol:
                 raise DataFormatError(path, lineno, f"tag {tag!r} changes polarity inside an aspect")
     close(len(tokens))
-    return _post(path, first_line, id=make_id(image, index), tokens=tuple(tokens), image=image,
-                 aspects=tuple(aspects))
+    return _post(path, first_line, id=make_id(image, index), tokens=tuple(tokens), image=image, aspects=tuple(aspects))
 
 
 def write_conll(posts: Iterable[Post], path: Path) -> None:
@@ -430,7 +445,7 @@ def write_conll(posts: Iterable[Post], path: Path) -> None:
         for p in posts:
             tags = ["O"] * len(p.tokens)
             for a in sorted(p.aspects, key=lambda a: a.start):
-                if any(t != "O" for t in tags[a.start:a.end]):
+                if any(t != "O" for t in tags[a.start : a.end]):
                     raise ValueError(f"post {p.id!r}: overlapping aspects cannot be written as CoNLL")
                 suffix = f"-{a.polarity.value}" if a.polarity else ""
                 tags[a.start] = "B" + suffix
@@ -467,7 +482,8 @@ def guess_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in _BY_SUFFIX:
         raise DataFormatError(
-            path, None,
+            path,
+            None,
             f"cannot tell the format from the suffix {suffix!r}; name it with --from/--to, one of: "
             + ", ".join(FORMATS),
         )

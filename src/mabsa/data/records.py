@@ -17,11 +17,12 @@ Image-derived texts come in two kinds, and the split matters (leakage rule, see
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
-class Polarity(str, enum.Enum):
+class Polarity(str, enum.Enum):  # noqa: UP042  (StrEnum would change str(Polarity.POS))
     """Sentiment toward an aspect. The value is the short tag used in files and BIO labels."""
 
     POS = "POS"
@@ -29,7 +30,7 @@ class Polarity(str, enum.Enum):
     NEG = "NEG"
 
     @classmethod
-    def parse(cls, value: Any) -> "Polarity":
+    def parse(cls, value: Any) -> Polarity:
         """Accept the spellings the public releases use.
 
         ``POS/NEU/NEG`` (any case), ``positive/neutral/negative``, and the integer codes of the
@@ -43,15 +44,21 @@ class Polarity(str, enum.Enum):
             return _POLARITY_SPELLINGS[key]
         except KeyError:
             raise ValueError(
-                f"bad polarity {value!r}: expected one of POS, NEU, NEG (or positive/neutral/"
-                "negative, or 1/0/-1)"
+                f"bad polarity {value!r}: expected one of POS, NEU, NEG (or positive/neutral/negative, or 1/0/-1)"
             ) from None
 
 
 _POLARITY_SPELLINGS = {
-    "pos": Polarity.POS, "positive": Polarity.POS, "1": Polarity.POS, "+1": Polarity.POS,
-    "neu": Polarity.NEU, "neutral": Polarity.NEU, "0": Polarity.NEU,
-    "neg": Polarity.NEG, "negative": Polarity.NEG, "-1": Polarity.NEG,
+    "pos": Polarity.POS,
+    "positive": Polarity.POS,
+    "1": Polarity.POS,
+    "+1": Polarity.POS,
+    "neu": Polarity.NEU,
+    "neutral": Polarity.NEU,
+    "0": Polarity.NEU,
+    "neg": Polarity.NEG,
+    "negative": Polarity.NEG,
+    "-1": Polarity.NEG,
 }
 
 #: TomBERT TSV label column: 0 = NEG, 1 = NEU, 2 = POS.
@@ -126,7 +133,7 @@ class Aspect:
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Aspect":
+    def from_dict(cls, d: Mapping[str, Any]) -> Aspect:
         r = d.get("rationale")
         return cls(
             start=int(d["start"]),
@@ -172,26 +179,23 @@ class Post:
         for a in self.aspects:
             if a.end > len(self.tokens):
                 raise ValueError(
-                    f"post {self.id!r}: aspect span [{a.start}, {a.end}) out of range for "
-                    f"{len(self.tokens)} tokens"
+                    f"post {self.id!r}: aspect span [{a.start}, {a.end}) out of range for {len(self.tokens)} tokens"
                 )
 
     # -- views -------------------------------------------------------------------------
     def span_text(self, start: int, end: int) -> str:
         return " ".join(self.tokens[start:end])
 
-    def with_aspects(self, aspects: Iterable[Aspect]) -> "Post":
+    def with_aspects(self, aspects: Iterable[Aspect]) -> Post:
         return replace(self, aspects=tuple(aspects))
 
-    def extraction_input(self) -> "Post":
+    def extraction_input(self) -> Post:
         """What a term extractor (JMASA/MATE) may see: no aspects and no per-aspect texts."""
         return replace(self, aspects=(), aspect_face_description=None)
 
     @property
     def has_aspect_texts(self) -> bool:
-        return self.aspect_face_description is not None or any(
-            a.rationale is not None for a in self.aspects
-        )
+        return self.aspect_face_description is not None or any(a.rationale is not None for a in self.aspects)
 
     # -- canonical JSONL form -----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -211,7 +215,7 @@ class Post:
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Post":
+    def from_dict(cls, d: Mapping[str, Any]) -> Post:
         faces = d.get("faces")
         return cls(
             id=str(d["id"]),

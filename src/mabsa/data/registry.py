@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from mabsa.data.formats import read_jmasa_json, read_posts
 from mabsa.data.records import Face, Polarity, Post, Rationale
@@ -119,7 +120,7 @@ def _rationale_index(root: Path, split: str) -> dict[tuple[str, tuple[str, ...],
             continue
         i = toks.index("$T$")
         target = e["target"].split()
-        tokens = tuple(toks[:i] + target + toks[i + 1:])
+        tokens = tuple(toks[:i] + target + toks[i + 1 :])
         index[(str(e["ImageID"]), tokens, i, i + len(target))] = Rationale(
             description=e.get("description"), reason=e.get("reason"), source=RATIONALE_SOURCE
         )
@@ -136,13 +137,14 @@ def join_image_texts(posts: Iterable[Post], root: Path, split: str) -> list[Post
         image = p.image or ""
         stem = image.rsplit(".", 1)[0]
         face_list = faces.get(image)
-        aspects = tuple(
-            replace(a, rationale=rationales.get((stem, p.tokens, a.start, a.end)))
-            for a in p.aspects
-        )
+        aspects = tuple(replace(a, rationale=rationales.get((stem, p.tokens, a.start, a.end))) for a in p.aspects)
         out.append(
             Post(
-                id=p.id, tokens=p.tokens, text=p.text, image=p.image, aspects=aspects,
+                id=p.id,
+                tokens=p.tokens,
+                text=p.text,
+                image=p.image,
+                aspects=aspects,
                 caption=captions.get(image),
                 faces=None if face_list is None else tuple(face_from_deepface(f) for f in face_list),
                 aspect_face_description=face_desc.get(image),

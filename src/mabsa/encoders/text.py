@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,9 +61,7 @@ def resolve_text_encoder(name_or_path: str) -> str:
     path = Path(key).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise TextEncoderNotFound(
-                f"{path}: not a Hugging Face model directory (no config.json)"
-            )
+            raise TextEncoderNotFound(f"{path}: not a Hugging Face model directory (no config.json)")
         return str(path)
     return key
 
@@ -91,9 +90,7 @@ def load_tokenizer(name_or_path: str = DEFAULT_TEXT_ENCODER):
 
     tok = _load(AutoTokenizer, name_or_path, "tokenizer")
     if not getattr(tok, "is_fast", False):
-        raise TextEncoderNotFound(
-            f"text encoder {name_or_path!r} has no fast tokenizer; mabsa needs word alignment"
-        )
+        raise TextEncoderNotFound(f"text encoder {name_or_path!r} has no fast tokenizer; mabsa needs word alignment")
     return tok
 
 
@@ -115,7 +112,7 @@ class TextEncoder(nn.Module):
         self.uses_token_type_ids = int(getattr(model.config, "type_vocab_size", 0) or 0) > 1
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = DEFAULT_TEXT_ENCODER) -> "TextEncoder":
+    def from_pretrained(cls, name_or_path: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:
         from transformers import AutoModel
 
         cfg = load_encoder_config(name_or_path)
@@ -124,9 +121,7 @@ class TextEncoder(nn.Module):
         return cls(model)
 
     @classmethod
-    def from_config(
-        cls, config: Any, overrides: Mapping[str, Any] | None = None
-    ) -> "TextEncoder":
+    def from_config(cls, config: Any, overrides: Mapping[str, Any] | None = None) -> TextEncoder:
         """Random-init encoder from an HF config object, a config dict, or a name/path."""
         from transformers import AutoConfig, AutoModel, PretrainedConfig
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -112,8 +113,7 @@ class EfficientNetLite0Encoder(VisionEncoder):
         probs = self.classify(self.preprocess([im.convert("RGB") for im in images])).softmax(-1)
         top = probs.topk(k, dim=-1)
         return [
-            [(imagenet_label(int(i)), float(p)) for p, i in zip(ps, ids)]
-            for ps, ids in zip(top.values, top.indices)
+            [(imagenet_label(int(i)), float(p)) for p, i in zip(ps, ids)] for ps, ids in zip(top.values, top.indices)
         ]
 
 
@@ -142,7 +142,7 @@ class HFVisionEncoder(VisionEncoder):
         self.spec = spec
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str) -> "HFVisionEncoder":
+    def from_pretrained(cls, name_or_dir: str) -> HFVisionEncoder:
         from transformers import AutoImageProcessor, AutoModel
 
         spec = f"hf:{name_or_dir}"

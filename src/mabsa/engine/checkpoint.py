@@ -43,9 +43,23 @@ from mabsa.models.saving import (
 )
 
 __all__ = [
-    "CONFIG_FILE", "FORMAT", "LAST_DIR", "LOG_FILE", "METRICS_FILE", "OPTIMIZER_FILE", "STATE_FILE",
-    "WEIGHTS_FILE", "CheckpointError", "code_version", "load_model", "load_resume_state",
-    "load_weights", "read_checkpoint_config", "read_json", "save_resume_state", "save_weights",
+    "CONFIG_FILE",
+    "FORMAT",
+    "LAST_DIR",
+    "LOG_FILE",
+    "METRICS_FILE",
+    "OPTIMIZER_FILE",
+    "STATE_FILE",
+    "WEIGHTS_FILE",
+    "CheckpointError",
+    "code_version",
+    "load_model",
+    "load_resume_state",
+    "load_weights",
+    "read_checkpoint_config",
+    "read_json",
+    "save_resume_state",
+    "save_weights",
     "write_json",
 ]
 

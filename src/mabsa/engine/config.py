@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from mabsa.errors import MabsaError
 from mabsa.models import available_models
@@ -51,14 +52,13 @@ class TrainConfig:
     save_every_steps: int = 0  # also save the resume state every N steps inside an epoch (0: epoch ends only)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown train option(s) {unknown}; known: {sorted(known)}")
         defaults = cls().to_dict()
-        out = cls(**{k: coerce(f"train.{k}", v, defaults[k], optional_int=k in _OPTIONAL_INTS)
-                     for k, v in d.items()})
+        out = cls(**{k: coerce(f"train.{k}", v, defaults[k], optional_int=k in _OPTIONAL_INTS) for k, v in d.items()})
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(out, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, not {getattr(out, name)}")
@@ -77,6 +77,7 @@ def coerce(name: str, value: Any, default: Any, optional_int: bool = False) -> A
     error: ``--set model_args.paf=False`` must not become the truthy string "False", and
     ``image_text=caption`` means ``["caption"]``. Options whose default is None, a string or a
     mapping are taken as given."""
+
     def fail(kind: str):
         raise ConfigError(f"{name}: expected {kind}, got {value!r}")
 
@@ -121,8 +122,7 @@ def check_model_args(model: str, args: Mapping[str, Any]) -> dict[str, Any]:
     defaults = packaged_config(model).get("model_args", {})
     unknown = sorted(set(args) - set(defaults) - EXTRA_MODEL_ARGS)
     if unknown:
-        raise ConfigError(f"unknown model_args option(s) {unknown} for model {model!r}; "
-                          f"known: {sorted(defaults)}")
+        raise ConfigError(f"unknown model_args option(s) {unknown} for model {model!r}; known: {sorted(defaults)}")
     return {k: coerce(f"model_args.{k}", v, defaults[k]) if k in defaults else v for k, v in args.items()}
 
 
@@ -130,9 +130,7 @@ def packaged_config(model: str) -> dict[str, Any]:
     """The JSON config shipped for ``model`` (``mabsa/configs/MODEL.json``)."""
     path = resources.files("mabsa") / "configs" / f"{model}.json"
     if not path.is_file():
-        raise ConfigError(
-            f"no packaged config for model {model!r}; models: {', '.join(available_models())}"
-        )
+        raise ConfigError(f"no packaged config for model {model!r}; models: {', '.join(available_models())}")
     return json.loads(path.read_text())
 
 
@@ -164,8 +162,9 @@ def apply_sets(config: dict[str, Any], items: Iterable[str]) -> dict[str, Any]:
         path = key.split(".")
         if len(path) == 1:
             train_keys = set(config.get("train", {})) | {f.name for f in fields(TrainConfig)}
-            owners = [s for s, keys in (("model_args", config.get("model_args", {})), ("train", train_keys))
-                      if key in keys]
+            owners = [
+                s for s, keys in (("model_args", config.get("model_args", {})), ("train", train_keys)) if key in keys
+            ]
             if key == "model" or len(owners) != 1:
                 raise ConfigError(
                     f"--set {item!r}: give the section, e.g. train.{key}=... or "
@@ -216,7 +215,7 @@ def load_run_config(
             raise ConfigError(f"{config_file}: expected a JSON object")
     name = model or user.get("model")
     if not name:
-        raise ConfigError("no model given: use --model NAME or a config file with \"model\"")
+        raise ConfigError('no model given: use --model NAME or a config file with "model"')
     if model and user.get("model") and user["model"] != model:
         raise ConfigError(f"--model {model} disagrees with {config_file}: {user['model']}")
     config = deep_merge(packaged_config(name), user)
@@ -241,8 +240,11 @@ def run_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> 
     as ``"section.key: stored -> requested"`` lines. Both sides hold ``model``, ``task``,
     ``model_args``, ``train`` and ``data.dataset``. A key that one side lacks (an option added to
     mabsa after the run started) counts as its packaged default."""
-    diffs = [f"{key}: {stored.get(key)!r} -> {requested.get(key)!r}"
-             for key in ("model", "task") if stored.get(key) != requested.get(key)]
+    diffs = [
+        f"{key}: {stored.get(key)!r} -> {requested.get(key)!r}"
+        for key in ("model", "task")
+        if stored.get(key) != requested.get(key)
+    ]
     datasets = (stored.get("data", {}).get("dataset"), requested.get("data", {}).get("dataset"))
     if datasets[0] != datasets[1]:
         diffs.append(f"data.dataset: {datasets[0]!r} -> {datasets[1]!r}")
@@ -253,8 +255,10 @@ def run_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> 
     except ConfigError:
         arg_defaults = {}
     train_defaults = TrainConfig().to_dict()
-    for section, defaults, free in (("model_args", arg_defaults, frozenset()),
-                                    ("train", train_defaults, RESUME_FREE_TRAIN_OPTIONS)):
+    for section, defaults, free in (
+        ("model_args", arg_defaults, frozenset()),
+        ("train", train_defaults, RESUME_FREE_TRAIN_OPTIONS),
+    ):
         old, new = stored.get(section, {}), requested.get(section, {})
         for key in sorted((set(old) | set(new)) - free):
             before, after = old.get(key, defaults.get(key)), new.get(key, defaults.get(key))

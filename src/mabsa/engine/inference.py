@@ -3,14 +3,14 @@ Python API."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from mabsa.data.records import Post
 from mabsa.metrics import score
 from mabsa.models.prediction import Predictions, iter_batches, predict_posts
 
-__all__ = ["Predictions", "evaluate", "iter_batches", "iter_chunks", "predict_posts", "selection_value",
-           "task_scores"]
+__all__ = ["Predictions", "evaluate", "iter_batches", "iter_chunks", "predict_posts", "selection_value", "task_scores"]
 
 
 def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from mabsa.data import tokenize
 from mabsa.data.records import Aspect, Post
@@ -50,9 +51,7 @@ class Predictor:
         self._perceiver = None
 
     @classmethod
-    def from_checkpoint(
-        cls, directory: str | Path, task: str | None = None, batch_size: int = 64
-    ) -> "Predictor":
+    def from_checkpoint(cls, directory: str | Path, task: str | None = None, batch_size: int = 64) -> Predictor:
         model, config = ckpt.load_model(directory, task)
         return cls(model, config, batch_size)
 
@@ -93,8 +92,15 @@ class Predictor:
             given = [_locate(tokens, spec, index) for spec in aspects]
         elif aspects:
             raise InputError(f"a {self.task} model finds aspects itself; do not pass aspects")
-        return Post(id=str(index), tokens=tuple(tokens), text=text, image=image,
-                    caption=caption, faces=faces, aspects=tuple(given))
+        return Post(
+            id=str(index),
+            tokens=tuple(tokens),
+            text=text,
+            image=image,
+            caption=caption,
+            faces=faces,
+            aspects=tuple(given),
+        )
 
     def _perceive(self, image: str) -> tuple[str | None, tuple | None]:
         """Per-image texts (caption, faces) of an image file, for models that read them."""
@@ -129,12 +135,13 @@ class Predictor:
         faces = list(faces) if faces is not None else [None] * n
         if not (len(images) == len(aspects) == len(captions) == len(faces) == n):
             raise InputError("texts, images, aspects, captions and faces must have the same length")
-        posts = [self._post(i, t, im, a, c, f)
-                 for i, (t, im, a, c, f) in enumerate(zip(texts, images, aspects, captions, faces))]
+        posts = [
+            self._post(i, t, im, a, c, f)
+            for i, (t, im, a, c, f) in enumerate(zip(texts, images, aspects, captions, faces))
+        ]
         result = self._predict(posts)
         truncated = set(result.truncated)
-        return [Prediction(p.text or "", p.tokens, p.aspects, p.id in truncated)
-                for p in result.posts]
+        return [Prediction(p.text or "", p.tokens, p.aspects, p.id in truncated) for p in result.posts]
 
     # -- posts ---------------------------------------------------------------------------
     def _predict(self, posts: Sequence[Post]):

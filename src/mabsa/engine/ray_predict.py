@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from mabsa.data import iter_posts, write_posts
 from mabsa.data.records import Post
@@ -56,8 +57,7 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": False}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
         ray.init(address=address, **kwargs)
     else:
@@ -99,12 +99,16 @@ def predict_file_ray(
         def predicted() -> Iterator[Post]:
             nonlocal count
             for chunk in iter_chunks(iter_posts(input_path), window):
-                dataset = ray.data.from_items([{"post": json.dumps(p.to_dict(), ensure_ascii=False)}
-                                               for p in chunk])
+                dataset = ray.data.from_items([{"post": json.dumps(p.to_dict(), ensure_ascii=False)} for p in chunk])
                 dataset = dataset.map_batches(
-                    PostPredictor, batch_size=batch_size, batch_format="numpy",
-                    fn_constructor_kwargs={"checkpoint": checkpoint, "batch_size": batch_size,
-                                           "threads": threads_per_actor},
+                    PostPredictor,
+                    batch_size=batch_size,
+                    batch_format="numpy",
+                    fn_constructor_kwargs={
+                        "checkpoint": checkpoint,
+                        "batch_size": batch_size,
+                        "threads": threads_per_actor,
+                    },
                     compute=ActorPoolStrategy(size=min(actors, -(-len(chunk) // batch_size))),
                     num_cpus=threads_per_actor,
                 )

@@ -20,8 +20,9 @@ import math
 import random
 import statistics
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -92,18 +93,23 @@ def _limit(posts: list, n: int | None) -> list:
     return posts if n is None else posts[: int(n)]
 
 
-def _check_same_run(out: Path, config: dict[str, Any], tc: TrainConfig, dataset: Any,
-                    task: str) -> None:
+def _check_same_run(out: Path, config: dict[str, Any], tc: TrainConfig, dataset: Any, task: str) -> None:
     """Resuming (or returning a finished run's metrics) is only right for the run that was
     started there; a changed preset must not be silently answered by an old run."""
-    requested = {"model": config["model"], "task": task, "model_args": config["model_args"],
-                 "train": tc.to_dict(), "data": {"dataset": str(dataset)}}
+    requested = {
+        "model": config["model"],
+        "task": task,
+        "model_args": config["model_args"],
+        "train": tc.to_dict(),
+        "data": {"dataset": str(dataset)},
+    }
     diffs = run_differences(ckpt.read_json(out / ckpt.CONFIG_FILE), requested)
     if diffs:
         raise MabsaError(
             f"{out} holds a run started with other settings, so --resume would mix two runs:\n  "
             + "\n  ".join(diffs)
-            + "\nmove that directory away (or pick another --output) to train with the new ones")
+            + "\nmove that directory away (or pick another --output) to train with the new ones"
+        )
 
 
 def train(
@@ -124,9 +130,11 @@ def train(
     from transformers import get_linear_schedule_with_warmup
 
     if Path(str(dataset)).is_file():  # one file has no splits: "test" would be the training posts
-        raise MabsaError(f"--dataset {dataset}: training needs train/dev/test splits; give a registered "
-                         "dataset or a dataset directory (jmasa_json/{train,dev,test}.json, see "
-                         "docs/data.md), not a single file")
+        raise MabsaError(
+            f"--dataset {dataset}: training needs train/dev/test splits; give a registered "
+            "dataset or a dataset directory (jmasa_json/{train,dev,test}.json, see "
+            "docs/data.md), not a single file"
+        )
     acc = accelerator or Accelerator()
     tc = TrainConfig.from_dict({**config.get("train", {}), **({"seed": seed} if seed is not None else {})})
     out = Path(output_dir)
@@ -135,8 +143,7 @@ def train(
         out / (ckpt.LAST_DIR + ".old") / ckpt.STATE_FILE
     ).is_file()
     if (out / ckpt.CONFIG_FILE).exists() and not resume:
-        raise MabsaError(f"{out} already holds a run; pass --resume to continue it or pick "
-                         "another --output")
+        raise MabsaError(f"{out} already holds a run; pass --resume to continue it or pick another --output")
     if resume and (out / ckpt.CONFIG_FILE).is_file():
         _check_same_run(out, config, tc, dataset, task)
     if resume and (out / ckpt.METRICS_FILE).is_file():
@@ -161,9 +168,7 @@ def train(
     loader = DataLoader(features, batch_sampler=sampler, collate_fn=processor.collate)
     optimizer = torch.optim.AdamW(model.parameter_groups(tc.lr, tc.head_lr, tc.weight_decay))
     total_steps = tc.epochs * len(sampler)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(tc.warmup_ratio * total_steps), total_steps
-    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
 
     run_config = {
         "format": ckpt.FORMAT,
@@ -186,8 +191,13 @@ def train(
     log = RunLog(out / ckpt.LOG_FILE, main)
 
     state: dict[str, Any] = {
-        "epoch": 0, "global_step": 0, "best_epoch": None, "best_value": -1.0,
-        "best_dev": None, "bad_epochs": 0, "history": [],
+        "epoch": 0,
+        "global_step": 0,
+        "best_epoch": None,
+        "best_value": -1.0,
+        "best_dev": None,
+        "bad_epochs": 0,
+        "history": [],
         "partial": None,  # a mid-epoch save (train.save_every_steps): how far the epoch got
     }
     if resume and state_exists:
@@ -195,8 +205,14 @@ def train(
         if restored is not None:
             scheduler.load_state_dict(restored.pop("scheduler"))
             state.update(restored)
-            log.write({"type": "resume", "epoch": state["epoch"],
-                       "step_in_epoch": (state["partial"] or {}).get("steps", 0), "time": time.time()})
+            log.write(
+                {
+                    "type": "resume",
+                    "epoch": state["epoch"],
+                    "step_in_epoch": (state["partial"] or {}).get("steps", 0),
+                    "time": time.time(),
+                }
+            )
 
     model, optimizer, loader, scheduler_p = acc.prepare(model, optimizer, loader, scheduler)
     unwrapped = acc.unwrap_model(model)
@@ -209,8 +225,7 @@ def train(
         return task_scores(dev_posts, preds, task)
 
     show = progress and main
-    epochs_bar = tqdm(total=tc.epochs, initial=state["epoch"], desc="epochs", disable=not show,
-                      dynamic_ncols=True)
+    epochs_bar = tqdm(total=tc.epochs, initial=state["epoch"], desc="epochs", disable=not show, dynamic_ncols=True)
     for epoch in range(state["epoch"], tc.epochs):
         if tc.patience and state["bad_epochs"] >= tc.patience:
             break
@@ -227,8 +242,14 @@ def train(
             loss_sum, n_batches = partial["loss_sum"], partial["steps"]
             done_seconds, done_cpu = partial["train_seconds"], partial["train_cpu_seconds"]
         rng_at_kill = partial["torch_rng"] if partial else None
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
-                   disable=not show, dynamic_ncols=True, initial=n_batches)
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{tc.epochs}",
+            leave=False,
+            disable=not show,
+            dynamic_ncols=True,
+            initial=n_batches,
+        )
         for k, batch in enumerate(bar):
             if k < n_batches:
                 continue  # done before the kill
@@ -247,16 +268,27 @@ def train(
             state["global_step"] += 1
             bar.set_postfix(loss=f"{loss_sum / n_batches:.4f}")
             if tc.log_every and state["global_step"] % tc.log_every == 0:
-                log.write({"type": "step", "epoch": epoch + 1, "step": state["global_step"],
-                           "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0]})
-            if tc.save_every_steps and n_batches % tc.save_every_steps == 0 and n_batches < len(loader) \
-                    and main:
+                log.write(
+                    {
+                        "type": "step",
+                        "epoch": epoch + 1,
+                        "step": state["global_step"],
+                        "loss": float(loss.detach()),
+                        "lr": scheduler.get_last_lr()[0],
+                    }
+                )
+            if tc.save_every_steps and n_batches % tc.save_every_steps == 0 and n_batches < len(loader) and main:
                 # long epochs (generators on a CPU): a kill loses at most save_every_steps steps
-                mid = {**state, "partial": {
-                    "steps": n_batches, "loss_sum": loss_sum,
-                    "train_seconds": done_seconds + time.perf_counter() - t0,
-                    "train_cpu_seconds": done_cpu + time.process_time() - cpu0,
-                    "torch_rng": torch.get_rng_state().tolist()}}
+                mid = {
+                    **state,
+                    "partial": {
+                        "steps": n_batches,
+                        "loss_sum": loss_sum,
+                        "train_seconds": done_seconds + time.perf_counter() - t0,
+                        "train_cpu_seconds": done_cpu + time.process_time() - cpu0,
+                        "torch_rng": torch.get_rng_state().tolist(),
+                    },
+                }
                 ckpt.save_resume_state(out, unwrapped, optimizer, {**mid, "scheduler": scheduler.state_dict()})
         bar.close()
         train_seconds = done_seconds + time.perf_counter() - t0
@@ -274,19 +306,27 @@ def train(
         else:
             state["bad_epochs"] += 1
         record = {
-            "type": "epoch", "epoch": epoch + 1, "train_loss": loss_sum / max(n_batches, 1),
-            "dev": dev, "selection": value, "best": improved,
-            "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds,
-            "eval_seconds": eval_seconds, "time": time.time(),
+            "type": "epoch",
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(n_batches, 1),
+            "dev": dev,
+            "selection": value,
+            "best": improved,
+            "train_seconds": train_seconds,
+            "train_cpu_seconds": train_cpu_seconds,
+            "eval_seconds": eval_seconds,
+            "time": time.time(),
         }
-        state["history"].append({k: record[k] for k in
-                                 ("epoch", "train_loss", "selection", "train_seconds",
-                                  "train_cpu_seconds", "eval_seconds")})
+        state["history"].append(
+            {
+                k: record[k]
+                for k in ("epoch", "train_loss", "selection", "train_seconds", "train_cpu_seconds", "eval_seconds")
+            }
+        )
         log.write(record)
         state["epoch"] = epoch + 1
         if main:
-            ckpt.save_resume_state(out, unwrapped, optimizer,
-                                   {**state, "scheduler": scheduler.state_dict()})
+            ckpt.save_resume_state(out, unwrapped, optimizer, {**state, "scheduler": scheduler.state_dict()})
         acc.wait_for_everyone()
         epochs_bar.update(1)
         epochs_bar.set_postfix(dev=f"{value:.4f}", best=f"{state['best_value']:.4f}")
@@ -301,10 +341,15 @@ def train(
     test = task_scores(test_posts, test_preds, task)
     seconds = [h["train_seconds"] for h in state["history"]]
     metrics = {
-        "model": config["model"], "dataset": str(dataset), "task": task, "seed": tc.seed,
-        "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+        "model": config["model"],
+        "dataset": str(dataset),
+        "task": task,
+        "seed": tc.seed,
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
         "stopped_early": state["epoch"] < tc.epochs,
-        "dev": state["best_dev"], "test": test,
+        "dev": state["best_dev"],
+        "test": test,
         "train_seconds_per_epoch": statistics.mean(seconds) if seconds else None,
         "history": state["history"],
     }
@@ -333,8 +378,10 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, float]:
 
 def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample std (n-1) over seeds of every numeric dev/test metric."""
-    flat = [_flatten({"dev": r["dev"], "test": r["test"],
-                      "train_seconds_per_epoch": r.get("train_seconds_per_epoch")}) for r in runs]
+    flat = [
+        _flatten({"dev": r["dev"], "test": r["test"], "train_seconds_per_epoch": r.get("train_seconds_per_epoch")})
+        for r in runs
+    ]
     keys = sorted(set.intersection(*(set(f) for f in flat))) if flat else []
     stats = {}
     for key in keys:
@@ -366,13 +413,15 @@ def train_seeds(
     runs = []
     for s in seeds:
         run_dir = out / f"seed{s}"
-        runs.append(train(config, dataset, task, run_dir, seed=s, resume=resume,
-                          progress=progress, accelerator=acc))
-    summary = {"model": config["model"], "dataset": str(dataset), "task": task,
-               "config": config, "runs": [{k: r[k] for k in ("seed", "best_epoch", "dev", "test",
-                                                            "train_seconds_per_epoch")}
-                                          for r in runs],
-               **summarize(runs)}
+        runs.append(train(config, dataset, task, run_dir, seed=s, resume=resume, progress=progress, accelerator=acc))
+    summary = {
+        "model": config["model"],
+        "dataset": str(dataset),
+        "task": task,
+        "config": config,
+        "runs": [{k: r[k] for k in ("seed", "best_epoch", "dev", "test", "train_seconds_per_epoch")} for r in runs],
+        **summarize(runs),
+    }
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(out / SUMMARY_FILE, summary)

@@ -21,5 +21,9 @@ from mabsa.models.lrsa import model as _lrsa  # noqa: F401  (lrsa)
 from mabsa.models.text import model as _text  # noqa: F401  (text-crf, text-cls)
 
 __all__ = [
-    "MabsaModel", "UnknownModelError", "available_models", "get_model_class", "register",
+    "MabsaModel",
+    "UnknownModelError",
+    "available_models",
+    "get_model_class",
+    "register",
 ]

@@ -19,8 +19,9 @@ files in a checkpoint directory, before its weights are loaded.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -36,13 +37,13 @@ class UnknownModelError(MabsaError):
     pass
 
 
-_REGISTRY: dict[str, type["MabsaModel"]] = {}
+_REGISTRY: dict[str, type[MabsaModel]] = {}
 
 
 def register(name: str):
     """Class decorator: make a model available to ``mabsa train --model NAME``."""
 
-    def wrap(cls: type["MabsaModel"]) -> type["MabsaModel"]:
+    def wrap(cls: type[MabsaModel]) -> type[MabsaModel]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"model {name!r} is already registered")
         cls.name = name
@@ -56,13 +57,11 @@ def available_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_model_class(name: str) -> type["MabsaModel"]:
+def get_model_class(name: str) -> type[MabsaModel]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UnknownModelError(
-            f"unknown model {name!r}; available: {', '.join(available_models())}"
-        ) from None
+        raise UnknownModelError(f"unknown model {name!r}; available: {', '.join(available_models())}") from None
 
 
 class MabsaModel(nn.Module):
@@ -73,9 +72,7 @@ class MabsaModel(nn.Module):
     #: Parameter-name prefixes of pretrained encoders: trained at ``lr``, the rest at ``head_lr``.
     pretrained_prefixes: ClassVar[tuple[str, ...]] = ("text_encoder.",)
 
-    def __init__(
-        self, args: Mapping[str, Any], task: str, processor: Processor, text_encoder: TextEncoder
-    ):
+    def __init__(self, args: Mapping[str, Any], task: str, processor: Processor, text_encoder: TextEncoder):
         super().__init__()
         self.args = dict(args)
         self.task = task
@@ -88,9 +85,7 @@ class MabsaModel(nn.Module):
     @classmethod
     def check_task(cls, task: str) -> None:
         if task not in cls.tasks:
-            raise MabsaError(
-                f"model {cls.name!r} does not do task {task!r}; it does: {', '.join(cls.tasks)}"
-            )
+            raise MabsaError(f"model {cls.name!r} does not do task {task!r}; it does: {', '.join(cls.tasks)}")
 
     @classmethod
     def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> Processor:
@@ -104,7 +99,7 @@ class MabsaModel(nn.Module):
         )
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> "MabsaModel":
+    def create(cls, args: Mapping[str, Any], task: str) -> MabsaModel:
         """A new model with pretrained encoder weights (random ones if ``random_init``)."""
         cls.check_task(task)
         encoder_name = str(args.get("encoder", DEFAULT_TEXT_ENCODER))
@@ -116,7 +111,7 @@ class MabsaModel(nn.Module):
         return cls(args, task, cls._processor(tokenizer, args, task), encoder)
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "MabsaModel":
+    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> MabsaModel:
         """Same shapes as the model saved in ``directory`` (weights are loaded by the caller)."""
         from transformers import AutoConfig
 
@@ -159,12 +154,14 @@ class MabsaModel(nn.Module):
         raise NotImplementedError
 
     def encode_text(self, batch: Mapping[str, Any]):
-        return self.text_encoder(
-            batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
-        )
+        return self.text_encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
 
 
 def model_summary(model: MabsaModel) -> dict[str, Any]:
     n = sum(p.numel() for p in model.parameters())
-    return {"model": model.name, "task": model.task, "parameters": n,
-            "args": json.loads(json.dumps(model.args, default=str))}
+    return {
+        "model": model.name,
+        "task": model.task,
+        "parameters": n,
+        "args": json.loads(json.dumps(model.args, default=str)),
+    }

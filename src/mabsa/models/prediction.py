@@ -6,8 +6,9 @@ other models (a pipeline's term stage, IEA's aligner).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -57,9 +58,7 @@ def predict_posts(model: Any, posts: Sequence[Post], batch_size: int = 64) -> Pr
             out.append(post.with_aspects(extracted.get(i, [])))
         else:
             given = found.get(i, {})
-            out.append(post.with_aspects(
-                [_with_prediction(a, given[j]) for j, a in enumerate(post.aspects)]
-            ))
+            out.append(post.with_aspects([_with_prediction(a, given[j]) for j, a in enumerate(post.aspects)]))
     return Predictions(out, truncated)
 
 

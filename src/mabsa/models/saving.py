@@ -33,14 +33,15 @@ def code_version() -> dict[str, Any]:
     out: dict[str, Any] = {"mabsa": __version__}
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if commit.returncode == 0:
             out["git_commit"] = commit.stdout.strip()
             dirty = subprocess.run(
                 ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=here, capture_output=True, text=True, timeout=5,
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
             )
             out["git_dirty"] = bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
@@ -78,9 +79,33 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(
-            f"{path}: weights do not fit the model (missing: {missing[:5]}, "
-            f"unexpected: {unexpected[:5]})"
+            f"{path}: weights do not fit the model (missing: {missing[:5]}, unexpected: {unexpected[:5]})"
         )
+
+
+def model_config(model: MabsaModel, **extra: Any) -> dict[str, Any]:
+    """What ``config.json`` says of a model: enough for :func:`load_model` to rebuild it."""
+    return {
+        "format": FORMAT,
+        "model": model.name,
+        "task": model.task,
+        "model_args": model.args,
+        "labels": {"id2label": dict(enumerate(model.processor.labels))},
+        **extra,
+        "code_version": code_version(),
+    }
+
+
+def save_model(model: MabsaModel, directory: str | Path, **extra: Any) -> Path:
+    """Write a trained model that :func:`load_model` rebuilds (``extra`` goes into its config)."""
+    directory = Path(directory)
+    if (directory / CONFIG_FILE).exists():
+        raise CheckpointError(f"{directory} already holds a checkpoint; pick another output")
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_components(directory)
+    save_weights(model, directory / WEIGHTS_FILE)
+    write_json(directory / CONFIG_FILE, model_config(model, **extra))
+    return directory
 
 
 # -- loading a trained model -----------------------------------------------------------------
@@ -97,9 +122,7 @@ def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{directory / CONFIG_FILE}: not a {FORMAT} config")
     if not (directory / WEIGHTS_FILE).is_file():
-        raise CheckpointError(
-            f"{directory}: no {WEIGHTS_FILE} (training has not finished a dev evaluation yet?)"
-        )
+        raise CheckpointError(f"{directory}: no {WEIGHTS_FILE} (training has not finished a dev evaluation yet?)")
     return config
 
 
@@ -109,8 +132,7 @@ def load_model(directory: str | Path, task: str | None = None) -> tuple[MabsaMod
     config = read_checkpoint_config(directory)
     if task is not None and config["task"] != task:
         raise CheckpointError(
-            f"{directory} is a {config['task']} checkpoint (model {config['model']}); "
-            f"it cannot do {task}"
+            f"{directory} is a {config['task']} checkpoint (model {config['model']}); it cannot do {task}"
         )
     cls = get_model_class(config["model"])
     model = cls.restore(config["model_args"], config["task"], directory)

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from mabsa.encoders.vision import build_vision_encoder
 from mabsa.processing.visual import MultimodalProcessor

@@ -12,7 +12,7 @@ agree on the space of paths.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -151,9 +151,7 @@ class CRF(nn.Module):
             if t == T - 1:
                 cur = beta
             else:
-                nxt = torch.logsumexp(
-                    trans.unsqueeze(0) + (emissions[:, t + 1] + betas[t + 1]).unsqueeze(1), dim=2
-                )
+                nxt = torch.logsumexp(trans.unsqueeze(0) + (emissions[:, t + 1] + betas[t + 1]).unsqueeze(1), dim=2)
                 cur = torch.where(mask[:, t + 1].unsqueeze(1), nxt, self.end.expand(B, L))
             betas[t] = torch.where(is_last, self.end.expand(B, L), cur)
         beta_t = torch.stack(betas, dim=1)
@@ -178,7 +176,7 @@ def bio_transition_constraints(labels: Sequence[str]) -> tuple[torch.Tensor, tor
             raise ValueError(f"not a BIO label: {label!r}")
         return head, kind
 
-    parts = [split(l) for l in labels]
+    parts = [split(label) for label in labels]
     L = len(labels)
     allowed = torch.ones(L, L, dtype=torch.bool)
     start = torch.ones(L, dtype=torch.bool)

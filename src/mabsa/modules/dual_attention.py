@@ -35,8 +35,15 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 class DualCrossAttention(nn.Module):
-    def __init__(self, text_dim: int, visual_dim: int, dim: int | None = None, heads: int = 4,
-                 dropout: float = 0.1, fusion: str = "gate"):
+    def __init__(
+        self,
+        text_dim: int,
+        visual_dim: int,
+        dim: int | None = None,
+        heads: int = 4,
+        dropout: float = 0.1,
+        fusion: str = "gate",
+    ):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
@@ -53,8 +60,7 @@ class DualCrossAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.dim = dim
 
-    def forward(self, text: Tensor, visual: Tensor, text_mask: Tensor, visual_mask: Tensor,
-                return_parts: bool = False):
+    def forward(self, text: Tensor, visual: Tensor, text_mask: Tensor, visual_mask: Tensor, return_parts: bool = False):
         """``text`` (B, Lt, Dt), ``visual`` (B, Lv, Dv), masks True for real positions ->
         (B, Lt, Dt). ``return_parts`` also returns ``t2v`` (B, Lt, dim), the image tokens after
         attending to the text (B, Lv, dim), and ``g`` (B, dim)."""

@@ -87,7 +87,9 @@ class ProgressiveAttentionFusion(nn.Module):
         self.stages = nn.ModuleList(AttentionStage(dim, heads, dropout) for _ in range(stages))
         self.enhanced = RelativeBiasCrossAttention(dim, heads, max_len, dropout, gate_init)
 
-    def forward(self, text: Tensor, image: Tensor, text_mask: Tensor | None = None, image_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, text: Tensor, image: Tensor, text_mask: Tensor | None = None, image_mask: Tensor | None = None
+    ) -> Tensor:
         t, v = self.text_in(text), self.image_in(image)
         for stage in self.stages:
             t = stage(t, v, text_mask, image_mask)

@@ -8,7 +8,7 @@ the paper's "w/o AMA" ablation: the plain sum of the losses.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -12,6 +12,14 @@ from mabsa.perception.regions import RegionConfig
 from mabsa.perception.standin import StandInPerceiver
 
 __all__ = [
-    "AspectEvidence", "BackendSpecError", "Caption", "EndpointError", "Perception", "PerceptionConfig",
-    "Perceiver", "Region", "RegionConfig", "StandInPerceiver",
+    "AspectEvidence",
+    "BackendSpecError",
+    "Caption",
+    "EndpointError",
+    "Perception",
+    "PerceptionConfig",
+    "Perceiver",
+    "Region",
+    "RegionConfig",
+    "StandInPerceiver",
 ]

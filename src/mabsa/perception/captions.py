@@ -70,7 +70,9 @@ class HFCaptioner:
         try:
             self.processor = AutoProcessor.from_pretrained(name_or_dir)
             self.tokenizer = getattr(self.processor, "tokenizer", None) or AutoTokenizer.from_pretrained(name_or_dir)
-            if not hasattr(self.processor, "image_processor") and not callable(getattr(self.processor, "preprocess", None)):
+            if not hasattr(self.processor, "image_processor") and not callable(
+                getattr(self.processor, "preprocess", None)
+            ):
                 raise ValueError("not an image processor")
         except (OSError, ValueError, TypeError):  # e.g. a VisionEncoderDecoder saved without a processor
             self.processor = AutoImageProcessor.from_pretrained(name_or_dir)
@@ -86,9 +88,12 @@ class HFCaptioner:
         inputs = self.processor(**kwargs)
         with self._lock:
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        if "input_ids" in inputs and out.shape[1] > inputs["input_ids"].shape[1] and \
-                torch.equal(out[0, : inputs["input_ids"].shape[1]], inputs["input_ids"][0]):
-            out = out[:, inputs["input_ids"].shape[1]:]  # decoder-only models echo the prompt
+        if (
+            "input_ids" in inputs
+            and out.shape[1] > inputs["input_ids"].shape[1]
+            and torch.equal(out[0, : inputs["input_ids"].shape[1]], inputs["input_ids"][0])
+        ):
+            out = out[:, inputs["input_ids"].shape[1] :]  # decoder-only models echo the prompt
         text = self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
         return Caption(text, self.id)
 
@@ -105,8 +110,9 @@ def _load_image_to_text(name_or_dir: str):
             return cls.from_pretrained(name_or_dir)
         except (OSError, ValueError, KeyError) as e:
             errors.append(f"{auto}: {e}")
-    raise BackendSpecError(f"captioner 'hf:{name_or_dir}': not a loadable image-to-text model offline: "
-                           + " | ".join(errors)[:600])
+    raise BackendSpecError(
+        f"captioner 'hf:{name_or_dir}': not a loadable image-to-text model offline: " + " | ".join(errors)[:600]
+    )
 
 
 class EndpointCaptioner:
@@ -127,5 +133,4 @@ def build_captioner(spec: str = "labels", **options) -> Captioner:
         return HFCaptioner(spec[3:], **options)
     if spec.startswith("openai:"):
         return EndpointCaptioner(build_chat_backend(spec), **options)
-    raise BackendSpecError(f"unknown captioner {spec!r}: use 'labels', 'hf:<id or dir>' or "
-                           "'openai:<base url>#<model>'")
+    raise BackendSpecError(f"unknown captioner {spec!r}: use 'labels', 'hf:<id or dir>' or 'openai:<base url>#<model>'")

@@ -32,10 +32,11 @@ aspect, never from gold annotations.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from mabsa.data.records import Face
 from mabsa.perception.errors import BackendSpecError
@@ -79,12 +80,10 @@ def _area(face: Face) -> int:
 
 def most_confident_face(faces: Sequence[Face]) -> int:
     """The embedded rule: most confident expression, then larger box, then earlier face."""
-    return min(range(len(faces)),
-               key=lambda i: (-expression_confidence(faces[i]), -_area(faces[i]), i))
+    return min(range(len(faces)), key=lambda i: (-expression_confidence(faces[i]), -_area(faces[i]), i))
 
 
-def matching_texts(faces: Sequence[Face], aspect: str,
-                   min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE) -> list[str]:
+def matching_texts(faces: Sequence[Face], aspect: str, min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE) -> list[str]:
     """What the similarity model reads per face (appendix A.1): "<aspect>, <description>"."""
     return [f"{aspect}, {describe_face(f, min_confidence)}" for f in faces]
 
@@ -108,8 +107,9 @@ def choose_face(
     return FaceChoice(most_confident_face(faces), RULE_MOST_CONFIDENT)
 
 
-def rewrite(faces: Sequence[Face], choice: FaceChoice, aspect: str,
-            min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE) -> str:
+def rewrite(
+    faces: Sequence[Face], choice: FaceChoice, aspect: str, min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE
+) -> str:
     """The people count, then the aspect with the chosen face's expression."""
     head = people_sentence(len(faces))
     if choice.index is None:
@@ -121,10 +121,14 @@ def rewrite(faces: Sequence[Face], choice: FaceChoice, aspect: str,
 class FaceTextBuilder:
     """``build(faces, aspect, image) -> (text, choice)`` with one similarity backend."""
 
-    def __init__(self, similarity: str | SimilarityBackend | None = None,
-                 min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE):
-        self.spec = similarity if isinstance(similarity, str) or similarity is None \
+    def __init__(
+        self, similarity: str | SimilarityBackend | None = None, min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE
+    ):
+        self.spec = (
+            similarity
+            if isinstance(similarity, str) or similarity is None
             else getattr(similarity, "id", type(similarity).__name__)
+        )
         self._backend = similarity if not isinstance(similarity, str) else None
         self.min_confidence = float(min_confidence)
         self._warned = False
@@ -135,16 +139,18 @@ class FaceTextBuilder:
             self._backend = build_similarity(self.spec)
         return self._backend
 
-    def build(self, faces: Sequence[Face] | None, aspect: str, image: Any = None
-              ) -> tuple[str | None, FaceChoice]:
+    def build(self, faces: Sequence[Face] | None, aspect: str, image: Any = None) -> tuple[str | None, FaceChoice]:
         if faces is None:  # nobody looked at the image: no face text at all
             return None, FaceChoice(None, None)
         backend = self.backend if len(faces) > 1 and self.spec is not None else None
         if backend is not None and not _readable_image(image):
             if not self._warned:
-                warnings.warn(f"face matching: similarity backend {self.spec!r} needs the image, "
-                              f"but {image!r} is not an image file; using the most-confident-face "
-                              "rule for such posts", stacklevel=2)
+                warnings.warn(
+                    f"face matching: similarity backend {self.spec!r} needs the image, "
+                    f"but {image!r} is not an image file; using the most-confident-face "
+                    "rule for such posts",
+                    stacklevel=2,
+                )
                 self._warned = True
             backend = None
         choice = choose_face(faces, aspect, image if backend else None, backend, self.min_confidence)
@@ -173,10 +179,13 @@ class HFImageTextSimilarity:
         except (OSError, ValueError) as e:
             raise BackendSpecError(
                 f"similarity {self.id!r}: cannot load a CLIP-style model offline from "
-                f"{name_or_dir!r} (a local directory or a model in the HF cache): {e}") from None
+                f"{name_or_dir!r} (a local directory or a model in the HF cache): {e}"
+            ) from None
         if not hasattr(self.model, "get_text_features") or not hasattr(self.model, "get_image_features"):
-            raise BackendSpecError(f"similarity {self.id!r}: {type(self.model).__name__} is not an "
-                                   "image-text dual encoder (no get_text_features/get_image_features)")
+            raise BackendSpecError(
+                f"similarity {self.id!r}: {type(self.model).__name__} is not an "
+                "image-text dual encoder (no get_text_features/get_image_features)"
+            )
 
     def scores(self, image: Any, texts: Sequence[str]) -> list[float]:
         import torch
@@ -203,5 +212,7 @@ def build_similarity(spec: str) -> SimilarityBackend:
     name = spec[3:] if spec.startswith("hf:") else spec
     if spec.startswith("hf:") or Path(name).is_dir():
         return HFImageTextSimilarity(name)
-    raise BackendSpecError(f"unknown similarity backend {spec!r}: use 'hf:<CLIP id or dir>' or a "
-                           "local CLIP directory (or none for the most-confident-face rule)")
+    raise BackendSpecError(
+        f"unknown similarity backend {spec!r}: use 'hf:<CLIP id or dir>' or a "
+        "local CLIP directory (or none for the most-confident-face rule)"
+    )

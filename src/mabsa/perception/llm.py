@@ -22,9 +22,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -55,8 +56,9 @@ def user_message(text: str, images: Sequence[Image.Image] = ()) -> Message:
 
 
 def has_images(messages: Sequence[Message]) -> bool:
-    return any(isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
-               for m in messages)
+    return any(
+        isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"]) for m in messages
+    )
 
 
 class ChatBackend(Protocol):
@@ -65,8 +67,9 @@ class ChatBackend(Protocol):
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int = 128, temperature: float = 0.0) -> str: ...
 
-    def chat_many(self, conversations: Sequence[Sequence[Message]], *, max_tokens: int = 128,
-                  temperature: float = 0.0) -> list[str]: ...
+    def chat_many(
+        self, conversations: Sequence[Sequence[Message]], *, max_tokens: int = 128, temperature: float = 0.0
+    ) -> list[str]: ...
 
 
 # -- OpenAI-compatible endpoint ----------------------------------------------------------------
@@ -77,22 +80,33 @@ class OpenAIChatClient:
     supports_images = True
     _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 1.0, max_concurrency: int = 4):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        max_concurrency: int = 4,
+    ):
         if not base_url.startswith(("http://", "https://")):
             raise BackendSpecError(f"chat endpoint {base_url!r}: expected an http(s):// base URL")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.api_key = api_key if api_key is not None else (
-            os.environ.get("MABSA_API_KEY") or os.environ.get("OPENAI_API_KEY"))
+        self.api_key = (
+            api_key if api_key is not None else (os.environ.get("MABSA_API_KEY") or os.environ.get("OPENAI_API_KEY"))
+        )
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.max_concurrency = max(1, max_concurrency)
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self.id = f"openai:{self.base_url}#{model}"
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int = 128, temperature: float = 0.0) -> str:
-        body = json.dumps({"model": self.model, "messages": list(messages), "max_tokens": max_tokens,
-                           "temperature": temperature}).encode("utf-8")
+        body = json.dumps(
+            {"model": self.model, "messages": list(messages), "max_tokens": max_tokens, "temperature": temperature}
+        ).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -114,8 +128,11 @@ class OpenAIChatClient:
                 raise EndpointError(f"chat endpoint {url} refused the request ({last})") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
                 reason = getattr(e, "reason", e)
-                last = f"timed out after {self.timeout:g} s" if isinstance(reason, TimeoutError) or \
-                    "timed out" in str(reason) else f"unreachable ({reason})"
+                last = (
+                    f"timed out after {self.timeout:g} s"
+                    if isinstance(reason, TimeoutError) or "timed out" in str(reason)
+                    else f"unreachable ({reason})"
+                )
                 continue
             return self._parse(url, raw)
         raise EndpointError(f"chat endpoint {url} failed after {self.retries + 1} attempts: {last}")
@@ -127,17 +144,17 @@ class OpenAIChatClient:
         except (ValueError, KeyError, IndexError, TypeError):
             excerpt = raw[:200].decode("utf-8", "replace")
             raise EndpointError(
-                f"chat endpoint {url} sent a malformed reply (expected choices[0].message.content): "
-                f"{excerpt!r}") from None
+                f"chat endpoint {url} sent a malformed reply (expected choices[0].message.content): {excerpt!r}"
+            ) from None
         if not isinstance(content, str):
             raise EndpointError(f"chat endpoint {url}: message content is {type(content).__name__}, not text")
         return content.strip()
 
-    def chat_many(self, conversations: Sequence[Sequence[Message]], *, max_tokens: int = 128,
-                  temperature: float = 0.0) -> list[str]:
+    def chat_many(
+        self, conversations: Sequence[Sequence[Message]], *, max_tokens: int = 128, temperature: float = 0.0
+    ) -> list[str]:
         with ThreadPoolExecutor(self.max_concurrency) as pool:
-            return list(pool.map(lambda m: self.chat(m, max_tokens=max_tokens, temperature=temperature),
-                                 conversations))
+            return list(pool.map(lambda m: self.chat(m, max_tokens=max_tokens, temperature=temperature), conversations))
 
 
 # -- local transformers chat model --------------------------------------------------------------
@@ -155,21 +172,26 @@ class TransformersChat:
 
         if has_images(messages):
             raise BackendSpecError(f"chat backend {self.id!r} is text-only: it cannot take images")
-        inputs = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True,
-                                                    return_tensors="pt", return_dict=True)
+        inputs = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         with self._lock, torch.no_grad():
-            out = self.model.generate(**inputs, max_new_tokens=max_tokens,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                                      **sampling)
-        return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=max_tokens,
+                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                **sampling,
+            )
+        return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
-    def chat_many(self, conversations: Sequence[Sequence[Message]], *, max_tokens: int = 128,
-                  temperature: float = 0.0) -> list[str]:
+    def chat_many(
+        self, conversations: Sequence[Sequence[Message]], *, max_tokens: int = 128, temperature: float = 0.0
+    ) -> list[str]:
         return [self.chat(m, max_tokens=max_tokens, temperature=temperature) for m in conversations]
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str) -> "TransformersChat":
+    def from_pretrained(cls, name_or_dir: str) -> TransformersChat:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
@@ -218,11 +240,12 @@ def build_chat_backend(spec: str = "smollm2", **client_options: Any) -> ChatBack
     if spec in ("smollm2", "smollm2-135m-instruct"):
         return load_smollm2()
     if spec.startswith("openai:"):
-        url, sep, model = spec[len("openai:"):].partition("#")
+        url, sep, model = spec[len("openai:") :].partition("#")
         if not sep or not model:
             raise BackendSpecError(f"chat backend {spec!r}: write 'openai:<base url>#<model name>'")
         return OpenAIChatClient(url, model, **client_options)
     if spec.startswith("hf:"):
         return TransformersChat.from_pretrained(spec[3:])
-    raise BackendSpecError(f"unknown chat backend {spec!r}: use 'smollm2', 'hf:<id or dir>' or "
-                           "'openai:<base url>#<model>'")
+    raise BackendSpecError(
+        f"unknown chat backend {spec!r}: use 'smollm2', 'hf:<id or dir>' or 'openai:<base url>#<model>'"
+    )

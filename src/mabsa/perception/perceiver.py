@@ -3,10 +3,11 @@ every expensive step cached on disk and every model loaded only when a cache mis
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,22 +95,32 @@ class Perceiver:
         faces = self.detect_faces(img) if cfg.face_detector else None
         caption = None
         if cfg.captioner:
-            caption = Caption(**self._cached("caption", [img.digest, cfg.captioner],
-                                             lambda: self.captioner.caption(img.rgb).to_dict()))
-        labels = self._cached("labels", [img.digest, "efficientnet-lite0", cfg.label_k],
-                              lambda: self.labeler.labels(img.rgb, cfg.label_k))
+            caption = Caption(
+                **self._cached(
+                    "caption", [img.digest, cfg.captioner], lambda: self.captioner.caption(img.rgb).to_dict()
+                )
+            )
+        labels = self._cached(
+            "labels", [img.digest, "efficientnet-lite0", cfg.label_k], lambda: self.labeler.labels(img.rgb, cfg.label_k)
+        )
         regions = self.regions(img, faces or ()) if cfg.segmenter else None
         return Perception(
-            image=img.name, digest=img.digest, size=img.size, caption=caption,
-            labels=tuple((str(l), float(p)) for l, p in labels), faces=faces,
-            face_text=describe_faces(faces, cfg.min_attribute_confidence), regions=regions,
+            image=img.name,
+            digest=img.digest,
+            size=img.size,
+            caption=caption,
+            labels=tuple((str(label), float(p)) for label, p in labels),
+            faces=faces,
+            face_text=describe_faces(faces, cfg.min_attribute_confidence),
+            regions=regions,
         )
 
     def detect_faces(self, img: LoadedImage) -> tuple[Face, ...]:
         cfg = self.config
         spec = [cfg.face_detector, cfg.expression, cfg.age_gender]
-        found = self._cached("faces", [img.digest, spec],
-                             lambda: [_face_to_dict(f) for f in self.faces.analyze(img.array())])
+        found = self._cached(
+            "faces", [img.digest, spec], lambda: [_face_to_dict(f) for f in self.faces.analyze(img.array())]
+        )
         return tuple(_face_from_dict(d) for d in found)
 
     def regions(self, img: LoadedImage, faces: Iterable[Face] = ()) -> tuple[Region, ...]:
@@ -123,8 +134,11 @@ class Perceiver:
             rgb = img.array()
             selected = select_regions(self.segmenter.propose(rgb), rgb, cfg.regions)
             stored = [r.to_dict() for r in selected]
-            packed = {"masks": np.packbits(np.stack([r.mask for r in selected]), axis=-1)} if selected else \
-                {"masks": np.zeros((0, img.size[1], (img.size[0] + 7) // 8), np.uint8)}
+            packed = (
+                {"masks": np.packbits(np.stack([r.mask for r in selected]), axis=-1)}
+                if selected
+                else {"masks": np.zeros((0, img.size[1], (img.size[0] + 7) // 8), np.uint8)}
+            )
             if self.cache:
                 self.cache.put_arrays("region-masks", key, packed)
                 self.cache.put("regions", key, stored)  # written last: its presence means complete
@@ -134,11 +148,14 @@ class Perceiver:
         if cfg.interpreter is None or not regions:
             return regions
         faces = tuple(faces)
-        texts = self._cached("interpretations",
-                             [key, cfg.interpreter, [_face_to_dict(f) for f in faces]],
-                             lambda: self.interpreter.interpret(img.rgb, regions, faces))
-        return tuple(Region(r.box, r.score, r.area, r.sharpness, r.is_background, t, r.mask)
-                     for r, t in zip(regions, texts))
+        texts = self._cached(
+            "interpretations",
+            [key, cfg.interpreter, [_face_to_dict(f) for f in faces]],
+            lambda: self.interpreter.interpret(img.rgb, regions, faces),
+        )
+        return tuple(
+            Region(r.box, r.score, r.area, r.sharpness, r.is_background, t, r.mask) for r, t in zip(regions, texts)
+        )
 
     def features(self, source: ImageSource) -> tuple[torch.Tensor, torch.Tensor]:
         """Visual tokens ``[N, D]`` and pooled ``[D]`` of one image (cached as npz)."""
@@ -160,6 +177,9 @@ class Perceiver:
         if not getattr(self.rationales.backend, "supports_images", False):
             p = self.perceive(img)
             image_text = " ".join(t for t in (p.caption.text if p.caption else None, p.face_text) if t)
-        d = self._cached("rationale", [img.digest, self.rationales.id, text, aspect],
-                         lambda: asdict(self.rationales.rationale(text, aspect, img.rgb, image_text)))
+        d = self._cached(
+            "rationale",
+            [img.digest, self.rationales.id, text, aspect],
+            lambda: asdict(self.rationales.rationale(text, aspect, img.rgb, image_text)),
+        )
         return Rationale(**d)

@@ -3,8 +3,9 @@ only) and, on request for a given aspect, one :class:`AspectEvidence` (per-aspec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -36,17 +37,28 @@ class Region:
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)  # HxW bool
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"box": list(self.box), "score": self.score, "area": self.area, "sharpness": self.sharpness,
-               "is_background": self.is_background}
+        out = {
+            "box": list(self.box),
+            "score": self.score,
+            "area": self.area,
+            "sharpness": self.sharpness,
+            "is_background": self.is_background,
+        }
         if self.interpretation is not None:
             out["interpretation"] = self.interpretation
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], mask: np.ndarray | None = None) -> "Region":
-        return cls(box=tuple(int(v) for v in d["box"]), score=float(d["score"]), area=int(d["area"]),
-                   sharpness=d.get("sharpness"), is_background=bool(d.get("is_background")),
-                   interpretation=d.get("interpretation"), mask=mask)
+    def from_dict(cls, d: Mapping[str, Any], mask: np.ndarray | None = None) -> Region:
+        return cls(
+            box=tuple(int(v) for v in d["box"]),
+            score=float(d["score"]),
+            area=int(d["area"]),
+            sharpness=d.get("sharpness"),
+            is_background=bool(d.get("is_background")),
+            interpretation=d.get("interpretation"),
+            mask=mask,
+        )
 
 
 @dataclass(frozen=True)
@@ -69,22 +81,26 @@ class Perception:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "image": self.image, "source": self.source, "digest": self.digest,
+            "image": self.image,
+            "source": self.source,
+            "digest": self.digest,
             "size": list(self.size) if self.size else None,
             "caption": self.caption.to_dict() if self.caption else None,
-            "labels": [[l, p] for l, p in self.labels],
+            "labels": [[label, p] for label, p in self.labels],
             "faces": None if self.faces is None else [_face_to_dict(f) for f in self.faces],
             "face_text": self.face_text,
             "regions": None if self.regions is None else [r.to_dict() for r in self.regions],
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Perception":
+    def from_dict(cls, d: Mapping[str, Any]) -> Perception:
         return cls(
-            image=d["image"], source=d.get("source", "image"), digest=d.get("digest"),
+            image=d["image"],
+            source=d.get("source", "image"),
+            digest=d.get("digest"),
             size=tuple(d["size"]) if d.get("size") else None,
             caption=Caption(**d["caption"]) if d.get("caption") else None,
-            labels=tuple((str(l), float(p)) for l, p in d.get("labels") or ()),
+            labels=tuple((str(label), float(p)) for label, p in d.get("labels") or ()),
             faces=None if d.get("faces") is None else tuple(_face_from_dict(f) for f in d["faces"]),
             face_text=d.get("face_text"),
             regions=None if d.get("regions") is None else tuple(Region.from_dict(r) for r in d["regions"]),

@@ -73,7 +73,7 @@ def select_regions(regions: list[Region], rgb: np.ndarray, config: RegionConfig 
         x, y, bw, bh = r.box
         if min(bw, bh) < config.min_side or r.score < config.min_score:
             continue
-        sharpness = laplacian_variance(gray[y:y + bh, x:x + bw])
+        sharpness = laplacian_variance(gray[y : y + bh, x : x + bw])
         if sharpness < config.min_laplacian:
             continue
         kept.append(Region(r.box, r.score, r.area, sharpness, mask=r.mask))
@@ -92,22 +92,31 @@ def select_regions(regions: list[Region], rgb: np.ndarray, config: RegionConfig 
     if background.any():
         box = mask_box(background)
         x, y, bw, bh = box
-        out.append(Region(box, 0.0, int(background.sum()), laplacian_variance(gray[y:y + bh, x:x + bw]),
-                          is_background=True, mask=background))
+        out.append(
+            Region(
+                box,
+                0.0,
+                int(background.sum()),
+                laplacian_variance(gray[y : y + bh, x : x + bw]),
+                is_background=True,
+                mask=background,
+            )
+        )
     return out
 
 
 def _box_mask(box, shape) -> np.ndarray:
     m = np.zeros(shape, dtype=bool)
     x, y, w, h = box
-    m[y:y + h, x:x + w] = True
+    m[y : y + h, x : x + w] = True
     return m
 
 
 # -- embedded classical segmenter -------------------------------------------------------------
 class ClassicalSegmenter:
-    def __init__(self, work_side: int = 256, scale: float = 400.0, sigma: float = 0.8,
-                 min_fraction: float = 0.01, ring: int = 5):
+    def __init__(
+        self, work_side: int = 256, scale: float = 400.0, sigma: float = 0.8, min_fraction: float = 0.01, ring: int = 5
+    ):
         self.work_side, self.scale, self.sigma = work_side, scale, sigma
         self.min_fraction, self.ring = min_fraction, ring
         self.id = f"classical-felzenszwalb(side={work_side},scale={scale},sigma={sigma},min={min_fraction})"
@@ -120,21 +129,25 @@ class ClassicalSegmenter:
 
         h, w = rgb.shape[:2]
         f = min(1.0, self.work_side / max(h, w))
-        small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) \
-            if f < 1 else np.ascontiguousarray(rgb)
+        small = (
+            cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+            if f < 1
+            else np.ascontiguousarray(rgb)
+        )
         sh, sw = small.shape[:2]
-        labels = felzenszwalb(small, scale=self.scale, sigma=self.sigma,
-                              min_size=max(4, int(self.min_fraction * sh * sw)))
+        labels = felzenszwalb(
+            small, scale=self.scale, sigma=self.sigma, min_size=max(4, int(self.min_fraction * sh * sw))
+        )
         lab = rgb2lab(small)
         kernel = np.ones((2 * self.ring + 1, 2 * self.ring + 1), np.uint8)
-        full_labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST) \
-            if f < 1 else labels
+        full_labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST) if f < 1 else labels
         out = []
         for p in regionprops(labels + 1):
             small_mask = labels == p.label - 1
             ring = cv2.dilate(small_mask.astype(np.uint8), kernel).astype(bool) & ~small_mask
-            contrast = 0.0 if not ring.any() else \
-                float(np.linalg.norm(lab[small_mask].mean(0) - lab[ring].mean(0))) / 40.0
+            contrast = (
+                0.0 if not ring.any() else float(np.linalg.norm(lab[small_mask].mean(0) - lab[ring].mean(0))) / 40.0
+            )
             score = 0.5 * float(p.solidity) + 0.5 * min(1.0, contrast)
             mask = full_labels == p.label - 1
             out.append(Region(mask_box(mask), round(score, 4), int(mask.sum()), mask=mask))
@@ -143,14 +156,15 @@ class ClassicalSegmenter:
 
 # -- SAM through transformers -----------------------------------------------------------------
 class SamSegmenter:
-    def __init__(self, model, processor, id: str = "sam", points_per_side: int = 8, batch: int = 32,
-                 nms_iou: float = 0.7):
+    def __init__(
+        self, model, processor, id: str = "sam", points_per_side: int = 8, batch: int = 32, nms_iou: float = 0.7
+    ):
         self.model, self.processor = model.eval(), processor
         self.points_per_side, self.batch, self.nms_iou = points_per_side, batch, nms_iou
         self.id = f"{id}(points={points_per_side},nms={nms_iou})"
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str, **options) -> "SamSegmenter":
+    def from_pretrained(cls, name_or_dir: str, **options) -> SamSegmenter:
         from transformers import SamModel, SamProcessor
 
         try:
@@ -169,18 +183,22 @@ class SamSegmenter:
         embeddings = self.model.get_image_embeddings(base["pixel_values"])
         masks, scores = [], []
         for start in range(0, len(grid), self.batch):
-            points = [[[p] for p in grid[start:start + self.batch]]]
+            points = [[[p] for p in grid[start : start + self.batch]]]
             prompt = self.processor(images=image, input_points=points, return_tensors="pt")
             out = self.model(image_embeddings=embeddings, input_points=prompt["input_points"], multimask_output=True)
             full = self.processor.image_processor.post_process_masks(
-                out.pred_masks, base["original_sizes"], base["reshaped_input_sizes"])[0]  # [P, 3, H, W]
+                out.pred_masks, base["original_sizes"], base["reshaped_input_sizes"]
+            )[0]  # [P, 3, H, W]
             iou = out.iou_scores[0]  # [P, 3]
             best = iou.argmax(-1)
             for k in range(full.shape[0]):
                 masks.append(full[k, best[k]].numpy().astype(bool))
                 scores.append(float(iou[k, best[k]].clamp(0, 1)))
-        return [Region(mask_box(masks[i]), round(scores[i], 4), int(masks[i].sum()), mask=masks[i])
-                for i in mask_nms(masks, scores, self.nms_iou) if masks[i].any()]
+        return [
+            Region(mask_box(masks[i]), round(scores[i], 4), int(masks[i].sum()), mask=masks[i])
+            for i in mask_nms(masks, scores, self.nms_iou)
+            if masks[i].any()
+        ]
 
 
 def mask_nms(masks: list[np.ndarray], scores: list[float], iou_threshold: float) -> list[int]:

@@ -40,11 +40,13 @@ class StandInPerceiver:
             raise LeakageError(
                 f"post {post.id!r}: per-aspect evidence (face description, rationale) was requested "
                 "without an aspect; it was built with the gold aspects and may only be read for an "
-                "aspect the task gives (MASC, or the polarity stage of a two-stage JMASA)")
+                "aspect the task gives (MASC, or the polarity stage of a two-stage JMASA)"
+            )
         span = aspect.span if isinstance(aspect, Aspect) else tuple(aspect)
         match = next((a for a in post.aspects if a.span == span), None)
         if match is None:
             raise LeakageError(
                 f"post {post.id!r}: aspect {span} is not one of the post's aspects "
-                f"{[a.span for a in post.aspects]}; per-aspect evidence is only given for those")
+                f"{[a.span for a in post.aspects]}; per-aspect evidence is only given for those"
+            )
         return AspectEvidence(match.term, match.span, post.aspect_face_description, match.rationale)

@@ -14,7 +14,8 @@ processor so a checkpoint always aligns as it was trained:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 WORD_ALIGNMENTS = ("split", "offsets")
 
@@ -27,15 +28,12 @@ def detect_word_alignment(tokenizer: Any) -> str:
     return "split" if split == joined else "offsets"
 
 
-def subwords_per_word(
-    tokenizer: Any, sequences: Sequence[Sequence[str]], alignment: str
-) -> list[list[list[int]]]:
+def subwords_per_word(tokenizer: Any, sequences: Sequence[Sequence[str]], alignment: str) -> list[list[list[int]]]:
     """For each sequence, for each of its words, the ids of its subwords (no special tokens)."""
     if not sequences:
         return []
     if alignment == "split":
-        enc = tokenizer([list(s) for s in sequences], is_split_into_words=True,
-                        add_special_tokens=False)
+        enc = tokenizer([list(s) for s in sequences], is_split_into_words=True, add_special_tokens=False)
         out = []
         for k, words in enumerate(sequences):
             per_word: list[list[int]] = [[] for _ in words]

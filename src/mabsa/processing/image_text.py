@@ -12,7 +12,7 @@ the aspect read it).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from mabsa.data.records import Aspect, Face, Post
 
@@ -68,7 +68,6 @@ def _sure(scores, label: str, threshold: float) -> bool:
     if not scores:
         return True
     return float(scores.get(label, 0.0)) >= threshold
-
 
 
 # -- sources ---------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,7 +23,7 @@ MAX_PIXELS = 64_000_000
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
-ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
+ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -96,8 +95,9 @@ def decode_image(data: bytes, label: str, max_pixels: int = MAX_PIXELS) -> Image
             w, h = img.size  # header only: nothing is decoded yet
             if w * h > max_pixels:
                 raise ImageLoadError(
-                    label, f"{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} "
-                    "(raise max_pixels if the image is trusted)"
+                    label,
+                    f"{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} "
+                    "(raise max_pixels if the image is trusted)",
                 )
             if getattr(img, "is_animated", False):
                 img.seek(0)  # first frame of a GIF / animated WebP
@@ -158,8 +158,15 @@ def iter_image_files(paths: list[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                              and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+            out.extend(
+                sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file()
+                    and f.suffix.lower() in IMAGE_SUFFIXES
+                    and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                )
+            )
         else:
             out.append(p)
     return out

@@ -15,7 +15,7 @@ see ``docs/engine.md``). Sources and who may read them (leakage rule, ``DEVELOPE
 source                     kind        text
 =========================  ==========  ===================================================
 ``caption``                per-image   ``Post.caption``
-``faces``                  per-image   ``mabsa.perception.describe_faces(Post.faces)``   
+``faces``                  per-image   ``mabsa.perception.describe_faces(Post.faces)``
 ``aspect_face_description`` per-aspect ``Post.aspect_face_description`` (names gold aspects)
 ``rationale``              per-aspect  ``Aspect.rationale`` of the given aspect
 =========================  ==========  ===================================================
@@ -29,9 +29,10 @@ Words that do not fit are reported (``Feature.truncated``) and predicted ``O``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -89,10 +90,7 @@ class Processor:
             raise MabsaError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
         unknown = [s for s in image_text if s not in IMAGE_TEXT_SOURCES]
         if unknown:
-            raise MabsaError(
-                f"unknown image_text source(s) {unknown}: use "
-                + ", ".join(IMAGE_TEXT_SOURCES)
-            )
+            raise MabsaError(f"unknown image_text source(s) {unknown}: use " + ", ".join(IMAGE_TEXT_SOURCES))
         leaking = [s for s in image_text if IMAGE_TEXT_SOURCES[s][0]]
         if task in EXTRACTION_TASKS and leaking:
             raise LeakageError(
@@ -148,7 +146,7 @@ class Processor:
         (directory / PROCESSOR_FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "Processor":
+    def from_pretrained(cls, directory: str | Path) -> Processor:
         from transformers import AutoTokenizer
 
         directory = Path(directory)
@@ -246,10 +244,16 @@ class Processor:
                 start = a_offset + sum(len(w) for w in first_words[:s])
                 end = start + sum(len(w) for w in first_words[s:e])
                 aspect_positions = list(range(start, min(end, a_offset + len(a_ids))))
-            features.append(Feature(
-                input_ids=ids, token_type_ids=types, post_index=k, n_words=len(first),
-                word_positions=positions, aspect_positions=aspect_positions,
-            ))
+            features.append(
+                Feature(
+                    input_ids=ids,
+                    token_type_ids=types,
+                    post_index=k,
+                    n_words=len(first),
+                    word_positions=positions,
+                    aspect_positions=aspect_positions,
+                )
+            )
         return features
 
     # -- batching ------------------------------------------------------------------------
@@ -317,8 +321,7 @@ class SpecialTemplate:
 
     def __init__(self, tokenizer: Any):
         self.single = self._read(tokenizer, tokenizer([["a"]], is_split_into_words=True), 0)
-        self.pair = self._read(
-            tokenizer, tokenizer([["a"]], [["b"]], is_split_into_words=True), 0)
+        self.pair = self._read(tokenizer, tokenizer([["a"]], [["b"]], is_split_into_words=True), 0)
 
     @staticmethod
     def _read(tokenizer: Any, enc: Any, row: int) -> list[tuple[str, int, int]]:
@@ -339,7 +342,7 @@ class SpecialTemplate:
         ids: list[int] = []
         types: list[int] = []
         a_offset = 0
-        for kind, token_id, type_id in (self.single if b is None else self.pair):
+        for kind, token_id, type_id in self.single if b is None else self.pair:
             if kind == "special":
                 ids.append(token_id)
                 types.append(type_id)

@@ -19,8 +19,9 @@ models mask such posts' visual tokens out entirely.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -69,8 +70,12 @@ class MultimodalProcessor(Processor):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out.update(visual_source=self.visual_source, visual_text=list(self.visual_text),
-                   visual_max_length=self.visual_max_length, image_root=self.image_root)
+        out.update(
+            visual_source=self.visual_source,
+            visual_text=list(self.visual_text),
+            visual_max_length=self.visual_max_length,
+            image_root=self.image_root,
+        )
         return out
 
     @property
@@ -88,15 +93,18 @@ class MultimodalProcessor(Processor):
     def visual_batch(self, posts: Sequence[Post]) -> dict[str, torch.Tensor]:
         if self.visual_source == "image-text":
             texts = [self.visual_text_for(p) for p in posts]
-            enc = self.tokenizer(texts, padding=True, truncation=True,
-                                 max_length=self.visual_max_length, return_tensors="pt")
+            enc = self.tokenizer(
+                texts, padding=True, truncation=True, max_length=self.visual_max_length, return_tensors="pt"
+            )
             return {
                 "visual_input_ids": enc["input_ids"],
                 "visual_attention_mask": enc["attention_mask"],
                 "visual_present": torch.tensor([bool(t) for t in texts]),
             }
         if self.image_preprocess is None:
-            raise MabsaError("visual_source='image' needs the model's image preprocessing; load the processor with its model")
+            raise MabsaError(
+                "visual_source='image' needs the model's image preprocessing; load the processor with its model"
+            )
         from PIL import Image
 
         paths = [self.image_path(p) for p in posts]
@@ -104,10 +112,16 @@ class MultimodalProcessor(Processor):
         if missing and not self._warned_missing:
             # once per processor: a wrong image_root would otherwise train a text-only model quietly
             self._warned_missing = True
-            warnings.warn(f"visual_source='image': no image file for {missing[0]!r}"
-                          + (f" (looked under image_root {self.image_root})" if self.image_root else
-                             " (set model_args.image_root to the folder of the images)")
-                          + "; such posts have their visual stream masked out", stacklevel=2)
+            warnings.warn(
+                f"visual_source='image': no image file for {missing[0]!r}"
+                + (
+                    f" (looked under image_root {self.image_root})"
+                    if self.image_root
+                    else " (set model_args.image_root to the folder of the images)"
+                )
+                + "; such posts have their visual stream masked out",
+                stacklevel=2,
+            )
         images = [load_image(p).rgb if p is not None else Image.new("RGB", (32, 32)) for p in paths]
         return {
             "pixel_values": self.image_preprocess(images),

@@ -11,5 +11,4 @@ from mabsa.serve.evidence import EvidenceConfig
 from mabsa.serve.limits import Limits
 from mabsa.serve.predictor import EnginePredictor, PredictItem, ServePredictor
 
-__all__ = ["EnginePredictor", "EvidenceConfig", "Limits", "PredictItem", "ServeConfig", "ServePredictor",
-           "create_app"]
+__all__ = ["EnginePredictor", "EvidenceConfig", "Limits", "PredictItem", "ServeConfig", "ServePredictor", "create_app"]

@@ -16,12 +16,13 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -107,9 +108,15 @@ class Service:
                 else:
                     directory = self.config.checkpoints[name]
                     predictor = await loop.run_in_executor(
-                        self.model_pool, EnginePredictor.load, directory, self.config.model_batch_size)
-                batcher = MicroBatcher(predictor.predict_batch, self.model_pool, self.config.max_batch,
-                                       self.config.max_wait_ms / 1000, self.limits.max_queue)
+                        self.model_pool, EnginePredictor.load, directory, self.config.model_batch_size
+                    )
+                batcher = MicroBatcher(
+                    predictor.predict_batch,
+                    self.model_pool,
+                    self.config.max_batch,
+                    self.config.max_wait_ms / 1000,
+                    self.limits.max_queue,
+                )
                 batcher.start()
                 self.slots[name] = ModelSlot(name, predictor, batcher)
                 if self.config.warm_up and predictor.task != "masc":
@@ -134,8 +141,9 @@ class Service:
     def slot(self, name: str | None) -> ModelSlot:
         name = name or (self.names[0] if self.names else None)
         if name not in self.names:
-            raise ApiError(404, "unknown_model",
-                           f"no model named {name!r} is served; served: {', '.join(self.names)}", "model")
+            raise ApiError(
+                404, "unknown_model", f"no model named {name!r} is served; served: {', '.join(self.names)}", "model"
+            )
         if not self.ready or name not in self.slots:
             detail = f"loading failed: {self.load_error}" if self.load_error else "models are still loading"
             raise ApiError(503, "not_ready", f"the service is not ready ({detail})", headers={"Retry-After": "2"})
@@ -145,18 +153,24 @@ class Service:
         if not isinstance(text, str) or not text.strip():
             raise ApiError(422, "text_missing", f"{where} is missing or empty: give the post text", where)
         if len(text) > self.limits.max_text_chars:
-            raise ApiError(422, "text_too_long", f"{where} has {len(text)} characters; the limit is "
-                           f"{self.limits.max_text_chars}", where)
+            raise ApiError(
+                422,
+                "text_too_long",
+                f"{where} has {len(text)} characters; the limit is {self.limits.max_text_chars}",
+                where,
+            )
         if not tokenize(text):
             raise ApiError(422, "text_missing", f"{where} has no words", where)
         return text
 
     async def decode_image(self, data: bytes, name: str, where: str):
         return await asyncio.get_running_loop().run_in_executor(
-            self.decode_pool, decode_image, data, name, where, self.limits.max_image_pixels)
+            self.decode_pool, decode_image, data, name, where, self.limits.max_image_pixels
+        )
 
-    async def analyse(self, slot: ModelSlot, text: str, image, aspects: Sequence[str] | None,
-                      evidence: bool, where: str = "text") -> dict[str, Any]:
+    async def analyse(
+        self, slot: ModelSlot, text: str, image, aspects: Sequence[str] | None, evidence: bool, where: str = "text"
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         timing: dict[str, float] = {}
@@ -183,9 +197,13 @@ class Service:
                 if reads_image:  # the engine reads images from files (its perception or pixels)
                     path = str(Path(tmp) / "image.png")
                     await loop.run_in_executor(self.decode_pool, image.rgb.save, path)
-                item = PredictItem(text, path, tuple(aspects) if aspects else None,
-                                   caption=seen.caption.text if seen is not None and seen.caption else None,
-                                   faces=seen.faces if seen is not None else None)
+                item = PredictItem(
+                    text,
+                    path,
+                    tuple(aspects) if aspects else None,
+                    caption=seen.caption.text if seen is not None and seen.caption else None,
+                    faces=seen.faces if seen is not None else None,
+                )
                 try:
                     return await slot.batcher.submit(item)
                 except MabsaError as e:
@@ -220,8 +238,10 @@ class Service:
                 if builder.config.align:
                     aligned = await loop.run_in_executor(self.evidence_pool, builder.align, perception, terms)
                 if builder.config.rationales:
-                    rationales = [await loop.run_in_executor(self.evidence_pool, builder.rationale,
-                                                             image, text, term) for term in terms]
+                    rationales = [
+                        await loop.run_in_executor(self.evidence_pool, builder.rationale, image, text, term)
+                        for term in terms
+                    ]
             except Exception as e:
                 evidence_error = f"aspect evidence failed: {e}"
             timing["evidence"] = _ms(t)
@@ -230,25 +250,37 @@ class Service:
         return answer(slot, prediction, perception, aligned, rationales, reads_image, evidence_error, timing)
 
 
-def answer(slot: ModelSlot, prediction, perception, aligned, rationales, reads_image, evidence_error,
-           timing) -> dict[str, Any]:
+def answer(
+    slot: ModelSlot, prediction, perception, aligned, rationales, reads_image, evidence_error, timing
+) -> dict[str, Any]:
     offsets = token_offsets(prediction.text, prediction.tokens)
     aspects = []
     for a, al, ra in zip(prediction.aspects, aligned, rationales):
         first, last = offsets[a.start], offsets[a.end - 1]
-        aspects.append({
-            "start": a.start, "end": a.end, "term": a.term,
-            "polarity": a.polarity.value if a.polarity else None,
-            "score": None if a.score is None else round(float(a.score), 4),
-            "char_start": first[0] if first and last else None,
-            "char_end": last[1] if first and last else None,
-            "aligned": al, "rationale": ra,
-        })
+        aspects.append(
+            {
+                "start": a.start,
+                "end": a.end,
+                "term": a.term,
+                "polarity": a.polarity.value if a.polarity else None,
+                "score": None if a.score is None else round(float(a.score), 4),
+                "char_start": first[0] if first and last else None,
+                "char_end": last[1] if first and last else None,
+                "aligned": al,
+                "rationale": ra,
+            }
+        )
     return {
-        "model": slot.name, "task": slot.predictor.task, "text": prediction.text,
-        "tokens": list(prediction.tokens), "aspects": aspects, "truncated": bool(prediction.truncated),
+        "model": slot.name,
+        "task": slot.predictor.task,
+        "text": prediction.text,
+        "tokens": list(prediction.tokens),
+        "aspects": aspects,
+        "truncated": bool(prediction.truncated),
         "image": image_summary(perception) if perception is not None else None,
-        "model_read_image": reads_image, "evidence_error": evidence_error, "timing_ms": timing,
+        "model_read_image": reads_image,
+        "evidence_error": evidence_error,
+        "timing_ms": timing,
     }
 
 
@@ -267,11 +299,19 @@ def decode_image(data: bytes, name: str, where: str, max_pixels: int):
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise ApiError(422, "bad_image", f"{where} is not a recognised image (JPEG, PNG, WebP, GIF, "
-                       "BMP, TIFF): corrupt or not an image", where) from None
+        raise ApiError(
+            422,
+            "bad_image",
+            f"{where} is not a recognised image (JPEG, PNG, WebP, GIF, BMP, TIFF): corrupt or not an image",
+            where,
+        ) from None
     if width * height > max_pixels:
-        raise ApiError(413, "image_too_large", f"{where} is {width}x{height} = {width * height} pixels; "
-                       f"the limit is {max_pixels}", where)
+        raise ApiError(
+            413,
+            "image_too_large",
+            f"{where} is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+            where,
+        )
     try:
         return load_image(data, max_pixels, name)
     except ImageLoadError as e:
@@ -287,34 +327,43 @@ def decode_base64(value: str, where: str) -> bytes:
         raise ApiError(422, "bad_image", f"{where} is not valid base64", where) from None
 
 
-_ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in {
-    400: "Malformed JSON or multipart body (bad_json, bad_request).",
-    404: "Unknown model name (unknown_model).",
-    413: "Body or image too large (body_too_large, image_too_large).",
-    415: "Body is neither JSON nor a form (unsupported_media_type).",
-    422: "text_missing, text_too_long, bad_image, batch_too_large, bad_input, invalid_request.",
-    503: "Models still loading or the queue is full (not_ready, overloaded).",
-    504: "The request took longer than the request timeout (timeout).",
-}.items()}
+_ERRORS = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "Malformed JSON or multipart body (bad_json, bad_request).",
+        404: "Unknown model name (unknown_model).",
+        413: "Body or image too large (body_too_large, image_too_large).",
+        415: "Body is neither JSON nor a form (unsupported_media_type).",
+        422: "text_missing, text_too_long, bad_image, batch_too_large, bad_input, invalid_request.",
+        503: "Models still loading or the queue is full (not_ready, overloaded).",
+        504: "The request took longer than the request timeout (timeout).",
+    }.items()
+}
 
 _PREDICT_BODY = {
-    "requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
-        "multipart/form-data": {"schema": {
-            "type": "object", "required": ["text"],
-            "properties": {
-                "text": {"type": "string"},
-                "image": {"type": "string", "format": "binary"},
-                "model": {"type": "string"},
-                "aspects": {"type": "array", "items": {"type": "string"}},
-                "evidence": {"type": "boolean", "default": True},
-            }}},
-    }}
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {
+                        "text": {"type": "string"},
+                        "image": {"type": "string", "format": "binary"},
+                        "model": {"type": "string"},
+                        "aspects": {"type": "array", "items": {"type": "string"}},
+                        "evidence": {"type": "boolean", "default": True},
+                    },
+                }
+            },
+        },
+    }
 }
 
 
-def create_app(config: ServeConfig | None = None,
-               predictors: dict[str, ServePredictor] | None = None) -> FastAPI:
+def create_app(config: ServeConfig | None = None, predictors: dict[str, ServePredictor] | None = None) -> FastAPI:
     """``predictors`` (name -> predictor) replaces loading ``config.checkpoints``."""
     config = config or ServeConfig()
     if not (predictors or config.checkpoints):
@@ -329,8 +378,14 @@ def create_app(config: ServeConfig | None = None,
         finally:
             await service.stop()
 
-    app = FastAPI(title="mabsa", summary="Multimodal aspect-based sentiment analysis",
-                  version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="mabsa",
+        summary="Multimodal aspect-based sentiment analysis",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=config.limits.max_body_bytes)
@@ -339,11 +394,16 @@ def create_app(config: ServeConfig | None = None,
     async def timed(coro):
         try:
             return await asyncio.wait_for(coro, limits.request_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ApiError(504, "timeout", f"the request took longer than {limits.request_timeout_s:g} s") from None
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_PREDICT_BODY,
-              summary="Aspects and their sentiment for one post (text + optional image)")
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        openapi_extra=_PREDICT_BODY,
+        summary="Aspects and their sentiment for one post (text + optional image)",
+    )
     async def predict(request: Request):
         ctype = request.headers.get("content-type", "").lower()
         image_data, image_name = None, "upload"
@@ -356,9 +416,11 @@ def create_app(config: ServeConfig | None = None,
                     if not image_data and not upload.filename:
                         image_data = None  # an empty file input of a browser form: no image
                 req = PredictRequest.model_construct(
-                    text=form.get("text"), model=form.get("model") or None,
+                    text=form.get("text"),
+                    model=form.get("model") or None,
                     aspects=[a for a in form.getlist("aspects") if isinstance(a, str) and a.strip()] or None,
-                    evidence=str(form.get("evidence", "true")).lower() not in ("0", "false", "no", "off"))
+                    evidence=str(form.get("evidence", "true")).lower() not in ("0", "false", "no", "off"),
+                )
             where_image = "image"
         elif ctype.startswith("application/json"):
             try:
@@ -369,39 +431,54 @@ def create_app(config: ServeConfig | None = None,
             if req.image_base64:
                 image_data = decode_base64(req.image_base64, where_image)
         else:
-            raise ApiError(415, "unsupported_media_type",
-                           "send application/json or a form (multipart/form-data) (got "
-                           f"{ctype.split(';')[0] or 'no content type'})")
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "send application/json or a form (multipart/form-data) (got "
+                f"{ctype.split(';')[0] or 'no content type'})",
+            )
         slot = service.slot(req.model)
         text = service.check_text(req.text, "text")
         image = await service.decode_image(image_data, image_name, where_image) if image_data is not None else None
         return await timed(service.analyse(slot, text, image, req.aspects, req.evidence))
 
-    @app.post("/v1/predict/batch", response_model=BatchResponse, responses=_ERRORS,
-              summary="Several posts in one request (JSON; images as base64)")
+    @app.post(
+        "/v1/predict/batch",
+        response_model=BatchResponse,
+        responses=_ERRORS,
+        summary="Several posts in one request (JSON; images as base64)",
+    )
     async def predict_batch(body: BatchRequest):
         if not body.items:
             raise ApiError(422, "batch_empty", "items is empty: give at least one post", "items")
         if len(body.items) > limits.max_batch_items:
-            raise ApiError(422, "batch_too_large", f"items has {len(body.items)} posts; the limit is "
-                           f"{limits.max_batch_items}", "items")
+            raise ApiError(
+                422,
+                "batch_too_large",
+                f"items has {len(body.items)} posts; the limit is {limits.max_batch_items}",
+                "items",
+            )
         slot = service.slot(body.model)
         texts, images = [], []
         for i, item in enumerate(body.items):
             texts.append(service.check_text(item.text, f"items[{i}].text"))
             where = f"items[{i}].image_base64"
-            images.append(await service.decode_image(decode_base64(item.image_base64, where), f"item-{i}", where)
-                          if item.image_base64 else None)
-        jobs = [service.analyse(slot, t, im, item.aspects, body.evidence, f"items[{i}]")
-                for i, (t, im, item) in enumerate(zip(texts, images, body.items))]
+            images.append(
+                await service.decode_image(decode_base64(item.image_base64, where), f"item-{i}", where)
+                if item.image_base64
+                else None
+            )
+        jobs = [
+            service.analyse(slot, t, im, item.aspects, body.evidence, f"items[{i}]")
+            for i, (t, im, item) in enumerate(zip(texts, images, body.items))
+        ]
         return {"results": await timed(asyncio.gather(*jobs))}
 
     @app.get("/healthz", summary="The process is up")
     async def healthz():
         return {"status": "ok", "uptime_s": round(time.time() - service.started, 1)}
 
-    @app.get("/readyz", summary="Models loaded and warm (503 until then)",
-             responses={503: {"model": ErrorResponse}})
+    @app.get("/readyz", summary="Models loaded and warm (503 until then)", responses={503: {"model": ErrorResponse}})
     async def readyz():
         if service.ready:
             return {"status": "ready", "models": service.names}
@@ -413,26 +490,42 @@ def create_app(config: ServeConfig | None = None,
         ev = config.evidence if service.evidence is not None else None
         return {
             "default": service.names[0],
-            "models": [{"name": n, "ready": n in service.slots,
-                        **(service.slots[n].predictor.info if n in service.slots else {})}
-                       for n in service.names],
+            "models": [
+                {
+                    "name": n,
+                    "ready": n in service.slots,
+                    **(service.slots[n].predictor.info if n in service.slots else {}),
+                }
+                for n in service.names
+            ],
             "limits": limits.to_dict(),
-            "evidence": None if ev is None else {
-                "faces": ev.perception.face_detector, "captioner": ev.perception.captioner,
-                "segmenter": ev.perception.segmenter, "align": ev.align, "rationales": ev.rationales},
+            "evidence": None
+            if ev is None
+            else {
+                "faces": ev.perception.face_detector,
+                "captioner": ev.perception.captioner,
+                "segmenter": ev.perception.segmenter,
+                "align": ev.align,
+                "rationales": ev.rationales,
+            },
         }
 
     @app.get("/v1/stats", summary="Requests served and micro-batch sizes")
     async def stats():
-        return {"requests": service.requests, "ready": service.ready,
-                "models": {n: {"queued": s.batcher.queued,
-                               "batch_sizes": dict(sorted(s.batcher.batch_sizes.items()))}
-                           for n, s in service.slots.items()}}
+        return {
+            "requests": service.requests,
+            "ready": service.ready,
+            "models": {
+                n: {"queued": s.batcher.queued, "batch_sizes": dict(sorted(s.batcher.batch_sizes.items()))}
+                for n, s in service.slots.items()
+            },
+        }
 
     @app.get("/v1/examples", summary="Example posts with images for the page")
     async def examples():
-        return {"examples": [{"name": e.name, "text": e.text, "image_url": f"/v1/examples/{e.name}.jpg"}
-                             for e in EXAMPLES]}
+        return {
+            "examples": [{"name": e.name, "text": e.text, "image_url": f"/v1/examples/{e.name}.jpg"} for e in EXAMPLES]
+        }
 
     @app.get("/v1/examples/{name}.jpg", include_in_schema=False)
     async def example_image(name: str):
@@ -463,15 +556,21 @@ def _mount_docs(app: FastAPI) -> None:
 
         @app.get("/docs", include_in_schema=False)
         async def docs():
-            return get_swagger_ui_html(openapi_url="/openapi.json", title="mabsa API",
-                                       swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-                                       swagger_css_url="/docs-assets/swagger-ui.css",
-                                       swagger_favicon_url="/docs-assets/favicon-32x32.png")
+            return get_swagger_ui_html(
+                openapi_url="/openapi.json",
+                title="mabsa API",
+                swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                swagger_css_url="/docs-assets/swagger-ui.css",
+                swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            )
     else:
+
         @app.get("/docs", include_in_schema=False)
         async def docs_plain():
-            return HTMLResponse('<p>Install <code>swagger-ui-bundle</code> for interactive docs; the '
-                                'API description is at <a href="/openapi.json">/openapi.json</a>.</p>')
+            return HTMLResponse(
+                "<p>Install <code>swagger-ui-bundle</code> for interactive docs; the "
+                'API description is at <a href="/openapi.json">/openapi.json</a>.</p>'
+            )
 
 
 async def _json(request: Request) -> Any:
@@ -490,4 +589,3 @@ def _validated(data: Any) -> Any:
 
 def _version() -> str:
     return __version__
-

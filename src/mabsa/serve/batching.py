@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 from mabsa.serve.errors import ApiError
 
@@ -24,8 +25,9 @@ BatchFn = Callable[[Sequence[T]], Sequence["R | BaseException"]]
 
 
 class MicroBatcher(Generic[T, R]):
-    def __init__(self, fn: BatchFn, executor: Executor, max_batch: int = 16,
-                 max_wait_s: float = 0.005, max_queue: int = 512):
+    def __init__(
+        self, fn: BatchFn, executor: Executor, max_batch: int = 16, max_wait_s: float = 0.005, max_queue: int = 512
+    ):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self.fn = fn
@@ -62,9 +64,12 @@ class MicroBatcher(Generic[T, R]):
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not called")
         if self._queue.qsize() >= self.max_queue:
-            raise ApiError(503, "overloaded",
-                           f"{self._queue.qsize()} posts are waiting for the model; retry shortly",
-                           headers={"Retry-After": "1"})
+            raise ApiError(
+                503,
+                "overloaded",
+                f"{self._queue.qsize()} posts are waiting for the model; retry shortly",
+                headers={"Retry-After": "1"},
+            )
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, future))
         return await future
@@ -83,7 +88,7 @@ class MicroBatcher(Generic[T, R]):
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return [(item, fut) for item, fut in batch if not fut.done()]  # timed out: skip
 

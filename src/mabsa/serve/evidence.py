@@ -13,9 +13,10 @@ it is off, and a failure in it is reported in the answer instead of failing the 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,16 +59,14 @@ class EvidenceBuilder:
     # -- per aspect ------------------------------------------------------------------------
     @cached_property
     def _text_encoder(self):
-        return load_tokenizer(self.config.align_encoder), TextEncoder.from_pretrained(
-            self.config.align_encoder).eval()
+        return load_tokenizer(self.config.align_encoder), TextEncoder.from_pretrained(self.config.align_encoder).eval()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, L2-normalised sentence embeddings (the sentence-transformers recipe)."""
         import torch
 
         tokenizer, encoder = self._text_encoder
-        batch = tokenizer(list(texts), padding=True, truncation=True, max_length=64,
-                          return_tensors="pt")
+        batch = tokenizer(list(texts), padding=True, truncation=True, max_length=64, return_tensors="pt")
         with torch.inference_mode():
             hidden = encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -81,7 +80,7 @@ class EvidenceBuilder:
             return [None] * len(terms)
         with self._lock:
             vectors = self.embed([*terms, *(c["description"] for c in candidates)])
-        sims = vectors[: len(terms)] @ vectors[len(terms):].T
+        sims = vectors[: len(terms)] @ vectors[len(terms) :].T
         out = []
         for row in sims:
             best = int(np.argmax(row))
@@ -100,12 +99,17 @@ def visual_candidates(perception: Perception) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, face in enumerate(perception.faces or ()):
         if face.box is not None:
-            out.append({"kind": "face", "index": i, "box": list(face.box),
-                        "description": describe_face(face)})
+            out.append({"kind": "face", "index": i, "box": list(face.box), "description": describe_face(face)})
     for i, region in enumerate(perception.regions or ()):
         if region.interpretation:
-            out.append({"kind": "background" if region.is_background else "region", "index": i,
-                        "box": list(region.box), "description": region.interpretation})
+            out.append(
+                {
+                    "kind": "background" if region.is_background else "region",
+                    "index": i,
+                    "box": list(region.box),
+                    "description": region.interpretation,
+                }
+            )
     return out
 
 
@@ -118,16 +122,21 @@ def image_summary(perception: Perception) -> dict[str, Any]:
         "height": height,
         "caption": perception.caption.text if perception.caption else None,
         "caption_source": perception.caption.source if perception.caption else None,
-        "labels": [{"label": l, "probability": round(p, 4)} for l, p in perception.labels],
+        "labels": [{"label": label, "probability": round(p, 4)} for label, p in perception.labels],
         "face_description": perception.face_text,
         "faces": [
-            {"box": list(f.box) if f.box else None, "age": f.age, "gender": f.gender,
-             "emotion": f.emotion, "confidence": f.confidence, "description": describe_face(f)}
+            {
+                "box": list(f.box) if f.box else None,
+                "age": f.age,
+                "gender": f.gender,
+                "emotion": f.emotion,
+                "confidence": f.confidence,
+                "description": describe_face(f),
+            }
             for f in perception.faces or ()
         ],
         "regions": [
-            {"box": list(r.box), "score": r.score, "is_background": r.is_background,
-             "interpretation": r.interpretation}
+            {"box": list(r.box), "score": r.score, "is_background": r.is_background, "interpretation": r.interpretation}
             for r in perception.regions or ()
         ],
     }

@@ -23,8 +23,9 @@ class Limits:
 
 
 def body_too_large(limit: int) -> ApiError:
-    return ApiError(413, "body_too_large",
-                    f"request body exceeds the limit of {limit} bytes ({limit / 1048576:.1f} MiB)")
+    return ApiError(
+        413, "body_too_large", f"request body exceeds the limit of {limit} bytes ({limit / 1048576:.1f} MiB)"
+    )
 
 
 class BodySizeLimit:
@@ -55,7 +56,7 @@ class BodySizeLimit:
 
         try:
             await asyncio.wait_for(loop(), self.drain_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def __call__(self, scope, receive, send):
@@ -89,8 +90,15 @@ class BodySizeLimit:
 
 async def _send_json(send, status: int, body: dict) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(data)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})

@@ -7,9 +7,10 @@ backends can pass anything with the same :class:`ServePredictor` shape.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from mabsa.api import TruncationWarning, load
 from mabsa.errors import MabsaError
@@ -57,7 +58,7 @@ class EnginePredictor:
         }
 
     @classmethod
-    def load(cls, directory: str | Path, batch_size: int = 32) -> "EnginePredictor":
+    def load(cls, directory: str | Path, batch_size: int = 32) -> EnginePredictor:
         return cls(load(directory, batch_size=batch_size), directory)
 
     def _call(self, items: Sequence[PredictItem]) -> list[Any]:

@@ -103,8 +103,11 @@ class PredictResponse(BaseModel):
     aspects: list[AspectOut]
     truncated: bool = Field(..., description="The post was longer than the model's max_length.")
     image: ImageOut | None = Field(None, description="Image evidence (null without image or evidence).")
-    model_read_image: bool = Field(False, description="The model itself read the image (its caption and "
-                                   "faces, or its pixels); otherwise the image is evidence only.")
+    model_read_image: bool = Field(
+        False,
+        description="The model itself read the image (its caption and "
+        "faces, or its pixels); otherwise the image is evidence only.",
+    )
     evidence_error: str | None = Field(None, description="Why image evidence is missing, if it failed.")
     timing_ms: dict[str, float]
 

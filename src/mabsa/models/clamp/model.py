@@ -28,7 +28,8 @@ reaches the model only through MCL), ``gcl``, ``wra`` (both False = "w/o MCL"), 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,8 +69,9 @@ class CLAMP(TextCRF):
         self.use_paf = bool(a.get("paf", True))
         max_len = int(a.get("fusion_max_len", 256))
         if self.use_paf:
-            self.paf = ProgressiveAttentionFusion(d_text, d_visual, dim, heads, max_len, dropout,
-                                                  stages=int(a.get("paf_stages", 2)))
+            self.paf = ProgressiveAttentionFusion(
+                d_text, d_visual, dim, heads, max_len, dropout, stages=int(a.get("paf_stages", 2))
+            )
         else:
             self.text_projection = nn.Linear(d_text, dim)
         self.residual = nn.Linear(d_text, dim)  # W_r, eq. 28
@@ -90,15 +92,22 @@ class CLAMP(TextCRF):
         # AMA
         names = ["crf", "cls"] + ["gcl"] * self.use_gcl + ["wra"] * self.use_wra
         self.loss_weights = AdaptiveMultiLoss(
-            names, alpha=float(a.get("ama_alpha", 0.5)), temperature=float(a.get("ama_temperature", 1.0)),
+            names,
+            alpha=float(a.get("ama_alpha", 0.5)),
+            temperature=float(a.get("ama_temperature", 1.0)),
             adaptive=bool(a.get("ama", True)),
         )
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> MultimodalProcessor:
-        return MultimodalProcessor(tokenizer, task, **visual_args(args), max_length=int(args.get("max_length", 128)),
-                                   image_text=tuple(args.get("image_text", ())))
+        return MultimodalProcessor(
+            tokenizer,
+            task,
+            **visual_args(args),
+            max_length=int(args.get("max_length", 128)),
+            image_text=tuple(args.get("image_text", ())),
+        )
 
     # -- the forward pass ------------------------------------------------------------------
     def visual_stream(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,8 +132,15 @@ class CLAMP(TextCRF):
         else:
             fused = self.text_projection(words)
         fused = fused + self.residual(words)  # eq. 28
-        return {"hidden": hidden, "words": words, "word_mask": word_mask, "visual": visual,
-                "visual_mask": visual_mask, "visual_pooled": visual_pooled, "fused": fused}
+        return {
+            "hidden": hidden,
+            "words": words,
+            "word_mask": word_mask,
+            "visual": visual,
+            "visual_mask": visual_mask,
+            "visual_pooled": visual_pooled,
+            "fused": fused,
+        }
 
     def word_emissions(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """u0, the fused head's scores: what :meth:`decode` reads."""
@@ -147,8 +163,12 @@ class CLAMP(TextCRF):
             losses["gcl"] = self._global_contrast(f, present)
         if self.use_wra:
             losses["wra"] = word_region_alignment_loss(
-                self.text_align(f["words"]), self.visual_align(f["visual"]), mask, f["visual_mask"],
-                beta=float(self.args.get("ipot_beta", 0.5)), iterations=int(self.args.get("ipot_iterations", 50)),
+                self.text_align(f["words"]),
+                self.visual_align(f["visual"]),
+                mask,
+                f["visual_mask"],
+                beta=float(self.args.get("ipot_beta", 0.5)),
+                iterations=int(self.args.get("ipot_iterations", 50)),
             )
         out["loss"] = self.loss_weights(losses)
         out["losses"] = {k: v.detach() for k, v in losses.items()}

@@ -28,9 +28,10 @@ The face description the model read is returned with each prediction as
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -81,8 +82,7 @@ class _BranchProcessor(Processor):
     window, second segment cut first) with ``A [SEP] X`` as its second segment."""
 
     def __init__(self, tokenizer: Any, max_length: int, text_for, word_alignment: str):
-        super().__init__(tokenizer, "masc", max_length, aspect_markers=("", ""),
-                         word_alignment=word_alignment)
+        super().__init__(tokenizer, "masc", max_length, aspect_markers=("", ""), word_alignment=word_alignment)
         self.text_for = text_for
 
     def image_text_for(self, post: Post, aspect: Aspect | None = None) -> str:
@@ -108,17 +108,20 @@ class FiteProcessor(Processor):
         word_alignment: str | None = None,
     ):
         branches = tuple(branches)
-        if not branches or len(set(branches)) != len(branches) or \
-                any(b not in BRANCH_SOURCES for b in branches):
-            raise MabsaError(f"fite: branches must be distinct names from {list(BRANCH_SOURCES)}, "
-                             f"got {list(branches)}")
+        if not branches or len(set(branches)) != len(branches) or any(b not in BRANCH_SOURCES for b in branches):
+            raise MabsaError(f"fite: branches must be distinct names from {list(BRANCH_SOURCES)}, got {list(branches)}")
         if face_source not in FACE_SOURCES:
             raise MabsaError(f"fite: face_source must be one of {FACE_SOURCES}, got {face_source!r}")
         if task != "masc":
             raise MabsaError(f"fite classifies given aspects (masc); task {task!r} is not supported")
-        super().__init__(tokenizer, task, max_length,
-                         image_text=tuple(BRANCH_SOURCES[b] for b in branches),
-                         aspect_markers=("", ""), word_alignment=word_alignment)
+        super().__init__(
+            tokenizer,
+            task,
+            max_length,
+            image_text=tuple(BRANCH_SOURCES[b] for b in branches),
+            aspect_markers=("", ""),
+            word_alignment=word_alignment,
+        )
         self.branches = branches
         self.face_source = face_source
         self.similarity, self.image_root = similarity, image_root
@@ -126,9 +129,14 @@ class FiteProcessor(Processor):
         self.face_texts = FaceTextBuilder(similarity, self.min_attribute_confidence)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "branches": list(self.branches),
-                "face_source": self.face_source, "similarity": self.similarity,
-                "min_attribute_confidence": self.min_attribute_confidence, "image_root": self.image_root}
+        return {
+            **super().to_dict(),
+            "branches": list(self.branches),
+            "face_source": self.face_source,
+            "similarity": self.similarity,
+            "min_attribute_confidence": self.min_attribute_confidence,
+            "image_root": self.image_root,
+        }
 
     def face_text(self, post: Post, aspect: Aspect) -> str | None:
         """D for one aspect: the shipped description (``auto``) or one built from the faces."""
@@ -148,8 +156,12 @@ class FiteProcessor(Processor):
             return face_texts[key]
 
         readers = {"face": face_for, "caption": lambda post, aspect: post.caption}
-        per_branch = [_BranchProcessor(self.tokenizer, self.max_length, readers[b], self.word_alignment)
-                      ._encode_masc(posts, with_labels) for b in self.branches]
+        per_branch = [
+            _BranchProcessor(self.tokenizer, self.max_length, readers[b], self.word_alignment)._encode_masc(
+                posts, with_labels
+            )
+            for b in self.branches
+        ]
         features = []
         for group in zip(*per_branch):
             first = group[0]
@@ -158,18 +170,22 @@ class FiteProcessor(Processor):
             # The (empty) aspect markers take no subword: a right marker closing the post is
             # never "kept", which is no truncation.
             closing = 1 if aspect.end == len(post.tokens) else 0
-            features.append(FiteFeature(
-                **vars(first), cut=len(first.word_positions) < first.n_words - closing,
-                branch_inputs={b: (f.input_ids, f.token_type_ids) for b, f in zip(self.branches, group)},
-                face_text=face_for(post, aspect) if "face" in self.branches else None,
-            ))
+            features.append(
+                FiteFeature(
+                    **vars(first),
+                    cut=len(first.word_positions) < first.n_words - closing,
+                    branch_inputs={b: (f.input_ids, f.token_type_ids) for b, f in zip(self.branches, group)},
+                    face_text=face_for(post, aspect) if "face" in self.branches else None,
+                )
+            )
         return features
 
     def collate(self, features: Sequence[Feature]) -> dict[str, Any]:
         batch = super().collate(features)
         for b in self.branches:
-            sub = super().collate([replace(f, input_ids=f.branch_inputs[b][0],
-                                           token_type_ids=f.branch_inputs[b][1]) for f in features])
+            sub = super().collate(
+                [replace(f, input_ids=f.branch_inputs[b][0], token_type_ids=f.branch_inputs[b][1]) for f in features]
+            )
             batch[b] = {k: sub[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
         return batch
 
@@ -180,8 +196,7 @@ class Fite(TextClassifier):
 
     tasks = ("masc",)
 
-    def __init__(self, args: Mapping[str, Any], task: str, processor: FiteProcessor,
-                 text_encoder: nn.ModuleDict):
+    def __init__(self, args: Mapping[str, Any], task: str, processor: FiteProcessor, text_encoder: nn.ModuleDict):
         MabsaModel.__init__(self, args, task, processor, text_encoder)  # own heads, below
         hidden = next(iter(text_encoder.values())).hidden_size
         self.fusion_kind = str(args.get("fusion", "gate"))
@@ -201,38 +216,44 @@ class Fite(TextClassifier):
     @classmethod
     def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> FiteProcessor:
         return FiteProcessor(
-            tokenizer, task, max_length=int(args.get("max_length", 128)),
+            tokenizer,
+            task,
+            max_length=int(args.get("max_length", 128)),
             branches=tuple(args.get("branches", ("face", "caption"))),
             face_source=str(args.get("face_source", "auto")),
             similarity=args.get("similarity"),
             image_root=args.get("image_root"),
-            min_attribute_confidence=float(args.get("min_attribute_confidence",
-                                                    MIN_ATTRIBUTE_CONFIDENCE)),
+            min_attribute_confidence=float(args.get("min_attribute_confidence", MIN_ATTRIBUTE_CONFIDENCE)),
         )
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> "Fite":
+    def create(cls, args: Mapping[str, Any], task: str) -> Fite:
         cls.check_task(task)
         name = str(args.get("encoder", DEFAULT_TEXT_ENCODER))
         processor = cls._processor(load_tokenizer(name), args, task)
-        encoders = nn.ModuleDict({
-            b: TextEncoder.from_config(name, args.get("encoder_overrides")) if args.get("random_init")
-            else TextEncoder.from_pretrained(name)
-            for b in processor.branches
-        })
+        encoders = nn.ModuleDict(
+            {
+                b: TextEncoder.from_config(name, args.get("encoder_overrides"))
+                if args.get("random_init")
+                else TextEncoder.from_pretrained(name)
+                for b in processor.branches
+            }
+        )
         return cls(args, task, processor, encoders)
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "Fite":
+    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> Fite:
         from transformers import AutoConfig
 
         cls.check_task(task)
         directory = Path(directory)
         processor = FiteProcessor.from_pretrained(directory)
-        encoders = nn.ModuleDict({
-            b: TextEncoder.from_config(AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR / b)))
-            for b in processor.branches
-        })
+        encoders = nn.ModuleDict(
+            {
+                b: TextEncoder.from_config(AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR / b)))
+                for b in processor.branches
+            }
+        )
         return cls(args, task, processor, encoders)
 
     def save_components(self, directory: str | Path) -> None:
@@ -265,6 +286,10 @@ class Fite(TextClassifier):
     @torch.no_grad()
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         """text-cls's decoding, plus the face description the model read as the rationale."""
-        return [[replace(a, rationale=Rationale(description=f.face_text, source=RATIONALE_SOURCE))
-                 if f.face_text else a for a in aspects]
-                for f, aspects in zip(batch["features"], super().decode(batch))]
+        return [
+            [
+                replace(a, rationale=Rationale(description=f.face_text, source=RATIONALE_SOURCE)) if f.face_text else a
+                for a in aspects
+            ]
+            for f, aspects in zip(batch["features"], super().decode(batch))
+        ]

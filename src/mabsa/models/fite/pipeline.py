@@ -22,9 +22,10 @@ under ``terms/`` and ``polarity/``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from mabsa.data.records import Aspect, Post
 from mabsa.errors import MabsaError
@@ -77,24 +78,29 @@ class FitePipeline(MabsaModel):
 
     def __init__(self, args: Mapping[str, Any], task: str, terms: MabsaModel, polarity: MabsaModel):
         if terms.task not in TERM_TASKS:
-            raise MabsaError(f"fite-pipeline: the term stage must be a {' or '.join(TERM_TASKS)} "
-                             f"model, got a {terms.task} model")
+            raise MabsaError(
+                f"fite-pipeline: the term stage must be a {' or '.join(TERM_TASKS)} model, got a {terms.task} model"
+            )
         if polarity.task != "masc":
             raise MabsaError(f"fite-pipeline: the polarity stage must be a masc model, got {polarity.task}")
         super().__init__(args, task, PipelineProcessor(terms.processor, polarity.processor), None)
         self.terms, self.polarity = terms, polarity
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> "FitePipeline":
-        raise MabsaError("fite-pipeline is composed from two trained checkpoints, not trained: train "
-                         "a mate model (mabsa train --model text-crf --task mate) and a fite model "
-                         "(--task masc), then mabsa.models.fite.pipeline.compose_pipeline(...)")
+    def create(cls, args: Mapping[str, Any], task: str) -> FitePipeline:
+        raise MabsaError(
+            "fite-pipeline is composed from two trained checkpoints, not trained: train "
+            "a mate model (mabsa train --model text-crf --task mate) and a fite model "
+            "(--task masc), then mabsa.models.fite.pipeline.compose_pipeline(...)"
+        )
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "FitePipeline":
+    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> FitePipeline:
         cls.check_task(task)
-        stages = [get_model_class(args[s]["model"]).restore(args[s]["model_args"], args[s]["task"],
-                                                            Path(directory) / s) for s in STAGES]
+        stages = [
+            get_model_class(args[s]["model"]).restore(args[s]["model_args"], args[s]["task"], Path(directory) / s)
+            for s in STAGES
+        ]
         return cls(args, task, *stages)
 
     def save_components(self, directory: str | Path) -> None:
@@ -127,18 +133,9 @@ def compose_pipeline(terms_dir: str | Path, polarity_dir: str | Path, output: st
     """Write a ``fite-pipeline`` checkpoint from a mate/jmasa checkpoint and a fite checkpoint."""
     terms, terms_cfg = ckpt.load_model(terms_dir)
     polarity, polarity_cfg = ckpt.load_model(polarity_dir, task="masc")
-    args = {s: {k: cfg[k] for k in ("model", "task", "model_args")} | {"source": str(src)}
-            for s, cfg, src in (("terms", terms_cfg, terms_dir), ("polarity", polarity_cfg, polarity_dir))}
+    args = {
+        s: {k: cfg[k] for k in ("model", "task", "model_args")} | {"source": str(src)}
+        for s, cfg, src in (("terms", terms_cfg, terms_dir), ("polarity", polarity_cfg, polarity_dir))
+    }
     model = FitePipeline(args, "jmasa", terms, polarity)
-    out = Path(output)
-    if (out / ckpt.CONFIG_FILE).exists():
-        raise MabsaError(f"{out} already holds a checkpoint; pick another output")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_components(out)
-    ckpt.save_weights(model, out / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(out / ckpt.CONFIG_FILE, {
-        "format": ckpt.FORMAT, "model": "fite-pipeline", "task": "jmasa", "model_args": args,
-        "labels": {"id2label": dict(enumerate(model.processor.labels))},
-        "code_version": ckpt.code_version(),
-    })
-    return out
+    return ckpt.save_model(model, output)

@@ -16,8 +16,9 @@ none when the CRF tags no span.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mabsa.data.records import Post
 from mabsa.models.iea.fgca import FgcaSample, aligner_query
@@ -26,8 +27,14 @@ from mabsa.models.saving import load_model
 
 Span = tuple[int, int]
 #: What a checkpoint directory needs to be rebuilt (copied into an IEA checkpoint).
-ALIGNER_FILES = ("config.json", "model.safetensors", "processor_config.json", "tokenizer",
-                 "text_encoder", "metrics.json")
+ALIGNER_FILES = (
+    "config.json",
+    "model.safetensors",
+    "processor_config.json",
+    "tokenizer",
+    "text_encoder",
+    "metrics.json",
+)
 
 
 class Aligner:
@@ -36,7 +43,7 @@ class Aligner:
         self._memo: dict[tuple[tuple[str, ...], str], Span | None] = {}
 
     @classmethod
-    def from_checkpoint(cls, directory: str | Path, batch_size: int = 64) -> "Aligner":
+    def from_checkpoint(cls, directory: str | Path, batch_size: int = 64) -> Aligner:
         model, _ = load_model(directory, task="mate")
         return cls(model, batch_size)
 
@@ -45,8 +52,10 @@ class Aligner:
         keys = [(tuple(tokens), interp) for tokens, interp in pairs]
         todo = sorted({k for k in keys if k not in self._memo})
         if todo:
-            posts = [Post(id=f"q{i}", tokens=tokens, caption=aligner_query(interp))
-                     for i, (tokens, interp) in enumerate(todo)]
+            posts = [
+                Post(id=f"q{i}", tokens=tokens, caption=aligner_query(interp))
+                for i, (tokens, interp) in enumerate(todo)
+            ]
             preds = predict_posts(self.model, posts, self.batch_size).posts
             for key, pred in zip(todo, preds):
                 best = max(pred.aspects, key=lambda a: a.score or 0.0, default=None)
@@ -67,13 +76,20 @@ class Aligner:
 
 def span_accuracy(samples: Sequence[FgcaSample], predicted: Sequence[Span | None]) -> dict[str, Any]:
     """Exact-match accuracy of the region's span (none counts as a label)."""
-    right = [tuple(p) == tuple(s.span) if (p and s.span) else (p is None and s.span is None)
-             for s, p in zip(samples, predicted)]
+    right = [
+        tuple(p) == tuple(s.span) if (p and s.span) else (p is None and s.span is None)
+        for s, p in zip(samples, predicted)
+    ]
     pos = [r for r, s in zip(right, samples) if s.span is not None]
     neg = [r for r, s in zip(right, samples) if s.span is None]
-    return {"span_accuracy": sum(right) / max(1, len(right)), "n": len(right),
-            "accuracy_with_phrase": sum(pos) / max(1, len(pos)), "n_with_phrase": len(pos),
-            "accuracy_none": sum(neg) / max(1, len(neg)), "n_none": len(neg)}
+    return {
+        "span_accuracy": sum(right) / max(1, len(right)),
+        "n": len(right),
+        "accuracy_with_phrase": sum(pos) / max(1, len(pos)),
+        "n_with_phrase": len(pos),
+        "accuracy_none": sum(neg) / max(1, len(neg)),
+        "n_none": len(neg),
+    }
 
 
 def evaluate_aligner(aligner: Aligner, samples: Sequence[FgcaSample]) -> dict[str, Any]:

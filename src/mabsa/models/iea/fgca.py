@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mabsa.data.formats import tokenize
 
@@ -27,74 +28,244 @@ log = logging.getLogger(__name__)
 
 #: The 59 PASCAL-Context classes (Mottaghi et al., 2014) used by the paper's FGCA.
 PASCAL_CONTEXT_59 = (
-    "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book", "bottle",
-    "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth", "computer", "cow",
-    "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food", "grass", "ground",
-    "horse", "keyboard", "light", "motorbike", "mountain", "mouse", "person", "plate", "platform",
-    "pottedplant", "road", "rock", "sheep", "shelves", "sidewalk", "sign", "sky", "snow", "sofa",
-    "table", "track", "train", "tree", "truck", "tvmonitor", "wall", "water", "window", "wood",
+    "aeroplane",
+    "bag",
+    "bed",
+    "bedclothes",
+    "bench",
+    "bicycle",
+    "bird",
+    "boat",
+    "book",
+    "bottle",
+    "building",
+    "bus",
+    "cabinet",
+    "car",
+    "cat",
+    "ceiling",
+    "chair",
+    "cloth",
+    "computer",
+    "cow",
+    "cup",
+    "curtain",
+    "dog",
+    "door",
+    "fence",
+    "floor",
+    "flower",
+    "food",
+    "grass",
+    "ground",
+    "horse",
+    "keyboard",
+    "light",
+    "motorbike",
+    "mountain",
+    "mouse",
+    "person",
+    "plate",
+    "platform",
+    "pottedplant",
+    "road",
+    "rock",
+    "sheep",
+    "shelves",
+    "sidewalk",
+    "sign",
+    "sky",
+    "snow",
+    "sofa",
+    "table",
+    "track",
+    "train",
+    "tree",
+    "truck",
+    "tvmonitor",
+    "wall",
+    "water",
+    "window",
+    "wood",
 )
 
 #: How a text may name a class (first = the class's plain name); the interpretation uses a
 #: different surface form when there is one, so the aligner must match meaning, not strings.
 SURFACE = {
-    "aeroplane": ["plane", "airplane", "jet", "aircraft"], "bag": ["bag", "handbag", "backpack"],
-    "bed": ["bed"], "bedclothes": ["blanket", "sheets", "duvet"], "bench": ["bench"],
-    "bicycle": ["bike", "bicycle"], "bird": ["bird", "pigeon", "seagull"],
-    "boat": ["boat", "yacht", "ship"], "book": ["book", "novel"], "bottle": ["bottle", "beer bottle"],
-    "building": ["building", "tower", "stadium"], "bus": ["bus", "school bus"],
-    "cabinet": ["cabinet", "cupboard"], "car": ["car", "taxi", "sports car"],
-    "cat": ["cat", "kitten"], "ceiling": ["ceiling", "roof"], "chair": ["chair", "armchair"],
-    "cloth": ["shirt", "dress", "jersey", "jacket"], "computer": ["computer", "laptop"],
-    "cow": ["cow", "cattle"], "cup": ["cup", "mug", "coffee"], "curtain": ["curtain", "curtains"],
-    "dog": ["dog", "puppy", "pup"], "door": ["door", "gate"], "fence": ["fence"],
-    "floor": ["floor", "dance floor"], "flower": ["flowers", "roses", "flower"],
-    "food": ["food", "pizza", "burger", "cake", "BBQ"], "grass": ["grass", "lawn", "field"],
-    "ground": ["ground", "dirt"], "horse": ["horse", "pony"], "keyboard": ["keyboard"],
-    "light": ["lights", "lamp"], "motorbike": ["motorbike", "motorcycle"],
-    "mountain": ["mountain", "mountains", "hills"], "mouse": ["mouse"],
-    "person": ["person", "man", "woman", "guy", "girl", "kid"], "plate": ["plate", "dish"],
-    "platform": ["platform", "stage"], "pottedplant": ["plant", "potted plant"],
-    "road": ["road", "street", "highway"], "rock": ["rock", "rocks", "boulder"],
-    "sheep": ["sheep", "lamb"], "shelves": ["shelves", "bookshelf"],
-    "sidewalk": ["sidewalk", "pavement"], "sign": ["sign", "billboard", "poster"],
-    "sky": ["sky", "sunset", "clouds"], "snow": ["snow"], "sofa": ["sofa", "couch"],
-    "table": ["table", "desk"], "track": ["track", "railway"], "train": ["train", "subway"],
-    "tree": ["tree", "trees", "palm tree"], "truck": ["truck", "lorry"],
-    "tvmonitor": ["TV", "television", "screen"], "wall": ["wall", "mural"],
-    "water": ["water", "lake", "sea", "river"], "window": ["window", "windows"],
+    "aeroplane": ["plane", "airplane", "jet", "aircraft"],
+    "bag": ["bag", "handbag", "backpack"],
+    "bed": ["bed"],
+    "bedclothes": ["blanket", "sheets", "duvet"],
+    "bench": ["bench"],
+    "bicycle": ["bike", "bicycle"],
+    "bird": ["bird", "pigeon", "seagull"],
+    "boat": ["boat", "yacht", "ship"],
+    "book": ["book", "novel"],
+    "bottle": ["bottle", "beer bottle"],
+    "building": ["building", "tower", "stadium"],
+    "bus": ["bus", "school bus"],
+    "cabinet": ["cabinet", "cupboard"],
+    "car": ["car", "taxi", "sports car"],
+    "cat": ["cat", "kitten"],
+    "ceiling": ["ceiling", "roof"],
+    "chair": ["chair", "armchair"],
+    "cloth": ["shirt", "dress", "jersey", "jacket"],
+    "computer": ["computer", "laptop"],
+    "cow": ["cow", "cattle"],
+    "cup": ["cup", "mug", "coffee"],
+    "curtain": ["curtain", "curtains"],
+    "dog": ["dog", "puppy", "pup"],
+    "door": ["door", "gate"],
+    "fence": ["fence"],
+    "floor": ["floor", "dance floor"],
+    "flower": ["flowers", "roses", "flower"],
+    "food": ["food", "pizza", "burger", "cake", "BBQ"],
+    "grass": ["grass", "lawn", "field"],
+    "ground": ["ground", "dirt"],
+    "horse": ["horse", "pony"],
+    "keyboard": ["keyboard"],
+    "light": ["lights", "lamp"],
+    "motorbike": ["motorbike", "motorcycle"],
+    "mountain": ["mountain", "mountains", "hills"],
+    "mouse": ["mouse"],
+    "person": ["person", "man", "woman", "guy", "girl", "kid"],
+    "plate": ["plate", "dish"],
+    "platform": ["platform", "stage"],
+    "pottedplant": ["plant", "potted plant"],
+    "road": ["road", "street", "highway"],
+    "rock": ["rock", "rocks", "boulder"],
+    "sheep": ["sheep", "lamb"],
+    "shelves": ["shelves", "bookshelf"],
+    "sidewalk": ["sidewalk", "pavement"],
+    "sign": ["sign", "billboard", "poster"],
+    "sky": ["sky", "sunset", "clouds"],
+    "snow": ["snow"],
+    "sofa": ["sofa", "couch"],
+    "table": ["table", "desk"],
+    "track": ["track", "railway"],
+    "train": ["train", "subway"],
+    "tree": ["tree", "trees", "palm tree"],
+    "truck": ["truck", "lorry"],
+    "tvmonitor": ["TV", "television", "screen"],
+    "wall": ["wall", "mural"],
+    "water": ["water", "lake", "sea", "river"],
+    "window": ["window", "windows"],
     "wood": ["wood", "logs"],
 }
 
-FIRST_NAMES = ("Chuck", "Taylor", "Justin", "Kim", "LeBron", "Serena", "Harry", "Emma", "David",
-               "Rihanna", "Barack", "Hillary", "Kobe", "Selena", "Niall", "Demi", "Ed", "Adele",
-               "Kevin", "Maria", "Joe", "Jennifer", "Chris", "Beyonce", "Tom", "Ariana", "Louis")
-LAST_NAMES = ("Bass", "Swift", "Bieber", "Kardashian", "James", "Williams", "Styles", "Stone",
-              "Beckham", "Obama", "Clinton", "Bryant", "Gomez", "Horan", "Lovato", "Sheeran",
-              "Durant", "Sharapova", "Biden", "Lawrence", "Evans", "Brady", "Grande", "Tomlinson")
-ADJECTIVES = ("big", "small", "old", "new", "red", "white", "black", "blue", "green", "wooden",
-              "bright", "dark", "tall", "tiny", "shiny")
-MOODS = {"positive": ("happy", "surprise"), "neutral": ("neutral",),
-         "negative": ("sad", "angry", "fear", "disgust")}
+FIRST_NAMES = (
+    "Chuck",
+    "Taylor",
+    "Justin",
+    "Kim",
+    "LeBron",
+    "Serena",
+    "Harry",
+    "Emma",
+    "David",
+    "Rihanna",
+    "Barack",
+    "Hillary",
+    "Kobe",
+    "Selena",
+    "Niall",
+    "Demi",
+    "Ed",
+    "Adele",
+    "Kevin",
+    "Maria",
+    "Joe",
+    "Jennifer",
+    "Chris",
+    "Beyonce",
+    "Tom",
+    "Ariana",
+    "Louis",
+)
+LAST_NAMES = (
+    "Bass",
+    "Swift",
+    "Bieber",
+    "Kardashian",
+    "James",
+    "Williams",
+    "Styles",
+    "Stone",
+    "Beckham",
+    "Obama",
+    "Clinton",
+    "Bryant",
+    "Gomez",
+    "Horan",
+    "Lovato",
+    "Sheeran",
+    "Durant",
+    "Sharapova",
+    "Biden",
+    "Lawrence",
+    "Evans",
+    "Brady",
+    "Grande",
+    "Tomlinson",
+)
+ADJECTIVES = (
+    "big",
+    "small",
+    "old",
+    "new",
+    "red",
+    "white",
+    "black",
+    "blue",
+    "green",
+    "wooden",
+    "bright",
+    "dark",
+    "tall",
+    "tiny",
+    "shiny",
+)
+MOODS = {"positive": ("happy", "surprise"), "neutral": ("neutral",), "negative": ("sad", "angry", "fear", "disgust")}
 RACES = ("white", "black", "asian", "latino hispanic", "indian", "middle eastern")
 
 #: Tweet-like templates; {0}, {1}, {2} are the phrases, in that order.
 TEMPLATES = {
-    1: ("RT @ user : {0} is everything # MCM", "Can't stop looking at this {0} !",
-        "Look at the {0} today , so good", "Best {0} I have ever seen # blessed",
-        "{0} ruined my whole day . Not happy .", "Nothing beats a {0} on a Sunday",
-        "Why is there a {0} here ? lol", "Throwback to that {0} last summer",
-        "Photo of the day : {0}", "@ user check out this {0} http : / / t . co / x",
-        "This {0} though . . . # mood", "Ugh , that {0} again", "New post : {0} on display",
-        "So proud of {0} right now", "Goodnight from {0}"),
-    2: ("Spent the morning with {0} and the {1}", "{0} next to a {1} , what a sight",
-        "RT @ user : {0} and {1} at the game tonight", "The {0} and the {1} look amazing today",
-        "Never thought I'd see {0} near a {1} # wow", "{0} loves the {1} so much",
-        "Just {0} , a {1} and me . Perfect .", "Is that {0} on the {1} ? haha",
-        "@ user {0} by the {1} , classic", "Caught {0} sitting on the {1}"),
-    3: ("At the park with {0} , {1} and a {2} . All set !", "{0} , the {1} and the {2} # weekend",
-        "RT @ user : {0} with a {1} in front of the {2}", "Me , {0} , some {1} and a {2} . Perfect day",
-        "{0} just walked past the {1} and the {2} lol"),
+    1: (
+        "RT @ user : {0} is everything # MCM",
+        "Can't stop looking at this {0} !",
+        "Look at the {0} today , so good",
+        "Best {0} I have ever seen # blessed",
+        "{0} ruined my whole day . Not happy .",
+        "Nothing beats a {0} on a Sunday",
+        "Why is there a {0} here ? lol",
+        "Throwback to that {0} last summer",
+        "Photo of the day : {0}",
+        "@ user check out this {0} http : / / t . co / x",
+        "This {0} though . . . # mood",
+        "Ugh , that {0} again",
+        "New post : {0} on display",
+        "So proud of {0} right now",
+        "Goodnight from {0}",
+    ),
+    2: (
+        "Spent the morning with {0} and the {1}",
+        "{0} next to a {1} , what a sight",
+        "RT @ user : {0} and {1} at the game tonight",
+        "The {0} and the {1} look amazing today",
+        "Never thought I'd see {0} near a {1} # wow",
+        "{0} loves the {1} so much",
+        "Just {0} , a {1} and me . Perfect .",
+        "Is that {0} on the {1} ? haha",
+        "@ user {0} by the {1} , classic",
+        "Caught {0} sitting on the {1}",
+    ),
+    3: (
+        "At the park with {0} , {1} and a {2} . All set !",
+        "{0} , the {1} and the {2} # weekend",
+        "RT @ user : {0} with a {1} in front of the {2}",
+        "Me , {0} , some {1} and a {2} . Perfect day",
+        "{0} just walked past the {1} and the {2} lol",
+    ),
 }
 
 ALIGNER_INSTRUCTION = "Which phrase of the post shows this region?"
@@ -171,17 +342,18 @@ def _find(tokens: Sequence[str], phrase: str) -> tuple[int, int] | None:
     words = [w.lower() for w in tokenize(phrase)]
     low = [t.lower() for t in tokens]
     for i in range(len(low) - len(words) + 1):
-        if words and low[i:i + len(words)] == words:
+        if words and low[i : i + len(words)] == words:
             return (i, i + len(words))
     return None
 
 
-LLM_PROMPT = ("Write one short tweet (under 25 words) that mentions each of these exactly as "
-              "written: {phrases}. Reply with the tweet only.")
+LLM_PROMPT = (
+    "Write one short tweet (under 25 words) that mentions each of these exactly as "
+    "written: {phrases}. Reply with the tweet only."
+)
 
 
-def make_image(rng: random.Random, classes: Sequence[str], index: int, split: str,
-               llm: Any = None) -> list[FgcaSample]:
+def make_image(rng: random.Random, classes: Sequence[str], index: int, split: str, llm: Any = None) -> list[FgcaSample]:
     """One synthetic image: its regions' interpretations, one text, one sample per region."""
     n_regions = rng.randint(2, 6)
     chosen = rng.sample(list(classes), min(n_regions, len(classes)))
@@ -195,8 +367,10 @@ def make_image(rng: random.Random, classes: Sequence[str], index: int, split: st
     tokens: list[str] | None = None
     spans: list[tuple[int, int] | None] = []
     if llm is not None:
-        reply = llm.chat([{"role": "user", "content": LLM_PROMPT.format(
-            phrases="; ".join(f'"{p}"' for p in phrases))}], max_tokens=60)
+        reply = llm.chat(
+            [{"role": "user", "content": LLM_PROMPT.format(phrases="; ".join(f'"{p}"' for p in phrases))}],
+            max_tokens=60,
+        )
         cand = tokenize(reply)
         found = [_find(cand, p) for p in phrases]
         if cand and all(found) and len({s for s in found}) == len(found):
@@ -209,10 +383,14 @@ def make_image(rng: random.Random, classes: Sequence[str], index: int, split: st
     for k, cls in enumerate(chosen):
         rating = rng.choice(RATINGS)
         phrase = phrases[k] if k < n_mentioned else rng.choice(SURFACE[cls])
-        interp = _person_interpretation(rng, rating) if cls == "person" else \
-            _object_interpretation(rng, cls, phrase, rating)
-        samples.append(FgcaSample(f"{image_id}-r{k}", image_id, cls, interp, tuple(tokens),
-                                  spans[k] if k < n_mentioned else None, source))
+        interp = (
+            _person_interpretation(rng, rating) if cls == "person" else _object_interpretation(rng, cls, phrase, rating)
+        )
+        samples.append(
+            FgcaSample(
+                f"{image_id}-r{k}", image_id, cls, interp, tuple(tokens), spans[k] if k < n_mentioned else None, source
+            )
+        )
     order = list(range(len(samples)))
     rng.shuffle(order)
     return [samples[i] for i in order]
@@ -221,8 +399,9 @@ def make_image(rng: random.Random, classes: Sequence[str], index: int, split: st
 SPLIT_SIZES = {"train": 2000, "dev": 500, "test": 500}
 
 
-def make_fgca(classes: Sequence[str] = PASCAL_CONTEXT_59, sizes: dict[str, int] | None = None,
-              seed: int = 13, llm: Any = None) -> dict[str, list[FgcaSample]]:
+def make_fgca(
+    classes: Sequence[str] = PASCAL_CONTEXT_59, sizes: dict[str, int] | None = None, seed: int = 13, llm: Any = None
+) -> dict[str, list[FgcaSample]]:
     """``{split: samples}`` with exactly ``sizes[split]`` samples each (2000/500/500)."""
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
     out = {}
@@ -260,8 +439,11 @@ def write_fgca(data: dict[str, list[FgcaSample]], directory: str | Path) -> Path
         for s in samples:
             image = f"{s.id}.jpg"
             captions[image] = aligner_query(s.interpretation)
-            aspects = [] if s.span is None else [
-                {"from": s.span[0], "to": s.span[1], "term": list(s.tokens[s.span[0]:s.span[1]])}]
+            aspects = (
+                []
+                if s.span is None
+                else [{"from": s.span[0], "to": s.span[1], "term": list(s.tokens[s.span[0] : s.span[1]])}]
+            )
             records.append({"words": list(s.tokens), "image_id": image, "aspects": aspects})
         (root / "jmasa_json" / f"{split}.json").write_text(json.dumps(records, indent=0) + "\n")
         with (root / "fgca" / f"{split}.jsonl").open("w") as f:
@@ -276,14 +458,26 @@ def read_fgca(directory: str | Path, split: str) -> list[FgcaSample]:
     with (Path(directory) / "fgca" / f"{split}.jsonl").open() as f:
         for line in f:
             d = json.loads(line)
-            out.append(FgcaSample(d["id"], d["image_id"], d["cls"], d["interpretation"],
-                                  tuple(d["tokens"]), tuple(d["span"]) if d["span"] else None,
-                                  d["source"]))
+            out.append(
+                FgcaSample(
+                    d["id"],
+                    d["image_id"],
+                    d["cls"],
+                    d["interpretation"],
+                    tuple(d["tokens"]),
+                    tuple(d["span"]) if d["span"] else None,
+                    d["source"],
+                )
+            )
     return out
 
 
 def stats(samples: Sequence[FgcaSample]) -> dict[str, Any]:
     images = {s.image_id for s in samples}
-    return {"samples": len(samples), "classes": len({s.cls for s in samples}),
-            "images": len(images), "regions_per_image": round(len(samples) / max(1, len(images)), 2),
-            "none": sum(s.span is None for s in samples)}
+    return {
+        "samples": len(samples),
+        "classes": len({s.cls for s in samples}),
+        "images": len(images),
+        "regions_per_image": round(len(samples) / max(1, len(images)), 2),
+        "none": sum(s.span is None for s in samples),
+    }

@@ -15,8 +15,9 @@ Ablations (``mode``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from mabsa.models.iea.interpretations import ImageView, RegionUnit
 

@@ -14,8 +14,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from mabsa.data.records import Face, Post
 from mabsa.errors import MabsaError
@@ -28,8 +29,15 @@ from mabsa.processing.image_text import describe_face
 from mabsa.processing.images import resolve_image
 
 #: Expression -> sentiment rating of a region showing that face.
-EXPRESSION_RATING = {"happy": "positive", "surprise": "positive", "neutral": "neutral",
-                     "sad": "negative", "angry": "negative", "fear": "negative", "disgust": "negative"}
+EXPRESSION_RATING = {
+    "happy": "positive",
+    "surprise": "positive",
+    "neutral": "neutral",
+    "sad": "negative",
+    "angry": "negative",
+    "fear": "negative",
+    "disgust": "negative",
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,10 @@ def stand_in_view(post: Post, max_regions: int = 5) -> ImageView:
     ``max_regions - 1``, the background being the caption's whole image)."""
     faces = list(post.faces or ())
     faces.sort(key=lambda f: -(f.box[2] * f.box[3]) if f.box else 0)
-    units = tuple(RegionUnit(k + 1, describe_face(f), face_rating(f), f.box)
-                  for k, f in enumerate(faces[: max(0, max_regions - 1)]))
+    units = tuple(
+        RegionUnit(k + 1, describe_face(f), face_rating(f), f.box)
+        for k, f in enumerate(faces[: max(0, max_regions - 1)])
+    )
     return ImageView(post.caption, units, None, "stand-in")
 
 
@@ -76,9 +86,15 @@ class ImageViews:
     (the post's image file through the Perceiver) or "auto" (perceive when ``post.image`` is a
     file that exists, else the stand-in)."""
 
-    def __init__(self, mode: str = "auto", segmenter: str = "classical",
-                 interpreter: str = "labels", cache: str | None = None, max_regions: int = 5,
-                 image_root: str | None = None):
+    def __init__(
+        self,
+        mode: str = "auto",
+        segmenter: str = "classical",
+        interpreter: str = "labels",
+        cache: str | None = None,
+        max_regions: int = 5,
+        image_root: str | None = None,
+    ):
         if mode not in ("auto", "stand-in", "perceive"):
             raise MabsaError(f"regions={mode!r}: use 'auto', 'stand-in' or 'perceive'")
         self.mode, self.segmenter, self.interpreter = mode, segmenter, interpreter
@@ -86,8 +102,14 @@ class ImageViews:
         self._perceiver = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "segmenter": self.segmenter, "interpreter": self.interpreter,
-                "cache": self.cache, "max_regions": self.max_regions, "image_root": self.image_root}
+        return {
+            "mode": self.mode,
+            "segmenter": self.segmenter,
+            "interpreter": self.interpreter,
+            "cache": self.cache,
+            "max_regions": self.max_regions,
+            "image_root": self.image_root,
+        }
 
     def __call__(self, post: Post, with_images: bool = False) -> ImageView:
         if self.mode == "perceive" or (self.mode == "auto" and resolve_image(post.image, self.image_root)):
@@ -98,13 +120,21 @@ class ImageViews:
         from PIL import Image
 
         if self._perceiver is None:
-            self._perceiver = Perceiver(PerceptionConfig(
-                segmenter=self.segmenter, interpreter=self.interpreter,
-                regions=RegionConfig(max_regions=self.max_regions)), cache=self.cache)
+            self._perceiver = Perceiver(
+                PerceptionConfig(
+                    segmenter=self.segmenter,
+                    interpreter=self.interpreter,
+                    regions=RegionConfig(max_regions=self.max_regions),
+                ),
+                cache=self.cache,
+            )
         path = resolve_image(post.image, self.image_root)
         if path is None:
-            hint = f"under image_root {self.image_root}" if self.image_root else \
-                "(a relative name: set model_args.image_root to the folder of the images)"
+            hint = (
+                f"under image_root {self.image_root}"
+                if self.image_root
+                else "(a relative name: set model_args.image_root to the folder of the images)"
+            )
             raise ImageLoadError(post.image or f"post {post.id}", f"no such file {hint}")
         seen = self._perceiver.perceive(path)
         whole = Image.open(path).convert("RGB") if with_images else None
@@ -114,8 +144,15 @@ class ImageViews:
                 continue  # the background is part of I (the whole image / its caption)
             inside = [f for f in seen.faces or () if _centre_in(f.box, r.box)]
             rating = next((face_rating(f) for f in inside if face_rating(f)), None)
-            units.append(RegionUnit(len(units) + 1, r.interpretation or "A region.", rating, r.box,
-                                    crop(whole, r) if whole is not None else None))
+            units.append(
+                RegionUnit(
+                    len(units) + 1,
+                    r.interpretation or "A region.",
+                    rating,
+                    r.box,
+                    crop(whole, r) if whole is not None else None,
+                )
+            )
         caption = seen.caption.text if seen.caption else None
         return ImageView(caption, tuple(units), whole, "image")
 
@@ -128,7 +165,7 @@ def _centre_in(box, outer) -> bool:
 
 
 def shuffled_views(views: Sequence[ImageView], seed: int = 0) -> list[ImageView]:
-    """"Random regions" ablation: every post gets the regions of another post of the same
+    """ "Random regions" ablation: every post gets the regions of another post of the same
     batch (a seeded derangement); its own caption stays."""
     import random
 
@@ -138,5 +175,4 @@ def shuffled_views(views: Sequence[ImageView], seed: int = 0) -> list[ImageView]
     order = list(range(n))
     random.Random(seed).shuffle(order)
     shift = {order[i]: order[(i + 1) % n] for i in range(n)}  # a cycle: nobody keeps its own
-    return [ImageView(v.description, views[shift[i]].regions, v.image, v.source)
-            for i, v in enumerate(views)]
+    return [ImageView(v.description, views[shift[i]].regions, v.image, v.source) for i, v in enumerate(views)]

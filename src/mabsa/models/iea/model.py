@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -65,8 +66,7 @@ PROCESSOR_FILE = "iea_processor.json"
 GENERATOR_DIR = "generator"  # base weights of a random-init generator (tests)
 ALIGNER_DIR = "aligner"
 ANSWER = "\nAnswer:"
-DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.05,
-                "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 #: LoRA on the language model only (the paper tunes the LLM of the VLM).
 VLM_TARGET = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
 
@@ -79,17 +79,20 @@ class GeneratorError(MabsaError):
 def lora_wrap(model: nn.Module, lora: Mapping[str, Any], target_modules: Any) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=int(lora.get("r", 8)), lora_alpha=int(lora.get("alpha", 16)),
-                     lora_dropout=float(lora.get("dropout", 0.05)), target_modules=target_modules,
-                     bias="none")
+    cfg = LoraConfig(
+        r=int(lora.get("r", 8)),
+        lora_alpha=int(lora.get("alpha", 16)),
+        lora_dropout=float(lora.get("dropout", 0.05)),
+        target_modules=target_modules,
+        bias="none",
+    )
     return get_peft_model(model, cfg)
 
 
 def base_state_save(peft_model: nn.Module, directory: Path) -> None:
     """Save the frozen base model without its LoRA layers (as ``from_pretrained`` expects)."""
     base = peft_model.get_base_model()
-    state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items()
-             if ".lora_" not in k}
+    state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if ".lora_" not in k}
     base.save_pretrained(str(directory), state_dict=state)
 
 
@@ -121,8 +124,9 @@ class CausalLMGenerator(nn.Module):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
-    def encode(self, instruction: Instruction, target: str | None, max_length: int,
-               max_target_length: int) -> tuple[list[int], list[int] | None, bool]:
+    def encode(
+        self, instruction: Instruction, target: str | None, max_length: int, max_target_length: int
+    ) -> tuple[list[int], list[int] | None, bool]:
         tok = self.tokenizer
         body = tok(instruction.text(), add_special_tokens=False)["input_ids"]
         suffix = tok(ANSWER, add_special_tokens=False)["input_ids"]
@@ -143,8 +147,8 @@ class CausalLMGenerator(nn.Module):
         gen_mask = torch.zeros((B, P), dtype=torch.long)
         for i, f in enumerate(features):  # left padding for generation
             n = len(f.prompt_ids)
-            gen_ids[i, P - n:] = torch.tensor(f.prompt_ids)
-            gen_mask[i, P - n:] = 1
+            gen_ids[i, P - n :] = torch.tensor(f.prompt_ids)
+            gen_mask[i, P - n :] = 1
         batch: dict[str, Any] = {"gen_input_ids": gen_ids, "gen_attention_mask": gen_mask}
         if all(f.target_ids is not None for f in features):
             T = max(len(f.prompt_ids) + len(f.target_ids) for f in features)
@@ -155,22 +159,28 @@ class CausalLMGenerator(nn.Module):
                 seq = f.prompt_ids + f.target_ids
                 ids[i, : len(seq)] = torch.tensor(seq)
                 mask[i, : len(seq)] = 1
-                labels[i, len(f.prompt_ids): len(seq)] = torch.tensor(f.target_ids)
+                labels[i, len(f.prompt_ids) : len(seq)] = torch.tensor(f.target_ids)
             batch.update(input_ids=ids, attention_mask=mask, labels=labels)
         return batch
 
     def loss(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return self.lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       labels=batch["labels"]).loss
+        return self.lm(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+        ).loss
 
     @torch.no_grad()
     def generate(self, batch: Mapping[str, Any], max_new_tokens: int) -> tuple[list[str], list[float]]:
         ids = batch["gen_input_ids"]
-        out = self.lm.generate(input_ids=ids, attention_mask=batch["gen_attention_mask"],
-                               max_new_tokens=max_new_tokens, do_sample=False,
-                               pad_token_id=self.tokenizer.pad_token_id,
-                               eos_token_id=self.tokenizer.eos_token_id,
-                               output_scores=True, return_dict_in_generate=True)
+        out = self.lm.generate(
+            input_ids=ids,
+            attention_mask=batch["gen_attention_mask"],
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
         return _new_token_texts(self.tokenizer, out, ids.shape[1])
 
     def save_base(self, directory: Path) -> None:
@@ -195,8 +205,9 @@ class VisionLanguageGenerator(nn.Module):
         messages = [{"role": "user", "content": instruction.content_parts()}]
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def encode(self, instruction: Instruction, target: str | None, max_length: int,
-               max_target_length: int) -> tuple[list[int], list[int] | None, bool]:
+    def encode(
+        self, instruction: Instruction, target: str | None, max_length: int, max_target_length: int
+    ) -> tuple[list[int], list[int] | None, bool]:
         prompt = self.tokenizer(self._prompt_text(instruction), add_special_tokens=False)["input_ids"]
         tgt = None
         if target is not None:
@@ -205,8 +216,7 @@ class VisionLanguageGenerator(nn.Module):
         return prompt, tgt, False  # image tokens cannot be cut; max_length is not applied
 
     def _inputs(self, texts: list[str], images: list[list[Any]], side: str) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True,
-                                  "padding_side": side}
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True, "padding_side": side}
         if any(images):
             kwargs["images"] = [im for im in images]
         return dict(self.processor(**kwargs))
@@ -221,7 +231,7 @@ class VisionLanguageGenerator(nn.Module):
             enc = self._inputs(full, images, "right")
             labels = enc["input_ids"].clone()
             labels[enc["attention_mask"] == 0] = -100
-            for i, f in enumerate(features):  # mask the prompt: its length with images expanded
+            for i, _feature in enumerate(features):  # mask the prompt: its length with images expanded
                 n_prompt = int(self._inputs([prompts[i]], [images[i]], "right")["input_ids"].shape[1])
                 labels[i, :n_prompt] = -100
             batch["train"] = enc
@@ -234,10 +244,15 @@ class VisionLanguageGenerator(nn.Module):
     @torch.no_grad()
     def generate(self, batch: Mapping[str, Any], max_new_tokens: int) -> tuple[list[str], list[float]]:
         inputs = batch["gen"]
-        out = self.lm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                               pad_token_id=self.tokenizer.pad_token_id,
-                               eos_token_id=self.tokenizer.eos_token_id,
-                               output_scores=True, return_dict_in_generate=True)
+        out = self.lm.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
         return _new_token_texts(self.tokenizer, out, inputs["input_ids"].shape[1])
 
     def save_base(self, directory: Path) -> None:
@@ -257,8 +272,10 @@ def build_generator(args: Mapping[str, Any], base_dir: str | Path | None = None)
         return CausalLMGenerator(lora_wrap(chat.model, lora, lora["target_modules"]), chat.tokenizer)
     kind, _, source = spec.partition(":")
     if kind not in ("hf", "vlm", "smollm2") or (kind != "smollm2" and not source):
-        raise GeneratorError(f"generator {spec!r}: use 'smollm2', 'hf:<id or dir>' or "
-                             "'vlm:<id or dir>' (a Qwen-VL-class image-text-to-text model)")
+        raise GeneratorError(
+            f"generator {spec!r}: use 'smollm2', 'hf:<id or dir>' or "
+            "'vlm:<id or dir>' (a Qwen-VL-class image-text-to-text model)"
+        )
     source = str(base_dir) if base_dir is not None else source
     from transformers import AutoConfig
 
@@ -267,15 +284,21 @@ def build_generator(args: Mapping[str, Any], base_dir: str | Path | None = None)
             from transformers import AutoModelForImageTextToText, AutoProcessor
 
             processor = AutoProcessor.from_pretrained(source)
-            model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(source)) \
-                if random_init else AutoModelForImageTextToText.from_pretrained(source)
+            model = (
+                AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(source))
+                if random_init
+                else AutoModelForImageTextToText.from_pretrained(source)
+            )
             target = lora.get("target_modules_vlm", VLM_TARGET)
             return VisionLanguageGenerator(lora_wrap(model, lora, target), processor)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source)) \
-            if random_init else AutoModelForCausalLM.from_pretrained(source)
+        model = (
+            AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source))
+            if random_init
+            else AutoModelForCausalLM.from_pretrained(source)
+        )
     except (OSError, ValueError) as e:
         raise GeneratorError(f"generator {spec!r}: cannot load {source!r} offline: {e}") from None
     return CausalLMGenerator(lora_wrap(model, lora, lora["target_modules"]), tokenizer)
@@ -307,9 +330,18 @@ class IEAProcessor:
     image_text: tuple[str, ...] = ()  # images are perceived here (regions), not by the Predictor
     reads_image_texts = False  # so the Predictor passes the image path on instead of captioning it
 
-    def __init__(self, generator: Any, task: str, views: ImageViews, aligner: Any = None,
-                 ablation: str = "nmi", max_length: int = 256, max_target_length: int = 64,
-                 max_interpretation_words: int = 24, seed: int = 0):
+    def __init__(
+        self,
+        generator: Any,
+        task: str,
+        views: ImageViews,
+        aligner: Any = None,
+        ablation: str = "nmi",
+        max_length: int = 256,
+        max_target_length: int = 64,
+        max_interpretation_words: int = 24,
+        seed: int = 0,
+    ):
         if ablation not in ABLATIONS:
             raise MabsaError(f"ablation={ablation!r}: use one of {', '.join(ABLATIONS)}")
         self.generator, self.task, self.views, self.aligner = generator, task, views, aligner
@@ -326,10 +358,15 @@ class IEAProcessor:
         return len(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "ablation": self.ablation, "max_length": self.max_length,
-                "max_target_length": self.max_target_length,
-                "max_interpretation_words": self.max_interpretation_words, "seed": self.seed,
-                "views": self.views.to_dict()}
+        return {
+            "task": self.task,
+            "ablation": self.ablation,
+            "max_length": self.max_length,
+            "max_target_length": self.max_target_length,
+            "max_interpretation_words": self.max_interpretation_words,
+            "seed": self.seed,
+            "views": self.views.to_dict(),
+        }
 
     def save_pretrained(self, directory: str | Path) -> None:
         (Path(directory) / PROCESSOR_FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -387,12 +424,19 @@ class IEAProcessor:
                 instruction = build_instruction(seen.tokens, view, span, self._mode, self._prompt(seen, j))
                 target = None
                 if with_labels:
-                    target = POLARITY_NAMES[post.aspects[j].polarity] if j is not None else \
-                        format_target(post.aspects, self.task == "jmasa")
+                    target = (
+                        POLARITY_NAMES[post.aspects[j].polarity]
+                        if j is not None
+                        else format_target(post.aspects, self.task == "jmasa")
+                    )
                 prompt, tgt, truncated = self.generator.encode(
-                    instruction, target, self.max_length, self.max_target_length)
-                features.append(IEAFeature(prompt + (tgt or []), prompt, tgt, i, len(post.tokens),
-                                           instruction, target, seen, j, truncated))
+                    instruction, target, self.max_length, self.max_target_length
+                )
+                features.append(
+                    IEAFeature(
+                        prompt + (tgt or []), prompt, tgt, i, len(post.tokens), instruction, target, seen, j, truncated
+                    )
+                )
         return features
 
     def collate(self, features: Sequence[IEAFeature]) -> dict[str, Any]:
@@ -415,24 +459,36 @@ class IEA(MabsaModel):
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def _build(cls, args: Mapping[str, Any], task: str, generator: nn.Module, aligner: Any) -> "IEA":
+    def _build(cls, args: Mapping[str, Any], task: str, generator: nn.Module, aligner: Any) -> IEA:
         ablation = str(args.get("ablation", "nmi"))
         if ablation in ("nmi", "no_interpretation", "random_regions") and aligner is None:
             raise MabsaError(
                 f"IEA ablation {ablation!r} needs an aligner: set model_args.aligner to an aligner "
-                "checkpoint (see docs/methods/iea.md), or use ablation=no_aligner")
-        views = ImageViews(str(args.get("regions", "auto")), str(args.get("segmenter", "classical")),
-                           str(args.get("interpreter", "labels")), args.get("perception_cache"),
-                           int(args.get("max_regions", 5)), args.get("image_root"))
-        processor = IEAProcessor(generator, task, views, aligner, ablation,
-                                 int(args.get("max_length", 256)),
-                                 int(args.get("max_target_length", 64)),
-                                 int(args.get("max_interpretation_words", 24)),
-                                 int(args.get("seed", 0)))
+                "checkpoint (see docs/methods/iea.md), or use ablation=no_aligner"
+            )
+        views = ImageViews(
+            str(args.get("regions", "auto")),
+            str(args.get("segmenter", "classical")),
+            str(args.get("interpreter", "labels")),
+            args.get("perception_cache"),
+            int(args.get("max_regions", 5)),
+            args.get("image_root"),
+        )
+        processor = IEAProcessor(
+            generator,
+            task,
+            views,
+            aligner,
+            ablation,
+            int(args.get("max_length", 256)),
+            int(args.get("max_target_length", 64)),
+            int(args.get("max_interpretation_words", 24)),
+            int(args.get("seed", 0)),
+        )
         return cls(args, task, processor, generator)
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> "IEA":
+    def create(cls, args: Mapping[str, Any], task: str) -> IEA:
         cls.check_task(task)
         aligner = None
         if args.get("aligner") and str(args.get("ablation", "nmi")) not in ("no_aligner", "text_only"):
@@ -440,12 +496,15 @@ class IEA(MabsaModel):
         return cls._build(args, task, build_generator(args), aligner)
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> "IEA":
+    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> IEA:
         cls.check_task(task)
         directory = Path(directory)
         base = directory / GENERATOR_DIR if (directory / GENERATOR_DIR / "config.json").is_file() else None
-        aligner = Aligner.from_checkpoint(directory / ALIGNER_DIR) \
-            if (directory / ALIGNER_DIR / "config.json").is_file() else None
+        aligner = (
+            Aligner.from_checkpoint(directory / ALIGNER_DIR)
+            if (directory / ALIGNER_DIR / "config.json").is_file()
+            else None
+        )
         return cls._build(args, task, build_generator(args, base), aligner)
 
     def save_components(self, directory: str | Path) -> None:
@@ -464,17 +523,15 @@ class IEA(MabsaModel):
         full = super().state_dict(*args, **kwargs)
         keep = self.adapter_keys()
         prefix = kwargs.get("prefix", "")
-        return OrderedDict((k, v) for k, v in full.items() if k[len(prefix):] in keep)
+        return OrderedDict((k, v) for k, v in full.items() if k[len(prefix) :] in keep)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
         keep = self.adapter_keys()
         missing = sorted(keep - set(state_dict))
         unexpected = sorted(set(state_dict) - keep)
-        super().load_state_dict({k: v for k, v in state_dict.items() if k in keep}, strict=False,
-                                assign=assign)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k in keep}, strict=False, assign=assign)
         if strict and (missing or unexpected):
-            raise RuntimeError(f"adapter weights do not fit: missing {missing[:5]}, "
-                               f"unexpected {unexpected[:5]}")
+            raise RuntimeError(f"adapter weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
         return nn.modules.module._IncompatibleKeys(missing, unexpected)
 
     def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
@@ -499,17 +556,14 @@ class IEA(MabsaModel):
             return [[self._given_aspect_polarity(f, t, p)] for f, t, p in zip(batch["features"], texts, probs)]
         out = []
         for feature, text, prob in zip(batch["features"], texts, probs):
-            parsed = parse_generation(text, feature.post.tokens, self.task == "jmasa",
-                                      score=min(1.0, max(0.0, prob)))
+            parsed = parse_generation(text, feature.post.tokens, self.task == "jmasa", score=min(1.0, max(0.0, prob)))
             self.generation_log["posts"] += 1
             self.generation_log["unmatched_terms"] += len(parsed.unmatched)
             if parsed.unparseable:
                 self.generation_log["unparseable"] += 1
-                log.warning("IEA: unparseable generation for post %s (no prediction): %r",
-                            feature.post.id, text[:200])
+                log.warning("IEA: unparseable generation for post %s (no prediction): %r", feature.post.id, text[:200])
             elif parsed.unmatched:
-                log.info("IEA: post %s: generated terms not in the post: %s", feature.post.id,
-                         list(parsed.unmatched))
+                log.info("IEA: post %s: generated terms not in the post: %s", feature.post.id, list(parsed.unmatched))
             out.append(list(parsed.aspects))
         return out
 
@@ -521,6 +575,10 @@ class IEA(MabsaModel):
         self.generation_log["posts"] += 1
         if polarity is None:
             self.generation_log["unparseable"] += 1
-            log.warning("IEA: unparseable polarity for post %s, aspect %r (no prediction): %r",
-                        feature.post.id, given.term, text[:200])
+            log.warning(
+                "IEA: unparseable polarity for post %s, aspect %r (no prediction): %r",
+                feature.post.id,
+                given.term,
+                text[:200],
+            )
         return replace(given, polarity=polarity, score=min(1.0, max(0.0, prob)))

@@ -14,21 +14,26 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from mabsa.data.formats import tokenize
 from mabsa.data.records import Aspect, Polarity
 
-POLARITY_WORDS = {"positive": Polarity.POS, "pos": Polarity.POS, "negative": Polarity.NEG,
-                  "neg": Polarity.NEG, "neutral": Polarity.NEU, "neu": Polarity.NEU}
+POLARITY_WORDS = {
+    "positive": Polarity.POS,
+    "pos": Polarity.POS,
+    "negative": Polarity.NEG,
+    "neg": Polarity.NEG,
+    "neutral": Polarity.NEU,
+    "neu": Polarity.NEU,
+}
 POLARITY_NAMES = {Polarity.POS: "positive", Polarity.NEU: "neutral", Polarity.NEG: "negative"}
 NONE_ANSWER = "none"
 FUZZY_RATIO = 0.8
 
 _PAIR = re.compile(r"\(\s*([^()]*?)\s*(?:,\s*([A-Za-z]+)\s*)?\)")
-_LINE = re.compile(r"^\s*[-*\d.]*\s*(.+?)\s*[:=\-–]+\s*(positive|negative|neutral|pos|neg|neu)\b",
-                   re.I | re.M)
+_LINE = re.compile(r"^\s*[-*\d.]*\s*(.+?)\s*[:=\-–]+\s*(positive|negative|neutral|pos|neg|neu)\b", re.I | re.M)
 
 
 _POLARITY_WORD = re.compile(r"\b(" + "|".join(POLARITY_WORDS) + r")\b", re.I)
@@ -45,8 +50,7 @@ def format_target(aspects: Sequence[Aspect], with_polarity: bool = True) -> str:
         return NONE_ANSWER
     parts = []
     for a in sorted(aspects, key=lambda a: (a.start, a.end)):
-        parts.append(f"({a.term}, {POLARITY_NAMES[a.polarity]})" if with_polarity and a.polarity
-                     else f"({a.term})")
+        parts.append(f"({a.term}, {POLARITY_NAMES[a.polarity]})" if with_polarity and a.polarity else f"({a.term})")
     return "; ".join(parts)
 
 
@@ -82,8 +86,10 @@ def locate(tokens: Sequence[str], term: str, taken: set[tuple[int, int]] = froze
         return None
     n = len(words)
     spans = [(i, i + n) for i in range(len(tokens) - n + 1)]
-    for match in (lambda s: list(tokens[s[0]:s[1]]) == words,
-                  lambda s: [_norm(t) for t in tokens[s[0]:s[1]]] == [_norm(w) for w in words]):
+    for match in (
+        lambda s: list(tokens[s[0] : s[1]]) == words,
+        lambda s: [_norm(t) for t in tokens[s[0] : s[1]]] == [_norm(w) for w in words],
+    ):
         hits = [s for s in spans if match(s)]
         free = [s for s in hits if s not in taken]
         if free or hits:
@@ -94,7 +100,7 @@ def locate(tokens: Sequence[str], term: str, taken: set[tuple[int, int]] = froze
     best, best_ratio = None, FUZZY_RATIO
     for size in {max(1, n - 1), n, n + 1}:
         for i in range(len(tokens) - size + 1):
-            window = "".join(_norm(t) for t in tokens[i:i + size])
+            window = "".join(_norm(t) for t in tokens[i : i + size])
             if not window:
                 continue
             ratio = difflib.SequenceMatcher(None, target, window).ratio()
@@ -110,14 +116,16 @@ def locate(tokens: Sequence[str], term: str, taken: set[tuple[int, int]] = froze
     return best
 
 
-def parse_generation(text: str, tokens: Sequence[str], with_polarity: bool = True,
-                     score: float | None = None) -> Parsed:
+def parse_generation(
+    text: str, tokens: Sequence[str], with_polarity: bool = True, score: float | None = None
+) -> Parsed:
     """Aspects (spans over ``tokens``) read from generated ``text``."""
     clean = text.strip()
     pairs = _pairs(clean, with_polarity)
     if not pairs:
-        is_none = _norm(clean.split("\n")[0]) in ("none", "noaspects", "nothing") or \
-            clean.lower().startswith(NONE_ANSWER)
+        is_none = _norm(clean.split("\n")[0]) in ("none", "noaspects", "nothing") or clean.lower().startswith(
+            NONE_ANSWER
+        )
         return Parsed((), unparseable=not is_none)
     aspects: list[Aspect] = []
     taken: set[tuple[int, int]] = set()
@@ -132,7 +140,10 @@ def parse_generation(text: str, tokens: Sequence[str], with_polarity: bool = Tru
                 unmatched.append(term)
             continue
         taken.add(span)
-        aspects.append(Aspect(span[0], span[1], " ".join(tokens[span[0]:span[1]]),
-                              polarity if with_polarity else None, score=score))
+        aspects.append(
+            Aspect(
+                span[0], span[1], " ".join(tokens[span[0] : span[1]]), polarity if with_polarity else None, score=score
+            )
+        )
     aspects.sort(key=lambda a: a.start)
     return Parsed(tuple(aspects), unmatched=tuple(unmatched))

@@ -29,9 +29,10 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,9 +65,16 @@ class LRSAProcessor(MultimodalProcessor):
     """A :class:`MultimodalProcessor` whose features also carry a rationale: as the second text
     segment (``injection="segment"``) or as its own sequence (``"encoder"``)."""
 
-    def __init__(self, tokenizer: Any, task: str, rationale: str = "aspect", injection: str = "segment",
-                 rationale_max_length: int = 96, rationale_parts: Sequence[str] = RATIONALE_PARTS,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        tokenizer: Any,
+        task: str,
+        rationale: str = "aspect",
+        injection: str = "segment",
+        rationale_max_length: int = 96,
+        rationale_parts: Sequence[str] = RATIONALE_PARTS,
+        **kwargs: Any,
+    ):
         super().__init__(tokenizer, task, **kwargs)
         if rationale not in RATIONALE_SOURCES:
             raise MabsaError(f"unknown rationale source {rationale!r}: use one of {', '.join(RATIONALE_SOURCES)}")
@@ -79,7 +87,8 @@ class LRSAProcessor(MultimodalProcessor):
             raise LeakageError(
                 f"rationale='aspect' reads per-aspect rationales, which were built with the gold "
                 f"aspects; a {task} model may read only per-post rationales (rationale='post') - "
-                "or use a two-stage JMASA whose polarity stage reads them")
+                "or use a two-stage JMASA whose polarity stage reads them"
+            )
         self.rationale = rationale
         self.injection = injection
         self.rationale_max_length = int(rationale_max_length)
@@ -93,8 +102,12 @@ class LRSAProcessor(MultimodalProcessor):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out.update(rationale=self.rationale, injection=self.injection,
-                   rationale_max_length=self.rationale_max_length, rationale_parts=list(self.rationale_parts))
+        out.update(
+            rationale=self.rationale,
+            injection=self.injection,
+            rationale_max_length=self.rationale_max_length,
+            rationale_parts=list(self.rationale_parts),
+        )
         return out
 
     # -- rationale text ------------------------------------------------------------------
@@ -134,8 +147,11 @@ class LRSAProcessor(MultimodalProcessor):
             found, generated = self._find(post, aspect)
             text = None
             if found is not None:
-                text = " ".join(getattr(found, p).strip() for p in self.rationale_parts
-                                if getattr(found, p) and getattr(found, p).strip())
+                text = " ".join(
+                    getattr(found, p).strip()
+                    for p in self.rationale_parts
+                    if getattr(found, p) and getattr(found, p).strip()
+                )
                 text = self._cut(text) if text else None
             self._texts[key] = (text, found if text else None)
             self._generated += int(generated and text is not None)
@@ -158,8 +174,9 @@ class LRSAProcessor(MultimodalProcessor):
             else:
                 post = posts[f.post_index]
                 aspect = post.aspects[f.aspect_index]
-            f.rationale_text, f.rationale = (None, None) if self.rationale == "none" else \
-                self.rationale_for(post, aspect)
+            f.rationale_text, f.rationale = (
+                (None, None) if self.rationale == "none" else self.rationale_for(post, aspect)
+            )
             f.plain_input_ids, f.plain_token_type_ids = f.input_ids, f.token_type_ids
         if self.injection == "segment" and any(f.rationale_text for f in features):
             self._inject = True
@@ -172,19 +189,26 @@ class LRSAProcessor(MultimodalProcessor):
                 f.input_ids, f.token_type_ids = j.input_ids, j.token_type_ids
         n = len(features)
         used = sum(f.rationale_text is not None for f in features)
-        self.last_report = {"inputs": n, "with_rationale": used, "generated": self._generated,
-                            "source": self.rationale}
+        self.last_report = {"inputs": n, "with_rationale": used, "generated": self._generated, "source": self.rationale}
         if self.rationale != "none":  # training too: a run without its rationales must say so
             unit = "aspect" if self.task == "masc" else "post"
             why = ""
             failed = getattr(self.rationale_source, "last_error", None)
             if used < n:
-                why = (f"; no LLM reachable ({failed})" if failed else
-                       "; no rationale given and no rationale backend configured" if self.rationale_source is None
-                       else "")
-            warnings.warn(RationaleNotice(
-                f"LRSA: a rationale was used for {used} of {n} {unit}(s) (source: {self.rationale}, "
-                f"{self._generated} generated by an LLM){why}"), stacklevel=2)
+                why = (
+                    f"; no LLM reachable ({failed})"
+                    if failed
+                    else "; no rationale given and no rationale backend configured"
+                    if self.rationale_source is None
+                    else ""
+                )
+            warnings.warn(
+                RationaleNotice(
+                    f"LRSA: a rationale was used for {used} of {n} {unit}(s) (source: {self.rationale}, "
+                    f"{self._generated} generated by an LLM){why}"
+                ),
+                stacklevel=2,
+            )
         return features
 
     def collate(self, features: Sequence[Any]) -> dict[str, Any]:
@@ -192,6 +216,7 @@ class LRSAProcessor(MultimodalProcessor):
         B, T = batch["input_ids"].shape
         batch["rationale_present"] = torch.tensor([getattr(f, "rationale_text", None) is not None for f in features])
         if self.injection == "segment":  # the same features without their rationale, as wide
+
             def padded(rows: list[list[int]], value: int) -> torch.Tensor:
                 out = torch.full((B, T), value, dtype=torch.long)
                 for i, row in enumerate(rows):
@@ -200,13 +225,16 @@ class LRSAProcessor(MultimodalProcessor):
 
             ids = padded([f.plain_input_ids for f in features], self.tokenizer.pad_token_id or 0)
             lengths = torch.tensor([len(f.plain_input_ids) for f in features])
-            batch.update(plain_input_ids=ids,
-                         plain_token_type_ids=padded([f.plain_token_type_ids for f in features], 0),
-                         plain_attention_mask=(torch.arange(T)[None, :] < lengths[:, None]).long())
+            batch.update(
+                plain_input_ids=ids,
+                plain_token_type_ids=padded([f.plain_token_type_ids for f in features], 0),
+                plain_attention_mask=(torch.arange(T)[None, :] < lengths[:, None]).long(),
+            )
         elif self.rationale != "none":
             texts = [getattr(f, "rationale_text", None) or "" for f in features]
-            enc = self.tokenizer(texts, padding=True, truncation=True,
-                                 max_length=self.rationale_max_length + 2, return_tensors="pt")
+            enc = self.tokenizer(
+                texts, padding=True, truncation=True, max_length=self.rationale_max_length + 2, return_tensors="pt"
+            )
             batch.update(rationale_input_ids=enc["input_ids"], rationale_attention_mask=enc["attention_mask"])
         return batch
 
@@ -247,7 +275,8 @@ class _LRSA(MabsaModel):
             self._cache_key: str | None = None
         n_adapter = int(a.get("adapter_layers", 0))
         self.adapter = nn.ModuleList(
-            nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, batch_first=True) for _ in range(n_adapter))
+            nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, batch_first=True) for _ in range(n_adapter)
+        )
 
         if self.use_rationale and self.injection == "encoder":
             self.rationale_attention = MultiHeadAttention(d, heads, dropout)
@@ -258,15 +287,17 @@ class _LRSA(MabsaModel):
         if self.dual:
             self.vision, d_visual = attach_vision_encoder(a, processor, d)
             dim = int(a.get("fusion_dim") or d)
-            self.dual_attention = DualCrossAttention(d, d_visual, dim, compatible_heads(dim, heads, 1), dropout,
-                                                     fusion=str(a.get("dual_fusion", "gate")))
+            self.dual_attention = DualCrossAttention(
+                d, d_visual, dim, compatible_heads(dim, heads, 1), dropout, fusion=str(a.get("dual_fusion", "gate"))
+            )
         processor.rationale_source = build_rationale_source(a, processor)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> LRSAProcessor:
         return LRSAProcessor(
-            tokenizer, task,
+            tokenizer,
+            task,
             rationale=str(args.get("rationale") or ("aspect" if task == "masc" else "none")),
             injection=str(args.get("injection", "segment")),
             rationale_max_length=int(args.get("rationale_max_length", 96)),
@@ -280,7 +311,7 @@ class _LRSA(MabsaModel):
     pretrained_prefixes = ("text_encoder.", "vision.")  # at lr; fusion and heads at head_lr
     processor_class = LRSAProcessor
 
-    def train(self, mode: bool = True) -> "_LRSA":
+    def train(self, mode: bool = True) -> _LRSA:
         super().train(mode)
         if self.freeze_encoder:
             self.text_encoder.eval()  # a frozen encoder is a fixed function: no dropout
@@ -294,15 +325,18 @@ class _LRSA(MabsaModel):
             self._cache_key = _fingerprint(self.text_encoder)
         cache = _FROZEN_CACHE.setdefault(self._cache_key, {})
         lengths = mask.sum(1).tolist()
-        keys = [(tuple(ids[i, :n].tolist()), tuple(types[i, :n].tolist()) if types is not None else ())
-                for i, n in enumerate(lengths)]
+        keys = [
+            (tuple(ids[i, :n].tolist()), tuple(types[i, :n].tolist()) if types is not None else ())
+            for i, n in enumerate(lengths)
+        ]
         todo = [i for i, k in enumerate(keys) if k not in cache]
         fresh = {}
         if todo:
             width = max(lengths[i] for i in todo)
             with torch.no_grad():
-                out = self.text_encoder(ids[todo, :width], mask[todo, :width],
-                                        types[todo, :width] if types is not None else None)
+                out = self.text_encoder(
+                    ids[todo, :width], mask[todo, :width], types[todo, :width] if types is not None else None
+                )
             fresh = {keys[i]: out[j, : lengths[i]].clone() for j, i in enumerate(todo)}
             if len(cache) + len(fresh) <= FROZEN_CACHE_MAX_ENTRIES:
                 cache.update(fresh)
@@ -363,8 +397,10 @@ class LRSAClassifier(_LRSA, TextClassifier):
     @torch.no_grad()
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         """text-cls's prediction, reporting the rationale read (``None``: predicted without one)."""
-        return [[replace(a, rationale=getattr(f, "rationale", None)) for a in aspects]
-                for f, aspects in zip(batch["features"], super().decode(batch))]
+        return [
+            [replace(a, rationale=getattr(f, "rationale", None)) for a in aspects]
+            for f, aspects in zip(batch["features"], super().decode(batch))
+        ]
 
 
 @register("lrsa")
@@ -394,8 +430,13 @@ def build_rationale_source(args: Mapping[str, Any], processor: LRSAProcessor):
     if not spec or processor.rationale == "none":
         return None
 
-    return RationaleSource(spec, mode=processor.rationale, template=args.get("rationale_template"),
-                           cache=args.get("rationale_cache"), image_root=args.get("image_root"))
+    return RationaleSource(
+        spec,
+        mode=processor.rationale,
+        template=args.get("rationale_template"),
+        cache=args.get("rationale_cache"),
+        image_root=args.get("image_root"),
+    )
 
 
 # -- two-stage JMASA ---------------------------------------------------------------------------
@@ -406,9 +447,13 @@ def shipped_rationale_lookup(gold: Sequence[Post]) -> Callable[[Post, Aspect], R
     return lambda post, aspect: table.get((post.id, aspect.span))
 
 
-def predict_two_stage(term_model: Any, polarity_model: _LRSA, posts: Sequence[Post],
-                      rationale: Callable[[Post, Aspect], Rationale | None] | None = None,
-                      batch_size: int = 64) -> tuple[list[Post], dict[str, int]]:
+def predict_two_stage(
+    term_model: Any,
+    polarity_model: _LRSA,
+    posts: Sequence[Post],
+    rationale: Callable[[Post, Aspect], Rationale | None] | None = None,
+    batch_size: int = 64,
+) -> tuple[list[Post], dict[str, int]]:
     """JMASA as terms-then-polarity. The term stage (any jmasa/mate model; it reads only
     ``Post.extraction_input()``) fixes the terms; the polarity stage classifies exactly those,
     reading ``rationale(post, term)`` where given. Returns the predicted posts and counts."""

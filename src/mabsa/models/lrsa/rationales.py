@@ -24,10 +24,11 @@ task.
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.errors import MabsaError
@@ -61,7 +62,7 @@ class PromptTemplate:
     source: str = "<string>"
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "PromptTemplate":
+    def load(cls, path: str | Path | None = None) -> PromptTemplate:
         """The template file at ``path``, or the packaged default."""
         if path is None:
             text = (resources.files("mabsa") / "prompts" / TEMPLATE_FILE).read_text(encoding="utf-8")
@@ -73,7 +74,7 @@ class PromptTemplate:
         return cls.parse(text, str(path))
 
     @classmethod
-    def parse(cls, text: str, source: str = "<string>") -> "PromptTemplate":
+    def parse(cls, text: str, source: str = "<string>") -> PromptTemplate:
         sections: dict[str, list[str]] = {}
         starts: dict[str, int] = {}
         current = None
@@ -86,7 +87,8 @@ class PromptTemplate:
                 if current not in SECTIONS:
                     raise PromptTemplateError(
                         f"{source}:{lineno}: unknown section [{current}]; expected "
-                        + ", ".join(f"[{s}]" for s in SECTIONS))
+                        + ", ".join(f"[{s}]" for s in SECTIONS)
+                    )
                 if current in sections:
                     raise PromptTemplateError(f"{source}:{lineno}: section [{current}] appears twice")
                 sections[current], starts[current] = [], lineno
@@ -113,7 +115,8 @@ class PromptTemplate:
                 raise PromptTemplateError(
                     f"{source}:{starts[name]}: section [{name}] uses unknown field(s) "
                     f"{', '.join('{' + b + '}' for b in sorted(bad))}; it may use "
-                    f"{', '.join('{' + f + '}' for f in sorted(SECTIONS[name])) or 'none'}")
+                    f"{', '.join('{' + f + '}' for f in sorted(SECTIONS[name])) or 'none'}"
+                )
             out[name] = body
         return cls(out, source)
 
@@ -132,8 +135,15 @@ class RationaleSource:
     backend cannot be reached. Call ``source(post, aspect)`` (``mode="aspect"``) or
     ``source(post)`` (``mode="post"``)."""
 
-    def __init__(self, backend: Any = "smollm2", mode: str = "aspect", template: PromptTemplate | str | Path | None = None,
-                 cache: Any = None, max_tokens: int = 96, image_root: str | None = None):
+    def __init__(
+        self,
+        backend: Any = "smollm2",
+        mode: str = "aspect",
+        template: PromptTemplate | str | Path | None = None,
+        cache: Any = None,
+        max_tokens: int = 96,
+        image_root: str | None = None,
+    ):
         if mode not in MODES:
             raise MabsaError(f"unknown rationale mode {mode!r}: use one of {', '.join(MODES)}")
         self.mode = mode
@@ -154,9 +164,11 @@ class RationaleSource:
         if self._generator is None:
             backend = build_chat_backend(self._backend) if isinstance(self._backend, str) else self._backend
             self._generator = RationaleGenerator(
-                backend, self.max_tokens,
+                backend,
+                self.max_tokens,
                 describe_prompt=self.template.sections[f"describe-{self.mode}"],
-                rationale_prompt=self.template.sections[self.mode])
+                rationale_prompt=self.template.sections[self.mode],
+            )
         return self._generator
 
     @property
@@ -173,17 +185,29 @@ class RationaleSource:
         term = aspect.term if (aspect is not None and self.mode == "aspect") else None
         image = self._image(post)
         evidence = image.digest if image is not None else image_evidence_text(post)
-        key = cache_key(CACHE_VERSION, self.backend_id, self.template.sections[f"describe-{self.mode}"],
-                        self.template.sections[self.mode], self.max_tokens, self.mode, post.text, term, evidence)
+        key = cache_key(
+            CACHE_VERSION,
+            self.backend_id,
+            self.template.sections[f"describe-{self.mode}"],
+            self.template.sections[self.mode],
+            self.max_tokens,
+            self.mode,
+            post.text,
+            term,
+            evidence,
+        )
         found = self.cache.get(CACHE_KIND, key)
         if found is not None:
             return Rationale(**found)
         if not self.available:
             return None
         try:
-            r = self.generator.rationale(post.text or " ".join(post.tokens), term,
-                                         image.rgb if image is not None else None,
-                                         image_evidence_text(post) or None)
+            r = self.generator.rationale(
+                post.text or " ".join(post.tokens),
+                term,
+                image.rgb if image is not None else None,
+                image_evidence_text(post) or None,
+            )
         except BackendSpecError:  # a misspelt backend is the user's error, not an unreachable LLM
             raise
         except MabsaError as e:  # endpoint down, model missing: predict without it

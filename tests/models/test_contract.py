@@ -1,0 +1,110 @@
+"""The contract every registered model keeps (one test, parametrised over ``available_models()``):
+built from a tiny random config, it runs forward with a finite loss, backward reaches its
+parameters, it decodes spans inside each post, and a save / load round trip gives the same
+outputs. A new model must add its tiny config here, or this file fails."""
+
+import math
+
+import pytest
+import torch
+
+from iea_support import tiny_llama_dir
+from mabsa.data import load_dataset
+from mabsa.models import available_models, get_model_class
+from mabsa.models.saving import load_model, save_model
+
+ENCODER = {
+    "encoder": "minilm",
+    "random_init": True,
+    "encoder_overrides": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    },
+}
+
+#: model -> (task, tiny model_args); ``None`` args: built from other models (see below)
+TINY = {
+    "text-crf": ("jmasa", ENCODER),
+    "text-cls": ("masc", ENCODER),
+    "clamp": ("jmasa", {**ENCODER, "heads": 4, "align_dim": 16, "ipot_iterations": 5, "visual_max_length": 24}),
+    "fite": ("masc", ENCODER),
+    "lrsa": ("masc", {**ENCODER, "heads": 4, "visual_max_length": 24, "rationale_max_length": 24}),
+    "iea": ("jmasa", None),
+    "fite-pipeline": ("jmasa", None),
+}
+
+
+def test_every_registered_model_has_a_tiny_config():
+    assert sorted(TINY) == available_models()
+
+
+@pytest.fixture(scope="module")
+def posts():
+    return load_dataset("twitter2015", "train")[:6]
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    return tiny_llama_dir(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def build(name: str, llama_dir, tmp_path):
+    torch.manual_seed(0)
+    task, args = TINY[name]
+    if name == "iea":
+        args = {"generator": f"hf:{llama_dir}", "random_init": True, "ablation": "no_aligner",
+                "max_new_tokens": 6}
+    if name == "fite-pipeline":  # composed from two trained checkpoints, never trained itself
+        from mabsa.models.fite.pipeline import compose_pipeline
+
+        save_model(get_model_class("text-crf").create(ENCODER, "mate"), tmp_path / "terms")
+        save_model(get_model_class("fite").create(ENCODER, "masc"), tmp_path / "polarity")
+        model, _ = load_model(compose_pipeline(tmp_path / "terms", tmp_path / "polarity", tmp_path / "p"))
+        return model
+    return get_model_class(name).create(args, task)
+
+
+def outputs(model, batch):
+    """What must survive a round trip: the decoded aspects (and the loss where there is one)."""
+    model.eval()
+    with torch.no_grad():
+        decoded = model.decode(batch)
+        loss = model(batch)["loss"] if "labels" in batch and name_trains(model) else None
+    return decoded, None if loss is None else float(loss)
+
+
+def name_trains(model) -> bool:
+    return model.name != "fite-pipeline"
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_model_contract(name, posts, llama_dir, tmp_path):
+    model = build(name, llama_dir, tmp_path)
+    features = model.processor.encode(posts)
+    batch = model.processor.collate(features)
+
+    if name_trains(model):
+        model.train()
+        out = model(batch)
+        assert math.isfinite(float(out["loss"].detach()))
+        out["loss"].backward()
+        trained = [p for p in model.parameters() if p.requires_grad]
+        assert trained and any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+        model.zero_grad()
+
+    before = outputs(model, batch)
+    decoded = before[0]
+    assert len(decoded) == len(features)
+    for feature, aspects in zip(features, decoded):
+        post = posts[feature.post_index]
+        assert all(0 <= a.start < a.end <= len(post.tokens) for a in aspects)
+        assert all(a.term == " ".join(post.tokens[a.start : a.end]) for a in aspects)
+
+    saved = save_model(model, tmp_path / "saved")
+    again, config = load_model(saved)
+    assert config["model"] == name and again.task == model.task
+    assert outputs(again, again.processor.collate(again.processor.encode(posts))) == before
