@@ -101,8 +101,11 @@ def seeds_from_record(record: dict | None, out: Path, seeds: Sequence[int], conf
     of one setting."""
     if not record:
         return []
+    from mabsa.engine.config import run_differences
+
     kept = [s for s in seeds if s in record.get("seeds", ()) and not (out / f"seed{s}" / "metrics.json").is_file()]
-    if kept and json.loads(json.dumps(config)) != record.get("config"):
+    same = {"task": record.get("task"), "data": {"dataset": record.get("dataset")}}
+    if kept and run_differences({**record.get("config", {}), **same}, {**config, **same}):
         raise SystemExit(
             f"{record['name']}: results/ holds seeds {record['seeds']} of another config; "
             "move that result aside to train this config from scratch"

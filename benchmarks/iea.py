@@ -64,7 +64,7 @@ def aligner(args) -> None:
     data = make_fgca(seed=args.seed)
     write_fgca(data, FGCA_DIR)
     config = load_run_config(
-        config_file=ROOT / "src/mabsa/configs/iea-aligner.json", sets=[f"train.epochs={args.epochs}"]
+        config_file="iea-aligner", sets=[f"train.epochs={args.epochs}"]
     )
     t0 = time.perf_counter()
     metrics = train(config, str(FGCA_DIR), "mate", ALIGNER_DIR, resume=True, progress=False)

@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 from mabsa.data import load_dataset, write_posts
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine import trainer
-from mabsa.engine.config import ConfigError, load_run_config
-from mabsa.errors import MabsaError
+from mabsa.engine.config import TrainConfig, load_run_config
+from mabsa.errors import ConfigError, MabsaError
 
 TINY_SETS = [
     "model_args.random_init=true",
@@ -150,13 +150,26 @@ def test_config_layers_and_errors(tmp_path):
     c = load_run_config("text-crf", user, ["lr=3e-5", 'model_args.image_text=["caption"]'])
     assert c["train"]["epochs"] == 7 and c["train"]["lr"] == 3e-5
     assert c["model_args"]["max_length"] == 64 and c["model_args"]["image_text"] == ["caption"]
-    assert c["train"]["batch_size"] == 16  # packaged default kept
+    assert "batch_size" not in c["train"] and TrainConfig.from_dict(c["train"]).batch_size == 16  # the default
+    assert c["model_args"]["dropout"] == 0.1 and c["model_args"]["random_init"] is False  # every option, typed
     with pytest.raises(ConfigError, match="unknown train option"):
         load_run_config("text-crf", sets=["train.lrr=1"])
     with pytest.raises(ConfigError, match="no packaged config"):
         load_run_config("nope")
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_run_config("text-crf", sets=["train.lr"])
+
+
+def test_presets_stack_later_ones_winning_then_sets(tmp_path):
+    c = load_run_config("fite", ["fite-cpu", "fite-de"])
+    assert c["model_args"]["pooling"] == "cls+aspect" and c["model_args"]["encoder"] == "mpnet-base"
+    assert c["train"]["epochs"] == 2  # fite-cpu's budget over fite.json's 8
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps({"model_args": {"encoder": "minilm", "dropout": 0.3}}))
+    c = load_run_config("fite", ["fite-de", mine], ["model_args.dropout=0.2"])
+    assert c["model_args"]["encoder"] == "minilm" and c["model_args"]["dropout"] == 0.2
+    with pytest.raises(ConfigError, match="a config for 'text-crf'"):
+        load_run_config(None, ["fite-de", "iea-aligner"])
 
 
 def test_config_values_take_their_options_type():

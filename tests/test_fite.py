@@ -13,6 +13,7 @@ from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import evaluate, predict_posts
 from mabsa.models import get_model_class
 from mabsa.models.fite.model import GatedFusion
+from mabsa.models.saving import save_model
 from mabsa.perception.face_text import (
     RULE_MOST_CONFIDENT,
     RULE_ONLY_FACE,
@@ -218,19 +219,9 @@ def test_training_steps_reduce_loss(posts):
     assert lrs[id(m.fusion.w_d.weight)] == 1e-2
 
 
-def save(model, directory):
-    model.save_components(directory)
-    ckpt.save_weights(model, directory / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(
-        directory / ckpt.CONFIG_FILE,
-        {"format": ckpt.FORMAT, "model": model.name, "task": model.task, "model_args": model.args},
-    )
-    return directory
-
-
 def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     m = tiny(fusion="concat", face_source="faces")
-    loaded, _ = ckpt.load_model(save(m, tmp_path))
+    loaded, _ = ckpt.load_model(save_model(m, tmp_path))
     assert loaded.processor.branches == ("face", "caption") and loaded.fusion_kind == "concat"
     assert loaded.processor.face_source == "faces"
     m.eval()
@@ -259,8 +250,8 @@ def pipeline_dir(tmp_path_factory):
     (root / "mate").mkdir()
     (root / "fite").mkdir()
     mate = every_word_a_term(tiny("mate", "text-crf", image_text=["caption"]))
-    save(mate, root / "mate")
-    save(tiny(), root / "fite")
+    save_model(mate, root / "mate")
+    save_model(tiny(), root / "fite")
     return compose_pipeline(root / "mate", root / "fite", root / "pipeline")
 
 
@@ -302,7 +293,7 @@ def test_predict_cli_on_a_real_photo(pipeline_dir, tmp_path, which):
 
     photo = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()).save(photo)
-    directory = pipeline_dir if which == "pipeline" else save(tiny(), tmp_path / "fite")
+    directory = pipeline_dir if which == "pipeline" else save_model(tiny(), tmp_path / "fite")
     extra = [] if which == "pipeline" else ["--aspect", "Eileen Collins"]
     group = cli._Group(name="mabsa", commands={c.name: c for c in COMMANDS})
     r = CliRunner().invoke(

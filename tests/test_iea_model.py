@@ -15,10 +15,10 @@ from mabsa.engine import checkpoint as ckpt
 from mabsa.engine import trainer
 from mabsa.engine.config import load_run_config
 from mabsa.errors import MabsaError
+from mabsa.models.iea.config import DEFAULT_LORA
 from mabsa.models.iea.instructions import build_instruction
 from mabsa.models.iea.interpretations import ImageView, RegionUnit
 from mabsa.models.iea.model import (
-    DEFAULT_LORA,
     CausalLMGenerator,
     IEAFeature,
     IEAProcessor,

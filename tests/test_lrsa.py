@@ -25,6 +25,7 @@ from mabsa.models.lrsa.model import (
     predict_two_stage,
     shipped_rationale_lookup,
 )
+from mabsa.models.saving import save_model
 from mabsa.processing.errors import LeakageError
 from model_support import train_steps
 
@@ -186,11 +187,7 @@ def test_frozen_cache_is_bounded(posts, monkeypatch):
 
 def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     m = tiny(injection="encoder", dropout=0.1).eval()
-    m.save_components(tmp_path)
-    ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(
-        tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": "lrsa", "task": "masc", "model_args": m.args}
-    )
+    save_model(m, tmp_path)
     loaded, _ = ckpt.load_model(tmp_path)
     assert isinstance(loaded, LRSAClassifier) and isinstance(loaded.processor, LRSAProcessor)
     assert loaded.processor.injection == "encoder" and loaded.processor.rationale_max_length == 24

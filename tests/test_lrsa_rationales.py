@@ -17,6 +17,7 @@ from mabsa.engine.inference import predict_posts
 from mabsa.models import get_model_class
 from mabsa.models.lrsa.model import BACKEND_ENV, RationaleNotice
 from mabsa.models.lrsa.rationales import PromptTemplate, PromptTemplateError, RationaleSource
+from mabsa.models.saving import save_model
 from mabsa.perception.llm import OpenAIChatClient
 from perception_support import fake_chat_server, reply
 
@@ -168,17 +169,6 @@ def test_masc_prediction_generates_a_missing_rationale_through_the_endpoint(tmp_
     assert all(a.polarity is not None and a.rationale is None for p in out for a in p.aspects)
 
 
-def save(model, directory, name):
-    from mabsa.engine import checkpoint as ckpt
-
-    model.save_components(directory)
-    ckpt.save_weights(model, directory / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(
-        directory / ckpt.CONFIG_FILE,
-        {"format": ckpt.FORMAT, "model": name, "task": model.task, "model_args": model.args},
-    )
-
-
 def test_deployed_two_stage_pipeline_generates_a_rationale_per_extracted_term(tmp_path, monkeypatch):
     """mate checkpoint + lrsa masc checkpoint composed as a fite-pipeline: every extracted term
     gets a rationale from the endpoint, and the answer reports it."""
@@ -194,9 +184,9 @@ def test_deployed_two_stage_pipeline_generates_a_rationale_per_extracted_term(tm
     torch.nn.init.constant_(terms.emissions.bias, 0.0)
     with torch.no_grad():
         terms.emissions.bias[terms.processor.labels.index("B")] = 5.0  # every word a one-word term
-    save(terms, tmp_path / "terms", "text-crf")
+    save_model(terms, tmp_path / "terms")
     masc = get_model_class("lrsa").create({**TINY, "rationale_cache": str(tmp_path / "cache")}, "masc").eval()
-    save(masc, tmp_path / "masc", "lrsa")
+    save_model(masc, tmp_path / "masc")
     compose_pipeline(tmp_path / "terms", tmp_path / "masc", tmp_path / "pipeline")
     with fake_chat_server(rationale_reply) as server:
         monkeypatch.setenv(BACKEND_ENV, f"openai:{server.url}#tiny")
@@ -214,7 +204,7 @@ def test_mabsa_predict_states_whether_a_rationale_was_used(tmp_path, monkeypatch
 
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     torch.manual_seed(0)
-    save(get_model_class("lrsa").create(TINY, "masc").eval(), tmp_path, "lrsa")
+    save_model(get_model_class("lrsa").create(TINY, "masc").eval(), tmp_path)
     result = CliRunner().invoke(
         main,
         [

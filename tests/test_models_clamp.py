@@ -15,6 +15,7 @@ from mabsa.data.records import Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
 from mabsa.models import get_model_class
+from mabsa.models.saving import save_model
 from mabsa.processing.errors import LeakageError
 from mabsa.processing.visual import MultimodalProcessor
 from model_support import train_steps
@@ -132,11 +133,7 @@ def test_ablation_switches(posts, ablation, losses):
 
 def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     m = tiny(dropout=0.1).eval()
-    m.save_components(tmp_path)
-    ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(
-        tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": "clamp", "task": "jmasa", "model_args": m.args}
-    )
+    save_model(m, tmp_path)
     loaded, _ = ckpt.load_model(tmp_path)
     assert isinstance(loaded.processor, MultimodalProcessor)
     assert loaded.processor.visual_text == ("caption", "faces")
@@ -172,11 +169,7 @@ def test_predict_on_a_real_photo_perceives_the_visual_text(tmp_path):
     import mabsa
 
     m = tiny().eval()
-    m.save_components(tmp_path)
-    ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(
-        tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": "clamp", "task": "jmasa", "model_args": m.args}
-    )
+    save_model(m, tmp_path)
     photo = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()).save(photo)
     predictor = mabsa.load(tmp_path)

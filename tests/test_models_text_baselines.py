@@ -10,6 +10,7 @@ from mabsa.data.records import Aspect, Polarity, Post, Rationale
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
 from mabsa.models import available_models, get_model_class
+from mabsa.models.saving import save_model
 from mabsa.processing.errors import LeakageError
 from mabsa.processing.processor import Processor
 from model_support import train_steps
@@ -49,11 +50,7 @@ def test_training_steps_reduce_loss_on_a_fixed_batch(posts, model, task):
 @pytest.mark.parametrize("model,task", [("text-crf", "jmasa"), ("text-cls", "masc")])
 def test_save_then_load_gives_identical_predictions(tmp_path, posts, model, task):
     m = tiny(model, task, image_text=["caption"])
-    m.save_components(tmp_path)
-    ckpt.save_weights(m, tmp_path / ckpt.WEIGHTS_FILE)
-    ckpt.write_json(
-        tmp_path / ckpt.CONFIG_FILE, {"format": ckpt.FORMAT, "model": model, "task": task, "model_args": m.args}
-    )
+    save_model(m, tmp_path)
     loaded, config = ckpt.load_model(tmp_path)
     assert config["task"] == task and loaded.processor.image_text == ("caption",)
     m.eval()

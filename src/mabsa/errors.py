@@ -24,3 +24,7 @@ class DataFormatError(MabsaError):
 
 class DatasetNotFoundError(MabsaError):
     """A dataset name or path could not be resolved."""
+
+
+class ConfigError(MabsaError):
+    """A run config, preset or ``--set`` names an unknown option or gives a value of the wrong type."""

@@ -56,8 +56,7 @@ def build(name: str, llama_dir, tmp_path):
     torch.manual_seed(0)
     task, args = TINY[name]
     if name == "iea":
-        args = {"generator": f"hf:{llama_dir}", "random_init": True, "ablation": "no_aligner",
-                "max_new_tokens": 6}
+        args = {"generator": f"hf:{llama_dir}", "random_init": True, "ablation": "no_aligner", "max_new_tokens": 6}
     if name == "fite-pipeline":  # composed from two trained checkpoints, never trained itself
         from mabsa.models.fite.pipeline import compose_pipeline
 

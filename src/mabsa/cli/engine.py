@@ -41,10 +41,12 @@ def _seeds(first: str | None, extra: tuple[str, ...]) -> list[int]:
 @click.option("--task", type=TASK_CHOICE, required=True)
 @click.option(
     "--config",
+    "--preset",
     "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="JSON run config merged over the model's packaged config.",
+    multiple=True,
+    metavar="FILE_OR_PRESET",
+    help="JSON run config or packaged preset (clamp-cpu, fite-de, ...) merged over the model's "
+    "packaged config; repeatable, later ones win, then --set.",
 )
 @click.option(
     "--set",

@@ -79,18 +79,16 @@ def make_fgca_command(output, classes, sizes, seed, llm):
     "sets",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override the packaged iea-aligner config, e.g. --set train.epochs=2.",
+    help="Override the packaged iea-aligner preset, e.g. --set train.epochs=2.",
 )
 def train_aligner_command(fgca_dir, output, sets):
     """Train the aligner (text-crf, mate scheme) on FGCA with the engine; prints span accuracy."""
-    from importlib import resources
-
     from mabsa.engine.config import load_run_config
     from mabsa.engine.trainer import train
     from mabsa.models.iea.aligner import Aligner, evaluate_aligner
     from mabsa.models.iea.fgca import read_fgca
 
-    config = load_run_config(config_file=str(resources.files("mabsa") / "configs" / "iea-aligner.json"), sets=sets)
+    config = load_run_config(config_file="iea-aligner", sets=sets)
     metrics = train(config, fgca_dir, "mate", output)
     al = Aligner.from_checkpoint(output)
     result = {s: evaluate_aligner(al, read_fgca(fgca_dir, s)) for s in ("dev", "test")}

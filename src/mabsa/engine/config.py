@@ -1,35 +1,36 @@
-"""Run configuration: the model's packaged JSON, then ``--config FILE``, then ``--set k=v``.
+"""Run configuration: the model's packaged JSON, then each ``--config FILE_OR_PRESET`` in turn
+(later ones win), then ``--set k=v``.
 
 A run config has three sections::
 
     {"model": "text-crf",
-     "model_args": {...},   # passed to the model class (encoder, max_length, image_text, ...)
+     "model_args": {...},   # the model's typed config (models/<method>/config.py)
      "train": {...}}        # TrainConfig fields
 
-``--set`` keys are dotted paths (``train.lr=3e-5``, ``model_args.encoder=mpnet-base``); a bare
-key is accepted when exactly one section has it (``lr=3e-5``; every TrainConfig field counts as a
-train key). Values are parsed as JSON when they can be (``3e-5``, ``true``, ``["caption"]``;
-``True``/``False``/``None`` too) and kept as strings otherwise; then every option is checked: an
-unknown ``model_args`` key is an error, and bool, number and list options take their default's
-type (``model_args.image_text=caption`` -> ``["caption"]``) or fail with the option's name.
+The typed config classes hold every default; the packaged ``configs/<model>.json`` holds only
+what differs from them (mostly the training budget) and presets (``configs/presets/*.json``)
+what differs from that. ``--set`` keys are dotted paths (``train.lr=3e-5``,
+``model_args.encoder=mpnet-base``); a bare key is accepted when exactly one section has it
+(``lr=3e-5``). Values are parsed as JSON when they can be (``3e-5``, ``true``, ``["caption"]``;
+``True``/``False``/``None`` too) and kept as strings otherwise; then every option is checked
+against its section's typed fields: an unknown key is an error naming it, and each value takes
+its field's type (``model_args.image_text=caption`` -> ``["caption"]``) or fails with its name.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Mapping
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mabsa.errors import MabsaError
-from mabsa.models import available_models
-
-
-class ConfigError(MabsaError):
-    pass
+from mabsa.errors import ConfigError
+from mabsa.models import available_models, get_model_class
+from mabsa.models.config import coerce
 
 
 @dataclass
@@ -57,8 +58,8 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown train option(s) {unknown}; known: {sorted(known)}")
-        defaults = cls().to_dict()
-        out = cls(**{k: coerce(f"train.{k}", v, defaults[k], optional_int=k in _OPTIONAL_INTS) for k, v in d.items()})
+        hints = typing.get_type_hints(cls)
+        out = cls(**{k: coerce(f"train.{k}", v, hints[k]) for k, v in d.items()})
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(out, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, not {getattr(out, name)}")
@@ -68,66 +69,19 @@ class TrainConfig:
         return asdict(self)
 
 
-_OPTIONAL_INTS = frozenset({"max_train_posts", "max_eval_posts", "num_threads"})
 _BOOL_WORDS = {"true": True, "false": False}
 
 
-def coerce(name: str, value: Any, default: Any, optional_int: bool = False) -> Any:
-    """``value`` as the type of its ``default`` (a bool, number or list option), or a clear
-    error: ``--set model_args.paf=False`` must not become the truthy string "False", and
-    ``image_text=caption`` means ``["caption"]``. Options whose default is None, a string or a
-    mapping are taken as given."""
-
-    def fail(kind: str):
-        raise ConfigError(f"{name}: expected {kind}, got {value!r}")
-
-    if optional_int and value is None:
-        return None
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
-            return _BOOL_WORDS[value.strip().lower()]
-        fail("true or false")
-    if isinstance(default, int) or optional_int:
-        if isinstance(value, bool):
-            fail("an integer")
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, int):
-            return value
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            fail("an integer")
-    if isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        try:
-            return float(str(value).strip())
-        except ValueError:
-            fail("a number")
-    if isinstance(default, list) and isinstance(value, str):
-        return [value]
-    return value
-
-
-#: model_args every model accepts besides its packaged ones: tiny random-init test models
-EXTRA_MODEL_ARGS = frozenset({"random_init", "encoder_overrides"})
-
-
-def check_model_args(model: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    """Refuse options the model does not have (a typo would otherwise be saved and ignored) and
-    coerce the others to the type of their packaged default."""
-    defaults = packaged_config(model).get("model_args", {})
-    unknown = sorted(set(args) - set(defaults) - EXTRA_MODEL_ARGS)
-    if unknown:
-        raise ConfigError(f"unknown model_args option(s) {unknown} for model {model!r}; known: {sorted(defaults)}")
-    return {k: coerce(f"model_args.{k}", v, defaults[k]) if k in defaults else v for k, v in args.items()}
+def model_arg_defaults(model: str) -> dict[str, Any]:
+    """Every ``model_args`` option of ``model`` with the value a run gets when it gives none:
+    the typed config's default, or the packaged JSON's where that differs."""
+    typed = get_model_class(model).config_class().to_dict()
+    return {**typed, **packaged_config(model).get("model_args", {})}
 
 
 def packaged_config(model: str) -> dict[str, Any]:
-    """The JSON config shipped for ``model`` (``mabsa/configs/MODEL.json``)."""
+    """The JSON config shipped for ``model`` (``mabsa/configs/MODEL.json``): what differs from
+    the typed defaults for a training run."""
     path = resources.files("mabsa") / "configs" / f"{model}.json"
     if not path.is_file():
         raise ConfigError(f"no packaged config for model {model!r}; models: {', '.join(available_models())}")
@@ -157,14 +111,16 @@ def parse_set(item: str) -> tuple[str, Any]:
 
 def apply_sets(config: dict[str, Any], items: Iterable[str]) -> dict[str, Any]:
     config = copy.deepcopy(config)
+    sections = {
+        "model_args": set(config.get("model_args", {}))
+        | set(get_model_class(config["model"]).config_class.field_names()),
+        "train": set(config.get("train", {})) | {f.name for f in fields(TrainConfig)},
+    }
     for item in items:
         key, value = parse_set(item)
         path = key.split(".")
         if len(path) == 1:
-            train_keys = set(config.get("train", {})) | {f.name for f in fields(TrainConfig)}
-            owners = [
-                s for s, keys in (("model_args", config.get("model_args", {})), ("train", train_keys)) if key in keys
-            ]
+            owners = [section for section, keys in sections.items() if key in keys]
             if key == "model" or len(owners) != 1:
                 raise ConfigError(
                     f"--set {item!r}: give the section, e.g. train.{key}=... or "
@@ -196,28 +152,38 @@ def presets() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json")) if folder.is_dir() else []
 
 
+def read_config_file(name: str | Path) -> dict[str, Any]:
+    path = resolve_config_file(name)
+    try:
+        user = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    if not isinstance(user, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return user
+
+
 def load_run_config(
     model: str | None = None,
-    config_file: str | Path | None = None,
+    config_file: str | Path | Sequence[str | Path] | None = None,
     sets: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Resolve the run config; ``model`` may come from the file instead."""
+    """Resolve the run config; ``model`` may come from the files instead. Several config files
+    (or preset names) stack, later ones winning."""
+    files = [config_file] if isinstance(config_file, (str, Path)) else list(config_file or ())
     user: dict[str, Any] = {}
-    if config_file is not None:
-        config_file = resolve_config_file(config_file)
-        try:
-            user = json.loads(Path(config_file).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {config_file}") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{config_file}:{e.lineno}: invalid JSON: {e.msg}") from None
-        if not isinstance(user, dict):
-            raise ConfigError(f"{config_file}: expected a JSON object")
+    for file in files:
+        layer = read_config_file(file)
+        if user.get("model") and layer.get("model") and layer["model"] != user["model"]:
+            raise ConfigError(f"{file} is a config for {layer['model']!r}, the ones before it for {user['model']!r}")
+        user = deep_merge(user, layer)
     name = model or user.get("model")
     if not name:
         raise ConfigError('no model given: use --model NAME or a config file with "model"')
     if model and user.get("model") and user["model"] != model:
-        raise ConfigError(f"--model {model} disagrees with {config_file}: {user['model']}")
+        raise ConfigError(f"--model {model} disagrees with the config file(s): {user['model']}")
     config = deep_merge(packaged_config(name), user)
     config["model"] = name
     config = apply_sets(config, sets)
@@ -227,7 +193,8 @@ def load_run_config(
     train = config.get("train", {})
     typed = TrainConfig.from_dict(train).to_dict()  # validate early; keep the keys given, typed
     config["train"] = {k: typed[k] for k in train}
-    config["model_args"] = check_model_args(name, config.get("model_args", {}))
+    # every option, typed: what the checkpoint records and the model is built from
+    config["model_args"] = get_model_class(name).config_class.from_dict(config.get("model_args", {})).to_dict()
     return config
 
 
@@ -251,7 +218,7 @@ def run_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> 
     if diffs:
         return diffs
     try:
-        arg_defaults = packaged_config(str(requested["model"])).get("model_args", {})
+        arg_defaults = model_arg_defaults(str(requested["model"]))
     except ConfigError:
         arg_defaults = {}
     train_defaults = TrainConfig().to_dict()

@@ -18,16 +18,17 @@ files in a checkpoint directory, before its weights are loaded.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from torch import nn
+from transformers import AutoConfig
 
 from mabsa.data.records import Aspect
-from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenizer
+from mabsa.encoders.text import TextEncoder, load_tokenizer
 from mabsa.errors import MabsaError
+from mabsa.models.config import ModelConfig, TextEncoderFields
 from mabsa.processing.processor import Processor
 
 ENCODER_CONFIG_DIR = "text_encoder"
@@ -71,14 +72,16 @@ class MabsaModel(nn.Module):
     processor_class: ClassVar[type[Processor]] = Processor
     #: Parameter-name prefixes of pretrained encoders: trained at ``lr``, the rest at ``head_lr``.
     pretrained_prefixes: ClassVar[tuple[str, ...]] = ("text_encoder.",)
+    #: The typed config its ``model_args`` become (the only place its defaults live).
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
 
-    def __init__(self, args: Mapping[str, Any], task: str, processor: Processor, text_encoder: TextEncoder):
+    def __init__(self, config: ModelConfig, task: str, processor: Processor, text_encoder: TextEncoder | None):
         super().__init__()
-        self.args = dict(args)
+        self.config = config
         self.task = task
         self.processor = processor
         self.text_encoder = text_encoder
-        if self.args.get("freeze_embeddings") and text_encoder is not None:
+        if isinstance(config, TextEncoderFields) and config.freeze_embeddings and text_encoder is not None:
             text_encoder.freeze_input_embeddings()
 
     # -- construction --------------------------------------------------------------------
@@ -88,38 +91,36 @@ class MabsaModel(nn.Module):
             raise MabsaError(f"model {cls.name!r} does not do task {task!r}; it does: {', '.join(cls.tasks)}")
 
     @classmethod
-    def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> Processor:
+    def _processor(cls, tokenizer: Any, config: Any, task: str) -> Processor:
         return Processor(
             tokenizer,
             task,
-            max_length=int(args.get("max_length", 128)),
-            image_text=tuple(args.get("image_text", ())),
+            max_length=config.max_length,
+            image_text=config.image_text,
             # only MASC marks the given aspect in the text
-            **({"aspect_markers": tuple(args.get("aspect_markers", ("<", ">")))} if task == "masc" else {}),
+            **({"aspect_markers": config.aspect_markers} if task == "masc" else {}),
         )
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> MabsaModel:
+    def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> MabsaModel:
         """A new model with pretrained encoder weights (random ones if ``random_init``)."""
         cls.check_task(task)
-        encoder_name = str(args.get("encoder", DEFAULT_TEXT_ENCODER))
-        tokenizer = load_tokenizer(encoder_name)
-        if args.get("random_init"):
-            encoder = TextEncoder.from_config(encoder_name, args.get("encoder_overrides"))
+        config: Any = cls.config_class.of(args)
+        tokenizer = load_tokenizer(config.encoder)
+        if config.random_init:
+            encoder = TextEncoder.from_config(config.encoder, config.encoder_overrides)
         else:
-            encoder = TextEncoder.from_pretrained(encoder_name)
-        return cls(args, task, cls._processor(tokenizer, args, task), encoder)
+            encoder = TextEncoder.from_pretrained(config.encoder)
+        return cls(config, task, cls._processor(tokenizer, config, task), encoder)
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> MabsaModel:
+    def restore(cls, args: Mapping[str, Any] | ModelConfig, task: str, directory: str | Path) -> MabsaModel:
         """Same shapes as the model saved in ``directory`` (weights are loaded by the caller)."""
-        from transformers import AutoConfig
-
         cls.check_task(task)
         directory = Path(directory)
         processor = cls.processor_class.from_pretrained(directory)
         enc_cfg = AutoConfig.from_pretrained(str(directory / ENCODER_CONFIG_DIR))
-        return cls(args, task, processor, TextEncoder.from_config(enc_cfg))
+        return cls(cls.config_class.of(args), task, processor, TextEncoder.from_config(enc_cfg))
 
     def save_components(self, directory: str | Path) -> None:
         """Everything but the weights that :meth:`restore` needs."""
@@ -163,5 +164,5 @@ def model_summary(model: MabsaModel) -> dict[str, Any]:
         "model": model.name,
         "task": model.task,
         "parameters": n,
-        "args": json.loads(json.dumps(model.args, default=str)),
+        "args": model.config.to_dict(),
     }

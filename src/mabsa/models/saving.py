@@ -89,7 +89,7 @@ def model_config(model: MabsaModel, **extra: Any) -> dict[str, Any]:
         "format": FORMAT,
         "model": model.name,
         "task": model.task,
-        "model_args": model.args,
+        "model_args": model.config.to_dict(),
         "labels": {"id2label": dict(enumerate(model.processor.labels))},
         **extra,
         "code_version": code_version(),

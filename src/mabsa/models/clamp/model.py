@@ -37,6 +37,7 @@ from torch import nn
 
 from mabsa.encoders.text import TextEncoder
 from mabsa.models.base import register
+from mabsa.models.clamp.config import ClampConfig
 from mabsa.models.text.model import TextCRF, gather_positions
 from mabsa.models.visual_stream import attach_vision_encoder, visual_args
 from mabsa.modules.attention import compatible_heads
@@ -52,26 +53,25 @@ class CLAMP(TextCRF):
     tasks = ("jmasa", "mate")
     pretrained_prefixes = ("text_encoder.", "vision.")
     processor_class = MultimodalProcessor
+    config_class = ClampConfig
 
-    def __init__(self, args: Mapping[str, Any], task: str, processor: MultimodalProcessor, text_encoder: TextEncoder):
-        super().__init__(args, task, processor, text_encoder)  # text CRF machinery: emissions, crf, decode
-        a = self.args
+    def __init__(self, config: ClampConfig, task: str, processor: MultimodalProcessor, text_encoder: TextEncoder):
+        super().__init__(config, task, processor, text_encoder)  # text CRF machinery: emissions, crf, decode
+        a = config
         d_text = text_encoder.hidden_size
         labels = processor.labels
-        dim = int(a.get("fusion_dim") or d_text)
-        dropout = float(a.get("dropout", 0.5))
+        dim = a.fusion_dim or d_text
+        dropout = a.dropout
 
         # visual stream
         self.vision, d_visual = attach_vision_encoder(a, processor, d_text)
 
         # PAF (or its ablation) and the fused head u0 -> CRF0; the inherited emissions/crf are it
-        heads = compatible_heads(dim, int(a.get("heads", 12)), getattr(text_encoder.config, "num_attention_heads", 1))
-        self.use_paf = bool(a.get("paf", True))
-        max_len = int(a.get("fusion_max_len", 256))
+        heads = compatible_heads(dim, a.heads, getattr(text_encoder.config, "num_attention_heads", 1))
+        self.use_paf = a.paf
+        max_len = a.fusion_max_len
         if self.use_paf:
-            self.paf = ProgressiveAttentionFusion(
-                d_text, d_visual, dim, heads, max_len, dropout, stages=int(a.get("paf_stages", 2))
-            )
+            self.paf = ProgressiveAttentionFusion(d_text, d_visual, dim, heads, max_len, dropout, stages=a.paf_stages)
         else:
             self.text_projection = nn.Linear(d_text, dim)
         self.residual = nn.Linear(d_text, dim)  # W_r, eq. 28
@@ -82,9 +82,9 @@ class CLAMP(TextCRF):
         self.text_crf = CRF(len(labels), allowed, allowed_start)
 
         # MCL
-        self.use_gcl, self.use_wra = bool(a.get("gcl", True)), bool(a.get("wra", True))
-        align_dim = int(a.get("align_dim", 256))
-        self.temperature = float(a.get("temperature", 0.07))
+        self.use_gcl, self.use_wra = a.gcl, a.wra
+        align_dim = a.align_dim
+        self.temperature = a.temperature
         if self.use_gcl or self.use_wra:
             self.text_align = nn.Linear(d_text, align_dim)
             self.visual_align = nn.Linear(d_visual, align_dim)
@@ -93,20 +93,16 @@ class CLAMP(TextCRF):
         names = ["crf", "cls"] + ["gcl"] * self.use_gcl + ["wra"] * self.use_wra
         self.loss_weights = AdaptiveMultiLoss(
             names,
-            alpha=float(a.get("ama_alpha", 0.5)),
-            temperature=float(a.get("ama_temperature", 1.0)),
-            adaptive=bool(a.get("ama", True)),
+            alpha=a.ama_alpha,
+            temperature=a.ama_temperature,
+            adaptive=a.ama,
         )
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> MultimodalProcessor:
+    def _processor(cls, tokenizer: Any, config: ClampConfig, task: str) -> MultimodalProcessor:
         return MultimodalProcessor(
-            tokenizer,
-            task,
-            **visual_args(args),
-            max_length=int(args.get("max_length", 128)),
-            image_text=tuple(args.get("image_text", ())),
+            tokenizer, task, **visual_args(config), max_length=config.max_length, image_text=config.image_text
         )
 
     # -- the forward pass ------------------------------------------------------------------
@@ -167,8 +163,8 @@ class CLAMP(TextCRF):
                 self.visual_align(f["visual"]),
                 mask,
                 f["visual_mask"],
-                beta=float(self.args.get("ipot_beta", 0.5)),
-                iterations=int(self.args.get("ipot_iterations", 50)),
+                beta=self.config.ipot_beta,
+                iterations=self.config.ipot_iterations,
             )
         out["loss"] = self.loss_weights(losses)
         out["losses"] = {k: v.detach() for k, v in losses.items()}

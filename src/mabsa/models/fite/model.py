@@ -35,11 +35,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import AutoConfig
 
 from mabsa.data.records import Aspect, Post, Rationale
-from mabsa.encoders.text import DEFAULT_TEXT_ENCODER, TextEncoder, load_tokenizer
+from mabsa.encoders.text import TextEncoder, load_tokenizer
 from mabsa.errors import MabsaError
 from mabsa.models.base import ENCODER_CONFIG_DIR, MabsaModel, register
+from mabsa.models.config import ModelConfig
+from mabsa.models.fite.config import FiteConfig
 from mabsa.models.text.model import TextClassifier, cls_and_aspect
 from mabsa.perception.face_text import FaceTextBuilder
 from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE
@@ -195,56 +198,55 @@ class Fite(TextClassifier):
     """text-cls's loss and decoding over FITE's fused representation (``logits``)."""
 
     tasks = ("masc",)
+    config_class = FiteConfig
 
-    def __init__(self, args: Mapping[str, Any], task: str, processor: FiteProcessor, text_encoder: nn.ModuleDict):
-        MabsaModel.__init__(self, args, task, processor, text_encoder)  # own heads, below
+    def __init__(self, config: FiteConfig, task: str, processor: FiteProcessor, text_encoder: nn.ModuleDict):
+        MabsaModel.__init__(self, config, task, processor, text_encoder)  # own heads, below
         hidden = next(iter(text_encoder.values())).hidden_size
-        self.fusion_kind = str(args.get("fusion", "gate"))
+        self.fusion_kind = config.fusion
         if self.fusion_kind not in ("gate", "concat"):
             raise MabsaError(f"fite: fusion must be 'gate' or 'concat', got {self.fusion_kind!r}")
-        self.pooling = str(args.get("pooling", "cls"))
+        self.pooling = config.pooling
         if self.pooling not in POOLINGS:
             raise MabsaError(f"fite: pooling must be one of {POOLINGS}, got {self.pooling!r}")
         per_branch = hidden * (2 if self.pooling == "cls+aspect" else 1)
         two = len(processor.branches) == 2
         self.fusion = GatedFusion(per_branch) if two and self.fusion_kind == "gate" else None
         width = 2 * per_branch if two and self.fusion_kind == "concat" else per_branch
-        self.dropout = nn.Dropout(float(args.get("dropout", 0.1)))
+        self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(width, len(POLARITIES))
 
     # -- construction: one encoder per branch -------------------------------------------------
     @classmethod
-    def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> FiteProcessor:
+    def _processor(cls, tokenizer: Any, config: FiteConfig, task: str) -> FiteProcessor:
         return FiteProcessor(
             tokenizer,
             task,
-            max_length=int(args.get("max_length", 128)),
-            branches=tuple(args.get("branches", ("face", "caption"))),
-            face_source=str(args.get("face_source", "auto")),
-            similarity=args.get("similarity"),
-            image_root=args.get("image_root"),
-            min_attribute_confidence=float(args.get("min_attribute_confidence", MIN_ATTRIBUTE_CONFIDENCE)),
+            max_length=config.max_length,
+            branches=config.branches,
+            face_source=config.face_source,
+            similarity=config.similarity,
+            image_root=config.image_root,
+            min_attribute_confidence=config.min_attribute_confidence,
         )
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> Fite:
+    def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> Fite:
         cls.check_task(task)
-        name = str(args.get("encoder", DEFAULT_TEXT_ENCODER))
-        processor = cls._processor(load_tokenizer(name), args, task)
+        config = FiteConfig.of(args)
+        processor = cls._processor(load_tokenizer(config.encoder), config, task)
         encoders = nn.ModuleDict(
             {
-                b: TextEncoder.from_config(name, args.get("encoder_overrides"))
-                if args.get("random_init")
-                else TextEncoder.from_pretrained(name)
+                b: TextEncoder.from_config(config.encoder, config.encoder_overrides)
+                if config.random_init
+                else TextEncoder.from_pretrained(config.encoder)
                 for b in processor.branches
             }
         )
-        return cls(args, task, processor, encoders)
+        return cls(config, task, processor, encoders)
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> Fite:
-        from transformers import AutoConfig
-
+    def restore(cls, args: Mapping[str, Any] | ModelConfig, task: str, directory: str | Path) -> Fite:
         cls.check_task(task)
         directory = Path(directory)
         processor = FiteProcessor.from_pretrained(directory)
@@ -254,7 +256,7 @@ class Fite(TextClassifier):
                 for b in processor.branches
             }
         )
-        return cls(args, task, processor, encoders)
+        return cls(FiteConfig.of(args), task, processor, encoders)
 
     def save_components(self, directory: str | Path) -> None:
         directory = Path(directory)

@@ -22,6 +22,7 @@ under ``terms/`` and ``polarity/``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from mabsa.data.records import Aspect, Post
 from mabsa.errors import MabsaError
 from mabsa.models import saving as ckpt
 from mabsa.models.base import MabsaModel, get_model_class, register
+from mabsa.models.config import ModelConfig
 
 TERM_TASKS = ("mate", "jmasa")
 STAGES = ("terms", "polarity")
@@ -72,22 +74,31 @@ class PipelineProcessor:
         return self.terms.collate(features)
 
 
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig(ModelConfig):
+    """The two stages' run configs (``model``, ``task``, ``model_args``, ``source``)."""
+
+    terms: dict[str, Any] = dataclasses.field(default_factory=dict)
+    polarity: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 @register("fite-pipeline")
 class FitePipeline(MabsaModel):
     tasks = ("jmasa",)
+    config_class = PipelineConfig
 
-    def __init__(self, args: Mapping[str, Any], task: str, terms: MabsaModel, polarity: MabsaModel):
+    def __init__(self, config: PipelineConfig, task: str, terms: MabsaModel, polarity: MabsaModel):
         if terms.task not in TERM_TASKS:
             raise MabsaError(
                 f"fite-pipeline: the term stage must be a {' or '.join(TERM_TASKS)} model, got a {terms.task} model"
             )
         if polarity.task != "masc":
             raise MabsaError(f"fite-pipeline: the polarity stage must be a masc model, got {polarity.task}")
-        super().__init__(args, task, PipelineProcessor(terms.processor, polarity.processor), None)
+        super().__init__(config, task, PipelineProcessor(terms.processor, polarity.processor), None)
         self.terms, self.polarity = terms, polarity
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> FitePipeline:
+    def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> FitePipeline:
         raise MabsaError(
             "fite-pipeline is composed from two trained checkpoints, not trained: train "
             "a mate model (mabsa train --model text-crf --task mate) and a fite model "
@@ -95,13 +106,16 @@ class FitePipeline(MabsaModel):
         )
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> FitePipeline:
+    def restore(cls, args: Mapping[str, Any] | ModelConfig, task: str, directory: str | Path) -> FitePipeline:
         cls.check_task(task)
+        config = PipelineConfig.of(args)
         stages = [
-            get_model_class(args[s]["model"]).restore(args[s]["model_args"], args[s]["task"], Path(directory) / s)
+            get_model_class(getattr(config, s)["model"]).restore(
+                getattr(config, s)["model_args"], getattr(config, s)["task"], Path(directory) / s
+            )
             for s in STAGES
         ]
-        return cls(args, task, *stages)
+        return cls(config, task, *stages)
 
     def save_components(self, directory: str | Path) -> None:
         for s in STAGES:
@@ -137,5 +151,5 @@ def compose_pipeline(terms_dir: str | Path, polarity_dir: str | Path, output: st
         s: {k: cfg[k] for k in ("model", "task", "model_args")} | {"source": str(src)}
         for s, cfg, src in (("terms", terms_cfg, terms_dir), ("polarity", polarity_cfg, polarity_dir))
     }
-    model = FitePipeline(args, "jmasa", terms, polarity)
+    model = FitePipeline(PipelineConfig.from_dict(args), "jmasa", terms, polarity)
     return ckpt.save_model(model, output)

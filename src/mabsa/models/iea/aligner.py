@@ -6,7 +6,7 @@ post as its first segment and "instruction + region interpretation" as its secon
 loop::
 
     mabsa iea make-fgca --output data/fgca
-    mabsa train --config src/mabsa/configs/iea-aligner.json --dataset data/fgca --task mate \\
+    mabsa train --preset iea-aligner --dataset data/fgca --task mate \\
         --output checkpoints/iea-aligner
 
 At inference the region's phrase is the highest-scoring predicted span (mean CRF marginal), or

@@ -37,7 +37,9 @@ from torch import nn
 from mabsa.data.records import Aspect, Post
 from mabsa.errors import MabsaError
 from mabsa.models.base import MabsaModel, register
+from mabsa.models.config import ModelConfig
 from mabsa.models.iea.aligner import Aligner
+from mabsa.models.iea.config import IEAConfig
 from mabsa.models.iea.instructions import (
     TASK_PROMPT,
     TASK_PROMPT_MASC,
@@ -66,7 +68,6 @@ PROCESSOR_FILE = "iea_processor.json"
 GENERATOR_DIR = "generator"  # base weights of a random-init generator (tests)
 ALIGNER_DIR = "aligner"
 ANSWER = "\nAnswer:"
-DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 #: LoRA on the language model only (the paper tunes the LLM of the VLM).
 VLM_TARGET = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
 
@@ -260,13 +261,14 @@ class VisionLanguageGenerator(nn.Module):
         self.processor.save_pretrained(str(directory))
 
 
-def build_generator(args: Mapping[str, Any], base_dir: str | Path | None = None) -> nn.Module:
-    """The LoRA-wrapped generator of ``args["generator"]``; ``base_dir`` overrides where the base
+def build_generator(args: IEAConfig | Mapping[str, Any], base_dir: str | Path | None = None) -> nn.Module:
+    """The LoRA-wrapped generator of ``config.generator``; ``base_dir`` overrides where the base
     weights come from (a random-init generator saved in a checkpoint)."""
-    spec = str(args.get("generator", "smollm2")).strip()
+    config = IEAConfig.of(args)
+    spec = config.generator.strip()
     spec = "smollm2" if spec == "smollm2-135m-instruct" else spec  # one name from here on (restore too)
-    lora = {**DEFAULT_LORA, **dict(args.get("lora") or {})}
-    random_init = bool(args.get("random_init")) and base_dir is None
+    lora = config.lora
+    random_init = config.random_init and base_dir is None
     if spec == "smollm2" and base_dir is None:
         chat = load_smollm2()
         return CausalLMGenerator(lora_wrap(chat.model, lora, lora["target_modules"]), chat.tokenizer)
@@ -449,30 +451,31 @@ class IEAProcessor:
 @register("iea")
 class IEA(MabsaModel):
     tasks = ("jmasa", "mate", "masc")
+    config_class = IEAConfig
 
-    def __init__(self, args: Mapping[str, Any], task: str, processor: IEAProcessor, generator: nn.Module):
-        super().__init__(args, task, processor, None)  # type: ignore[arg-type]
+    def __init__(self, config: IEAConfig, task: str, processor: IEAProcessor, generator: nn.Module):
+        super().__init__(config, task, processor, None)
         self.generator = generator
-        self.max_new_tokens = int(args.get("max_new_tokens", 32))
-        self.aligner_source = args.get("aligner")
+        self.max_new_tokens = config.max_new_tokens
+        self.aligner_source = config.aligner
         self.generation_log = {"posts": 0, "unparseable": 0, "unmatched_terms": 0}
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def _build(cls, args: Mapping[str, Any], task: str, generator: nn.Module, aligner: Any) -> IEA:
-        ablation = str(args.get("ablation", "nmi"))
+    def _build(cls, config: IEAConfig, task: str, generator: nn.Module, aligner: Any) -> IEA:
+        ablation = config.ablation
         if ablation in ("nmi", "no_interpretation", "random_regions") and aligner is None:
             raise MabsaError(
                 f"IEA ablation {ablation!r} needs an aligner: set model_args.aligner to an aligner "
                 "checkpoint (see docs/methods/iea.md), or use ablation=no_aligner"
             )
         views = ImageViews(
-            str(args.get("regions", "auto")),
-            str(args.get("segmenter", "classical")),
-            str(args.get("interpreter", "labels")),
-            args.get("perception_cache"),
-            int(args.get("max_regions", 5)),
-            args.get("image_root"),
+            config.regions,
+            config.segmenter,
+            config.interpreter,
+            config.perception_cache,
+            config.max_regions,
+            config.image_root,
         )
         processor = IEAProcessor(
             generator,
@@ -480,24 +483,26 @@ class IEA(MabsaModel):
             views,
             aligner,
             ablation,
-            int(args.get("max_length", 256)),
-            int(args.get("max_target_length", 64)),
-            int(args.get("max_interpretation_words", 24)),
-            int(args.get("seed", 0)),
+            config.max_length,
+            config.max_target_length,
+            config.max_interpretation_words,
+            config.seed,
         )
-        return cls(args, task, processor, generator)
+        return cls(config, task, processor, generator)
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> IEA:
+    def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> IEA:
         cls.check_task(task)
+        config = IEAConfig.of(args)
         aligner = None
-        if args.get("aligner") and str(args.get("ablation", "nmi")) not in ("no_aligner", "text_only"):
-            aligner = Aligner.from_checkpoint(args["aligner"])
-        return cls._build(args, task, build_generator(args), aligner)
+        if config.aligner and config.ablation not in ("no_aligner", "text_only"):
+            aligner = Aligner.from_checkpoint(config.aligner)
+        return cls._build(config, task, build_generator(config), aligner)
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> IEA:
+    def restore(cls, args: Mapping[str, Any] | ModelConfig, task: str, directory: str | Path) -> IEA:
         cls.check_task(task)
+        config = IEAConfig.of(args)
         directory = Path(directory)
         base = directory / GENERATOR_DIR if (directory / GENERATOR_DIR / "config.json").is_file() else None
         aligner = (
@@ -505,12 +510,12 @@ class IEA(MabsaModel):
             if (directory / ALIGNER_DIR / "config.json").is_file()
             else None
         )
-        return cls._build(args, task, build_generator(args, base), aligner)
+        return cls._build(config, task, build_generator(config, base), aligner)
 
     def save_components(self, directory: str | Path) -> None:
         directory = Path(directory)
         self.processor.save_pretrained(directory)
-        if self.args.get("random_init"):
+        if self.config.random_init:
             self.generator.save_base(directory / GENERATOR_DIR)
         if self.processor.aligner is not None and self.aligner_source:
             self.processor.aligner.save(directory / ALIGNER_DIR, self.aligner_source)

@@ -41,6 +41,8 @@ from mabsa.data.records import Aspect, Post, Rationale
 from mabsa.encoders.text import TextEncoder
 from mabsa.errors import MabsaError
 from mabsa.models.base import MabsaModel, register
+from mabsa.models.config import ModelConfig
+from mabsa.models.lrsa.config import LRSAConfig
 from mabsa.models.lrsa.rationales import RationaleSource
 from mabsa.models.prediction import predict_posts
 from mabsa.models.text.model import TextClassifier, TextCRF
@@ -258,22 +260,24 @@ class _LRSA(MabsaModel):
 
     name = "lrsa"
 
-    def __init__(self, args: Mapping[str, Any], task: str, processor: LRSAProcessor, text_encoder: TextEncoder):
-        super().__init__(args, task, processor, text_encoder)  # + the text-crf / text-cls head
-        a = self.args
+    config_class = LRSAConfig
+
+    def __init__(self, config: LRSAConfig, task: str, processor: LRSAProcessor, text_encoder: TextEncoder):
+        super().__init__(config, task, processor, text_encoder)  # + the text-crf / text-cls head
+        a = config
         d = text_encoder.hidden_size
-        dropout = float(a.get("dropout", 0.1))
-        heads = compatible_heads(d, int(a.get("heads", 6)), getattr(text_encoder.config, "num_attention_heads", 1))
-        self.rationale_dropout = float(a.get("rationale_dropout", 0.0))
+        dropout = a.dropout
+        heads = compatible_heads(d, a.heads, getattr(text_encoder.config, "num_attention_heads", 1))
+        self.rationale_dropout = a.rationale_dropout
         self.injection = processor.injection
         self.use_rationale = processor.rationale != "none"
 
-        self.freeze_encoder = bool(a.get("freeze_encoder", False))
+        self.freeze_encoder = a.freeze_encoder
         if self.freeze_encoder:
             for p in self.text_encoder.parameters():
                 p.requires_grad_(False)
             self._cache_key: str | None = None
-        n_adapter = int(a.get("adapter_layers", 0))
+        n_adapter = a.adapter_layers
         self.adapter = nn.ModuleList(
             nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, batch_first=True) for _ in range(n_adapter)
         )
@@ -282,30 +286,30 @@ class _LRSA(MabsaModel):
             self.rationale_attention = MultiHeadAttention(d, heads, dropout)
             self.rationale_norm = nn.LayerNorm(d)
 
-        self.dual = bool(a.get("dual", True))
+        self.dual = a.dual
         self.vision = None
         if self.dual:
             self.vision, d_visual = attach_vision_encoder(a, processor, d)
-            dim = int(a.get("fusion_dim") or d)
+            dim = a.fusion_dim or d
             self.dual_attention = DualCrossAttention(
-                d, d_visual, dim, compatible_heads(dim, heads, 1), dropout, fusion=str(a.get("dual_fusion", "gate"))
+                d, d_visual, dim, compatible_heads(dim, heads, 1), dropout, fusion=a.dual_fusion
             )
         processor.rationale_source = build_rationale_source(a, processor)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def _processor(cls, tokenizer: Any, args: Mapping[str, Any], task: str) -> LRSAProcessor:
+    def _processor(cls, tokenizer: Any, config: LRSAConfig, task: str) -> LRSAProcessor:
         return LRSAProcessor(
             tokenizer,
             task,
-            rationale=str(args.get("rationale") or ("aspect" if task == "masc" else "none")),
-            injection=str(args.get("injection", "segment")),
-            rationale_max_length=int(args.get("rationale_max_length", 96)),
-            rationale_parts=tuple(args.get("rationale_parts", RATIONALE_PARTS)),
-            **visual_args(args, visual_max_length=48),
-            max_length=int(args.get("max_length", 160)),
-            image_text=tuple(args.get("image_text", ())),
-            aspect_markers=tuple(args.get("aspect_markers", ("<", ">"))),
+            rationale=config.rationale or ("aspect" if task == "masc" else "none"),
+            injection=config.injection,
+            rationale_max_length=config.rationale_max_length,
+            rationale_parts=config.rationale_parts,
+            **visual_args(config),
+            max_length=config.max_length,
+            image_text=config.image_text,
+            aspect_markers=config.aspect_markers,
         )
 
     pretrained_prefixes = ("text_encoder.", "vision.")  # at lr; fusion and heads at head_lr
@@ -408,6 +412,7 @@ class LRSA(MabsaModel):
     """``mabsa train --model lrsa``: the tagger for jmasa/mate, the classifier for masc."""
 
     tasks = ("jmasa", "mate", "masc")
+    config_class = LRSAConfig
 
     @classmethod
     def _impl(cls, task: str) -> type[_LRSA]:
@@ -415,27 +420,27 @@ class LRSA(MabsaModel):
         return LRSAClassifier if task == "masc" else LRSATagger
 
     @classmethod
-    def create(cls, args: Mapping[str, Any], task: str) -> _LRSA:
+    def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> _LRSA:
         return cls._impl(task).create(args, task)
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any], task: str, directory: str | Path) -> _LRSA:
+    def restore(cls, args: Mapping[str, Any] | ModelConfig, task: str, directory: str | Path) -> _LRSA:
         return cls._impl(task).restore(args, task, directory)
 
 
-def build_rationale_source(args: Mapping[str, Any], processor: LRSAProcessor):
+def build_rationale_source(config: LRSAConfig, processor: LRSAProcessor):
     """The LLM that fills in missing rationales: ``$MABSA_RATIONALE_BACKEND`` or
     ``model_args.rationale_backend`` (a chat spec); none when neither is set."""
-    spec = os.environ.get(BACKEND_ENV) or args.get("rationale_backend")
+    spec = os.environ.get(BACKEND_ENV) or config.rationale_backend
     if not spec or processor.rationale == "none":
         return None
 
     return RationaleSource(
         spec,
         mode=processor.rationale,
-        template=args.get("rationale_template"),
-        cache=args.get("rationale_cache"),
-        image_root=args.get("image_root"),
+        template=config.rationale_template,
+        cache=config.rationale_cache,
+        image_root=config.image_root,
     )
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from mabsa.data.records import Aspect
 from mabsa.models.base import MabsaModel, register
+from mabsa.models.text.config import TextClsConfig, TextCRFConfig
 from mabsa.modules.crf import CRF, bio_transition_constraints
 from mabsa.processing.processor import POLARITIES
 from mabsa.tagging import ids_to_tags, tags_to_aspects
@@ -30,11 +31,12 @@ def gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Ten
 @register("text-crf")
 class TextCRF(MabsaModel):
     tasks = ("jmasa", "mate")
+    config_class = TextCRFConfig
 
-    def __init__(self, args: Mapping[str, Any], task, processor, text_encoder):
-        super().__init__(args, task, processor, text_encoder)
+    def __init__(self, config: TextCRFConfig, task, processor, text_encoder):
+        super().__init__(config, task, processor, text_encoder)
         labels = processor.labels
-        self.dropout = nn.Dropout(float(args.get("dropout", 0.1)))
+        self.dropout = nn.Dropout(config.dropout)
         self.emissions = nn.Linear(text_encoder.hidden_size, len(labels))
         allowed, allowed_start = bio_transition_constraints(labels)
         self.crf = CRF(len(labels), allowed, allowed_start)
@@ -80,11 +82,12 @@ def cls_and_aspect(hidden: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tens
 @register("text-cls")
 class TextClassifier(MabsaModel):
     tasks = ("masc",)
+    config_class = TextClsConfig
 
-    def __init__(self, args: Mapping[str, Any], task, processor, text_encoder):
-        super().__init__(args, task, processor, text_encoder)
+    def __init__(self, config: TextClsConfig, task, processor, text_encoder):
+        super().__init__(config, task, processor, text_encoder)
         hidden = text_encoder.hidden_size
-        self.dropout = nn.Dropout(float(args.get("dropout", 0.1)))
+        self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(2 * hidden, len(POLARITIES))
 
     def logits(self, batch: Mapping[str, Any]) -> torch.Tensor:

@@ -1,0 +1,42 @@
+"""IEA's config: SmolLM2-135M-Instruct with LoRA, regions interpreted by labels, the aligner
+placing them (Nearest-to-Match Instructions)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from mabsa.models.config import ModelConfig
+
+#: LoRA on the attention projections (``target_modules_vlm`` may name a VLM's instead)
+DEFAULT_LORA: dict[str, Any] = {
+    "r": 8,
+    "alpha": 16,
+    "dropout": 0.05,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class IEAConfig(ModelConfig):
+    #: "smollm2" (embedded), "hf:<id or dir>" (a causal LM) or "vlm:<id or dir>" (image-text-to-text)
+    generator: str = "smollm2"
+    #: an aligner checkpoint (``mabsa iea train-aligner``); copied into the IEA checkpoint
+    aligner: str | None = None
+    #: "nmi" (the method), "no_aligner", "no_interpretation", "random_regions", "text_only"
+    ablation: str = "nmi"
+    regions: str = "auto"
+    segmenter: str = "classical"
+    interpreter: str = "labels"
+    image_root: str | None = None
+    perception_cache: str | None = None
+    max_regions: int = 5
+    #: merged over DEFAULT_LORA key by key (``--set model_args.lora.r=16`` keeps the rest)
+    lora: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LORA))
+    #: prompt subwords, target subwords, generated tokens, words per region interpretation
+    max_length: int = 128
+    max_target_length: int = 48
+    max_new_tokens: int = 24
+    max_interpretation_words: int = 16
+    #: seed of the random-regions ablation
+    seed: int = 0
