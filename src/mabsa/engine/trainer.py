@@ -21,6 +21,7 @@ import random
 import statistics
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,124 +113,172 @@ def _check_same_run(out: Path, config: dict[str, Any], tc: TrainConfig, dataset:
         )
 
 
-def train(
-    config: dict[str, Any],
-    dataset: str,
-    task: str,
-    output_dir: str | Path,
-    *,
-    seed: int | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    accelerator: Any = None,
-) -> dict[str, Any]:
-    """Train one seed; returns (and writes to ``metrics.json``) best dev and test metrics."""
-    from accelerate import Accelerator
-    from accelerate.utils import gather_object
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
+@dataclass
+class EpochResult:
+    """What one pass over the training batches produced."""
 
-    if Path(str(dataset)).is_file():  # one file has no splits: "test" would be the training posts
-        raise MabsaError(
-            f"--dataset {dataset}: training needs train/dev/test splits; give a registered "
-            "dataset or a dataset directory (jmasa_json/{train,dev,test}.json, see "
-            "docs/data.md), not a single file"
-        )
-    acc = accelerator or Accelerator()
-    tc = TrainConfig.from_dict({**config.get("train", {}), **({"seed": seed} if seed is not None else {})})
-    out = Path(output_dir)
-    main = acc.is_main_process
-    state_exists = (out / ckpt.LAST_DIR / ckpt.STATE_FILE).is_file() or (
-        out / (ckpt.LAST_DIR + ".old") / ckpt.STATE_FILE
-    ).is_file()
-    if (out / ckpt.CONFIG_FILE).exists() and not resume:
-        raise MabsaError(f"{out} already holds a run; pass --resume to continue it or pick another --output")
-    if resume and (out / ckpt.CONFIG_FILE).is_file():
-        _check_same_run(out, config, tc, dataset, task)
-    if resume and (out / ckpt.METRICS_FILE).is_file():
-        return ckpt.read_json(out / ckpt.METRICS_FILE)  # finished: never re-test
-    if tc.num_threads:
-        torch.set_num_threads(int(tc.num_threads))
+    loss_sum: float
+    n_batches: int
+    train_seconds: float
+    train_cpu_seconds: float  # CPU time of this process: what the epoch costs on idle cores
 
-    seed_everything(tc.seed)
-    model_cls = get_model_class(config["model"])
-    try:
-        model = model_cls.create(config["model_args"], task)
-    except ValueError as e:  # a building block refusing a setting (heads, fusion kind, ...): a config error
-        raise ConfigError(f"model {config['model']!r}: model_args do not fit together: {e}") from None
-    processor = model.processor
 
-    train_posts = _limit(load_dataset(dataset, "train"), tc.max_train_posts)
-    dev_posts = _limit(load_dataset(dataset, "dev"), tc.max_eval_posts)
-    features = processor.encode(train_posts)
-    sampler = LengthGroupedBatchSampler(
-        [len(f.input_ids) for f in features], tc.batch_size, tc.seed, tc.group_by_length
-    )
-    loader = DataLoader(features, batch_sampler=sampler, collate_fn=processor.collate)
-    optimizer = torch.optim.AdamW(model.parameter_groups(tc.lr, tc.head_lr, tc.weight_decay))
-    total_steps = tc.epochs * len(sampler)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+class Trainer:
+    """One seed of one run, in explicit steps: :meth:`setup`, then per epoch :meth:`train_epoch`,
+    :meth:`evaluate` on dev, :meth:`select` (best weights, early stopping) and
+    :meth:`save_state` (the resume point), then :meth:`test` once. :meth:`run` does all of it.
 
-    run_config = {
-        "format": ckpt.FORMAT,
-        "model": config["model"],
-        "task": task,
-        "model_args": config["model_args"],
-        "train": tc.to_dict(),
-        "data": {
-            "dataset": str(dataset),
-            "splits": {"train": len(train_posts), "dev": len(dev_posts)},
-            "features": {"train": len(features)},
-        },
-        "labels": {"id2label": dict(enumerate(processor.labels))},
-        "code_version": ckpt.code_version(),
-    }
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json(out / ckpt.CONFIG_FILE, run_config)
-        model.save_components(out)
-    log = RunLog(out / ckpt.LOG_FILE, main)
+    Resuming restores weights, optimizer, scheduler, counters and history from ``last/`` and
+    re-seeds each epoch from ``(seed, epoch)``; a mid-epoch save also keeps the dropout RNG state
+    and skips the batches already done, so a resumed run continues exactly as an uninterrupted
+    one would."""
 
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "global_step": 0,
-        "best_epoch": None,
-        "best_value": -1.0,
-        "best_dev": None,
-        "bad_epochs": 0,
-        "history": [],
-        "partial": None,  # a mid-epoch save (train.save_every_steps): how far the epoch got
-    }
-    if resume and state_exists:
-        restored = ckpt.load_resume_state(out, model, optimizer)
-        if restored is not None:
-            scheduler.load_state_dict(restored.pop("scheduler"))
-            state.update(restored)
-            log.write(
-                {
-                    "type": "resume",
-                    "epoch": state["epoch"],
-                    "step_in_epoch": (state["partial"] or {}).get("steps", 0),
-                    "time": time.time(),
-                }
+    def __init__(
+        self,
+        config: dict[str, Any],
+        dataset: str,
+        task: str,
+        output_dir: str | Path,
+        *,
+        seed: int | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        accelerator: Any = None,
+    ):
+        from accelerate import Accelerator
+
+        if Path(str(dataset)).is_file():  # one file has no splits: "test" would be the training posts
+            raise MabsaError(
+                f"--dataset {dataset}: training needs train/dev/test splits; give a registered "
+                "dataset or a dataset directory (jmasa_json/{train,dev,test}.json, see "
+                "docs/data.md), not a single file"
             )
+        self.config, self.dataset, self.task = config, dataset, task
+        self.acc = accelerator or Accelerator()
+        self.tc = TrainConfig.from_dict({**config.get("train", {}), **({"seed": seed} if seed is not None else {})})
+        self.out = Path(output_dir)
+        self.resume, self.progress = resume, progress
+        self.main = self.acc.is_main_process
+        self.state: dict[str, Any] = {
+            "epoch": 0,
+            "global_step": 0,
+            "best_epoch": None,
+            "best_value": -1.0,
+            "best_dev": None,
+            "bad_epochs": 0,
+            "history": [],
+            "partial": None,  # a mid-epoch save (train.save_every_steps): how far the epoch got
+        }
 
-    model, optimizer, loader, scheduler_p = acc.prepare(model, optimizer, loader, scheduler)
-    unwrapped = acc.unwrap_model(model)
+    # -- the whole run ----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train, select on dev, test once; returns (and writes to ``metrics.json``) the metrics."""
+        from tqdm.auto import tqdm
 
-    def dev_eval() -> dict[str, Any]:
-        shard = dev_posts[acc.process_index :: acc.num_processes]
-        preds = predict_posts(unwrapped, shard, tc.eval_batch_size).posts
-        if acc.num_processes > 1:
-            preds = gather_object(preds)
-        return task_scores(dev_posts, preds, task)
+        finished = self.check_output()
+        if finished is not None:
+            return finished
+        self.setup()
+        tc, state = self.tc, self.state
+        show = self.progress and self.main
+        bar = tqdm(total=tc.epochs, initial=state["epoch"], desc="epochs", disable=not show, dynamic_ncols=True)
+        for epoch in range(state["epoch"], tc.epochs):
+            if tc.patience and state["bad_epochs"] >= tc.patience:
+                break
+            result = self.train_epoch(epoch)
+            t1 = time.perf_counter()
+            dev = self.evaluate(self.dev_posts)
+            value = self.select(epoch, dev, result, eval_seconds=time.perf_counter() - t1)
+            self.save_state()
+            bar.update(1)
+            bar.set_postfix(dev=f"{value:.4f}", best=f"{state['best_value']:.4f}")
+        bar.close()
+        return self.test()
 
-    show = progress and main
-    epochs_bar = tqdm(total=tc.epochs, initial=state["epoch"], desc="epochs", disable=not show, dynamic_ncols=True)
-    for epoch in range(state["epoch"], tc.epochs):
-        if tc.patience and state["bad_epochs"] >= tc.patience:
-            break
-        sampler.set_epoch(epoch)
+    def check_output(self) -> dict[str, Any] | None:
+        """Refuse to overwrite a run, or to resume one started with other settings; a finished
+        run's metrics when resuming it (never re-test)."""
+        out = self.out
+        if (out / ckpt.CONFIG_FILE).exists() and not self.resume:
+            raise MabsaError(f"{out} already holds a run; pass --resume to continue it or pick another --output")
+        if self.resume and (out / ckpt.CONFIG_FILE).is_file():
+            _check_same_run(out, self.config, self.tc, self.dataset, self.task)
+        if self.resume and (out / ckpt.METRICS_FILE).is_file():
+            return ckpt.read_json(out / ckpt.METRICS_FILE)
+        return None
+
+    # -- steps ------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Model, data, optimizer and schedule; the run's ``config.json``; the resume state."""
+        from transformers import get_linear_schedule_with_warmup
+
+        tc, config, out = self.tc, self.config, self.out
+        state_exists = (out / ckpt.LAST_DIR / ckpt.STATE_FILE).is_file() or (
+            out / (ckpt.LAST_DIR + ".old") / ckpt.STATE_FILE
+        ).is_file()
+        if tc.num_threads:
+            torch.set_num_threads(int(tc.num_threads))
+        seed_everything(tc.seed)
+        try:
+            model = get_model_class(config["model"]).create(config["model_args"], self.task)
+        except ValueError as e:  # a building block refusing a setting (heads, fusion kind, ...): a config error
+            raise ConfigError(f"model {config['model']!r}: model_args do not fit together: {e}") from None
+        processor = model.processor
+        self.train_posts = _limit(load_dataset(self.dataset, "train"), tc.max_train_posts)
+        self.dev_posts = _limit(load_dataset(self.dataset, "dev"), tc.max_eval_posts)
+        features = processor.encode(self.train_posts)
+        self.sampler = LengthGroupedBatchSampler(
+            [len(f.input_ids) for f in features], tc.batch_size, tc.seed, tc.group_by_length
+        )
+        loader = DataLoader(features, batch_sampler=self.sampler, collate_fn=processor.collate)  # type: ignore[arg-type]
+        optimizer = torch.optim.AdamW(model.parameter_groups(tc.lr, tc.head_lr, tc.weight_decay))
+        total_steps = tc.epochs * len(self.sampler)
+        self.scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+        if self.main:
+            out.mkdir(parents=True, exist_ok=True)
+            ckpt.write_json(out / ckpt.CONFIG_FILE, self.run_config(processor, features))
+            model.save_components(out)
+        self.log = RunLog(out / ckpt.LOG_FILE, self.main)
+        if self.resume and state_exists:
+            restored = ckpt.load_resume_state(out, model, optimizer)
+            if restored is not None:
+                self.scheduler.load_state_dict(restored.pop("scheduler"))
+                self.state.update(restored)
+                self.log.write(
+                    {
+                        "type": "resume",
+                        "epoch": self.state["epoch"],
+                        "step_in_epoch": (self.state["partial"] or {}).get("steps", 0),
+                        "time": time.time(),
+                    }
+                )
+        self.model, self.optimizer, self.loader, self.scheduler_p = self.acc.prepare(
+            model, optimizer, loader, self.scheduler
+        )
+        self.unwrapped = self.acc.unwrap_model(self.model)
+
+    def run_config(self, processor: Any, features: Sequence[Any]) -> dict[str, Any]:
+        return {
+            "format": ckpt.FORMAT,
+            "model": self.config["model"],
+            "task": self.task,
+            "model_args": self.config["model_args"],
+            "train": self.tc.to_dict(),
+            "data": {
+                "dataset": str(self.dataset),
+                "splits": {"train": len(self.train_posts), "dev": len(self.dev_posts)},
+                "features": {"train": len(features)},
+            },
+            "labels": {"id2label": dict(enumerate(processor.labels))},
+            "code_version": ckpt.code_version(),
+        }
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        """One pass over the training batches (the rest of it, after a mid-epoch resume)."""
+        from tqdm.auto import tqdm
+
+        tc, state, model, loader = self.tc, self.state, self.model, self.loader
+        self.sampler.set_epoch(epoch)
         if hasattr(loader, "set_epoch"):  # accelerate's loader re-sets it from its own count
             loader.set_epoch(epoch)
         torch.manual_seed(tc.seed * 100_003 + epoch)  # dropout: same stream after a resume
@@ -246,7 +295,7 @@ def train(
             loader,
             desc=f"epoch {epoch + 1}/{tc.epochs}",
             leave=False,
-            disable=not show,
+            disable=not (self.progress and self.main),
             dynamic_ncols=True,
             initial=n_batches,
         )
@@ -256,108 +305,141 @@ def train(
             if rng_at_kill is not None:  # after the loader drew its seed, as at the kill
                 torch.set_rng_state(torch.tensor(rng_at_kill, dtype=torch.uint8))
                 rng_at_kill = None
-            loss = model(batch)["loss"]
-            acc.backward(loss)
-            if tc.max_grad_norm:
-                acc.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-            optimizer.step()
-            scheduler_p.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += float(loss.detach())
+            loss = self.step(batch)
+            loss_sum += loss
             n_batches += 1
-            state["global_step"] += 1
             bar.set_postfix(loss=f"{loss_sum / n_batches:.4f}")
             if tc.log_every and state["global_step"] % tc.log_every == 0:
-                log.write(
+                self.log.write(
                     {
                         "type": "step",
                         "epoch": epoch + 1,
                         "step": state["global_step"],
-                        "loss": float(loss.detach()),
-                        "lr": scheduler.get_last_lr()[0],
+                        "loss": loss,
+                        "lr": self.scheduler.get_last_lr()[0],
                     }
                 )
-            if tc.save_every_steps and n_batches % tc.save_every_steps == 0 and n_batches < len(loader) and main:
+            if tc.save_every_steps and n_batches % tc.save_every_steps == 0 and n_batches < len(loader):
                 # long epochs (generators on a CPU): a kill loses at most save_every_steps steps
-                mid = {
-                    **state,
-                    "partial": {
+                self.save_state(
+                    partial={
                         "steps": n_batches,
                         "loss_sum": loss_sum,
                         "train_seconds": done_seconds + time.perf_counter() - t0,
                         "train_cpu_seconds": done_cpu + time.process_time() - cpu0,
                         "torch_rng": torch.get_rng_state().tolist(),
-                    },
-                }
-                ckpt.save_resume_state(out, unwrapped, optimizer, {**mid, "scheduler": scheduler.state_dict()})
+                    }
+                )
         bar.close()
-        train_seconds = done_seconds + time.perf_counter() - t0
-        # CPU time of this process: on a shared machine, what the epoch costs on idle cores
-        train_cpu_seconds = done_cpu + time.process_time() - cpu0
-        t1 = time.perf_counter()
-        dev = dev_eval()
-        eval_seconds = time.perf_counter() - t1
-        value = selection_value(dev, task)
+        return EpochResult(
+            loss_sum, n_batches, done_seconds + time.perf_counter() - t0, done_cpu + time.process_time() - cpu0
+        )
+
+    def step(self, batch: Any) -> float:
+        """One optimizer step on one batch; its loss."""
+        loss = self.model(batch)["loss"]
+        self.acc.backward(loss)
+        if self.tc.max_grad_norm:
+            self.acc.clip_grad_norm_(self.model.parameters(), self.tc.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler_p.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state["global_step"] += 1
+        return float(loss.detach())
+
+    def evaluate(self, posts: Sequence[Any]) -> dict[str, Any]:
+        """Scores of the task on ``posts`` (each process predicts its shard)."""
+        from accelerate.utils import gather_object
+
+        shard = list(posts)[self.acc.process_index :: self.acc.num_processes]
+        preds = predict_posts(self.unwrapped, shard, self.tc.eval_batch_size).posts
+        if self.acc.num_processes > 1:
+            preds = gather_object(preds)
+        return task_scores(posts, preds, self.task)
+
+    def select(self, epoch: int, dev: dict[str, Any], result: EpochResult, eval_seconds: float) -> float:
+        """Keep the weights if dev improved (else count towards early stopping); log the epoch.
+        Returns the dev selection value."""
+        state = self.state
+        value = selection_value(dev, self.task)
         improved = value > state["best_value"]
         if improved:
             state.update(best_value=value, best_epoch=epoch + 1, best_dev=dev, bad_epochs=0)
-            if main:
-                ckpt.save_weights(unwrapped, out / ckpt.WEIGHTS_FILE)
+            if self.main:
+                ckpt.save_weights(self.unwrapped, self.out / ckpt.WEIGHTS_FILE)
         else:
             state["bad_epochs"] += 1
         record = {
             "type": "epoch",
             "epoch": epoch + 1,
-            "train_loss": loss_sum / max(n_batches, 1),
+            "train_loss": result.loss_sum / max(result.n_batches, 1),
             "dev": dev,
             "selection": value,
             "best": improved,
-            "train_seconds": train_seconds,
-            "train_cpu_seconds": train_cpu_seconds,
+            "train_seconds": result.train_seconds,
+            "train_cpu_seconds": result.train_cpu_seconds,
             "eval_seconds": eval_seconds,
             "time": time.time(),
         }
-        state["history"].append(
-            {
-                k: record[k]
-                for k in ("epoch", "train_loss", "selection", "train_seconds", "train_cpu_seconds", "eval_seconds")
-            }
-        )
-        log.write(record)
+        keep = ("epoch", "train_loss", "selection", "train_seconds", "train_cpu_seconds", "eval_seconds")
+        state["history"].append({k: record[k] for k in keep})
+        self.log.write(record)
         state["epoch"] = epoch + 1
-        if main:
-            ckpt.save_resume_state(out, unwrapped, optimizer, {**state, "scheduler": scheduler.state_dict()})
-        acc.wait_for_everyone()
-        epochs_bar.update(1)
-        epochs_bar.set_postfix(dev=f"{value:.4f}", best=f"{state['best_value']:.4f}")
-    epochs_bar.close()
+        return value
 
-    # Test: once, with the best dev epoch's weights.
-    ckpt.load_weights(unwrapped, out / ckpt.WEIGHTS_FILE)
-    test_posts = _limit(load_dataset(dataset, "test"), tc.max_eval_posts)
-    shard = test_posts[acc.process_index :: acc.num_processes]
-    preds = predict_posts(unwrapped, shard, tc.eval_batch_size)
-    test_preds = gather_object(preds.posts) if acc.num_processes > 1 else preds.posts
-    test = task_scores(test_posts, test_preds, task)
-    seconds = [h["train_seconds"] for h in state["history"]]
-    metrics = {
-        "model": config["model"],
-        "dataset": str(dataset),
-        "task": task,
-        "seed": tc.seed,
-        "best_epoch": state["best_epoch"],
-        "epochs_run": state["epoch"],
-        "stopped_early": state["epoch"] < tc.epochs,
-        "dev": state["best_dev"],
-        "test": test,
-        "train_seconds_per_epoch": statistics.mean(seconds) if seconds else None,
-        "history": state["history"],
-    }
-    if main:
-        ckpt.write_json(out / ckpt.METRICS_FILE, metrics)
-        log.write({"type": "test", "best_epoch": state["best_epoch"], "test": test})
-    acc.wait_for_everyone()
-    return metrics
+    def save_state(self, partial: dict[str, Any] | None = None) -> None:
+        """The resume point: after an epoch, or ``partial`` way through one."""
+        if self.main:
+            state = {**self.state, "partial": partial} if partial is not None else self.state
+            ckpt.save_resume_state(
+                self.out, self.unwrapped, self.optimizer, {**state, "scheduler": self.scheduler.state_dict()}
+            )
+        if partial is None:
+            self.acc.wait_for_everyone()
+
+    def test(self) -> dict[str, Any]:
+        """The test split, once, with the best dev epoch's weights; writes ``metrics.json``."""
+        state, tc = self.state, self.tc
+        ckpt.load_weights(self.unwrapped, self.out / ckpt.WEIGHTS_FILE)
+        test = self.evaluate(_limit(load_dataset(self.dataset, "test"), tc.max_eval_posts))
+        seconds = [h["train_seconds"] for h in state["history"]]
+        metrics = {
+            "model": self.config["model"],
+            "dataset": str(self.dataset),
+            "task": self.task,
+            "seed": tc.seed,
+            "best_epoch": state["best_epoch"],
+            "epochs_run": state["epoch"],
+            "stopped_early": state["epoch"] < tc.epochs,
+            "dev": state["best_dev"],
+            "test": test,
+            "train_seconds_per_epoch": statistics.mean(seconds) if seconds else None,
+            "history": state["history"],
+        }
+        if self.main:
+            ckpt.write_json(self.out / ckpt.METRICS_FILE, metrics)
+            self.log.write({"type": "test", "best_epoch": state["best_epoch"], "test": test})
+        self.acc.wait_for_everyone()
+        return metrics
+
+
+def train(
+    config: dict[str, Any],
+    dataset: str,
+    task: str,
+    output_dir: str | Path,
+    *,
+    seed: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """Train one seed (:class:`Trainer`); returns (and writes to ``metrics.json``) best dev and
+    test metrics."""
+    trainer = Trainer(
+        config, dataset, task, output_dir, seed=seed, resume=resume, progress=progress, accelerator=accelerator
+    )
+    return trainer.run()
 
 
 # -- several seeds -----------------------------------------------------------------------------
