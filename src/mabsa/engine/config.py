@@ -40,6 +40,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     lr: float = 8e-5  # encoder
     head_lr: float = 1e-3  # task heads, CRF transitions
+    layer_decay: float = 1.0  # layer-wise lr decay of the text encoder (1: every layer at lr)
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0

@@ -18,6 +18,7 @@ files in a checkpoint directory, before its weights are loaded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -129,23 +130,28 @@ class MabsaModel(nn.Module):
         self.text_encoder.config.save_pretrained(str(directory / ENCODER_CONFIG_DIR))
 
     # -- training interface --------------------------------------------------------------
-    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
         """Encoder at ``lr``, task heads (CRF transitions, classifiers) at ``head_lr``; no
-        weight decay on biases and norms."""
-        groups: dict[tuple[bool, bool], list] = {}
-        for name, param in self.named_parameters():
-            if not param.requires_grad:
-                continue
+        weight decay on biases and norms. With ``layer_decay`` below 1 (layer-wise learning-rate
+        decay), a text-encoder parameter at depth ``d`` (embeddings 0, layer ``k`` at ``k + 1``,
+        what sits above the last layer at ``L + 1``) trains at ``lr * layer_decay ** (L + 1 - d)``:
+        the lower, more general layers move less."""
+        layered = layer_decay != 1.0
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        depths = {n: _depth(n) for n, _ in named if layered and n.startswith("text_encoder.")}
+        top = max((d for d in depths.values() if d is not None), default=-1) + 1
+        groups: dict[tuple[bool, int, bool], list] = {}
+        for name, param in named:
             is_encoder = name.startswith(self.pretrained_prefixes)
-            no_decay = param.dim() < 2
-            groups.setdefault((is_encoder, no_decay), []).append(param)
+            depth = depths.get(name, top) if name in depths else (top if layered else 0)
+            groups.setdefault((is_encoder, top if depth is None else depth, param.dim() < 2), []).append(param)
         return [
             {
                 "params": params,
-                "lr": lr if is_encoder else head_lr,
+                "lr": (lr * layer_decay ** (top - depth) if layered else lr) if is_encoder else head_lr,
                 "weight_decay": 0.0 if no_decay else weight_decay,
             }
-            for (is_encoder, no_decay), params in sorted(groups.items())
+            for (is_encoder, depth, no_decay), params in sorted(groups.items())
         ]
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:  # pragma: no cover
@@ -166,3 +172,15 @@ def model_summary(model: MabsaModel) -> dict[str, Any]:
         "parameters": n,
         "args": model.config.to_dict(),
     }
+
+
+_LAYER = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def _depth(name: str) -> int | None:
+    """Depth of a text-encoder parameter: 0 for embeddings, ``k + 1`` for layer ``k``, ``None``
+    for what sits above the layers (a final norm)."""
+    found = _LAYER.search(name)
+    if found:
+        return int(found.group(1)) + 1
+    return 0 if "embed" in name else None
