@@ -234,7 +234,7 @@ def run_pipeline(dataset_key: str, seeds: list[int], fite_variant: str, terms: s
     from mabsa.data import load_dataset
     from mabsa.engine import checkpoint as ckpt
     from mabsa.engine.inference import evaluate
-    from mabsa.models.fite.pipeline import compose_pipeline
+    from mabsa.models.pipeline.model import compose_pipeline
 
     dataset = DATASETS[dataset_key]
     flag = f" --terms {terms}" if terms else ""
@@ -250,7 +250,7 @@ def run_pipeline(dataset_key: str, seeds: list[int], fite_variant: str, terms: s
         pipe_dir = RUNS / f"fite-{name}" / f"seed{seed}"
         done = pipe_dir / "test_metrics.json"
         if not done.is_file():
-            compose_pipeline(RUNS / terms / f"seed{seed}", fite_dir / f"seed{seed}", pipe_dir)
+            compose_pipeline(RUNS / terms / f"seed{seed}", fite_dir / f"seed{seed}", pipe_dir, "post")
             model, _ = ckpt.load_model(pipe_dir)
             ckpt.write_json(done, evaluate(model, test))
         runs.append({"seed": seed, **json.loads(done.read_text())})

@@ -63,9 +63,7 @@ def aligner(args) -> None:
     torch.set_num_threads(1)
     data = make_fgca(seed=args.seed)
     write_fgca(data, FGCA_DIR)
-    config = load_run_config(
-        config_file="iea-aligner", sets=[f"train.epochs={args.epochs}"]
-    )
+    config = load_run_config(config_file="iea-aligner", sets=[f"train.epochs={args.epochs}"])
     t0 = time.perf_counter()
     metrics = train(config, str(FGCA_DIR), "mate", ALIGNER_DIR, resume=True, progress=False)
     train_seconds = time.perf_counter() - t0

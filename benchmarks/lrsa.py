@@ -131,7 +131,8 @@ def jmasa_two_stage(ds: str, kind: str, seed: int) -> dict:
     from mabsa.data import load_dataset
     from mabsa.engine import checkpoint as ckpt
     from mabsa.metrics import score
-    from mabsa.models.lrsa.model import predict_two_stage, shipped_rationale_lookup
+    from mabsa.models.lrsa.model import shipped_rationale_lookup
+    from mabsa.models.pipeline.model import predict_two_stage
 
     gold = load_dataset(DATASETS[ds], "test")
     terms, _ = ckpt.load_model(run_dir(ds, "mate", seed), "mate")

@@ -10,7 +10,7 @@ import torch
 from mabsa.data import load_dataset
 from mabsa.data.records import Aspect, Face, Polarity, Post
 from mabsa.engine import checkpoint as ckpt
-from mabsa.engine.inference import evaluate, predict_posts
+from mabsa.engine.inference import predict_posts
 from mabsa.models import get_model_class
 from mabsa.models.fite.model import GatedFusion
 from mabsa.models.saving import save_model
@@ -233,51 +233,19 @@ def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     assert torch.equal(m(batch)["logits"], loaded(batch)["logits"])
 
 
-# -- JMASA pipeline ------------------------------------------------------------------------------
-def every_word_a_term(model):
-    """A tiny random MATE model made to tag every word B (so the pipeline has terms to classify)."""
-    with torch.no_grad():
-        model.emissions.weight.zero_()
-        model.emissions.bias.copy_(torch.tensor([0.0, 20.0, 0.0]))
-    return model
-
-
 @pytest.fixture(scope="module")
 def pipeline_dir(tmp_path_factory):
-    from mabsa.models.fite.pipeline import compose_pipeline
+    """A tiny MATE model that tags every word a term, then tiny FITE (a default pipeline)."""
+    from mabsa.models.pipeline.model import compose_pipeline
 
     root = tmp_path_factory.mktemp("pipe")
-    (root / "mate").mkdir()
-    (root / "fite").mkdir()
-    mate = every_word_a_term(tiny("mate", "text-crf", image_text=["caption"]))
+    mate = tiny("mate", "text-crf", image_text=["caption"])
+    with torch.no_grad():
+        mate.emissions.weight.zero_()
+        mate.emissions.bias.copy_(torch.tensor([0.0, 20.0, 0.0]))
     save_model(mate, root / "mate")
     save_model(tiny(), root / "fite")
     return compose_pipeline(root / "mate", root / "fite", root / "pipeline")
-
-
-def test_pipeline_terms_then_polarity_without_leakage(pipeline_dir, posts):
-    model, config = ckpt.load_model(pipeline_dir)
-    assert config["model"] == "fite-pipeline" and model.task == "jmasa"
-    secret = [replace(p, aspect_face_description="zzsecret " + (p.aspect_face_description or "")) for p in posts[:4]]
-    features = model.processor.encode(secret, with_labels=False)
-    tok = model.terms.processor.tokenizer
-    for f in features:  # the term extractor never sees the per-aspect text
-        assert "zzsecret" not in tok.decode(f.input_ids).replace(" ", "")
-    preds = predict_posts(model, secret).posts
-    for pred, post in zip(preds, secret):
-        assert [(a.start, a.end) for a in pred.aspects] == [(i, i + 1) for i in range(len(post.tokens))]
-        assert all(a.polarity in Polarity and 0 <= a.score <= 1 for a in pred.aspects)
-        # the polarity stage read the post's face description
-        assert pred.aspects[0].rationale.description.startswith("zzsecret")
-    metrics = evaluate(model, posts)
-    assert set(metrics) >= {"jmasa", "mate"} and metrics["jmasa"]["n_pred"] > 0
-
-
-def test_pipeline_cannot_be_trained_as_one_model():
-    from mabsa.errors import MabsaError
-
-    with pytest.raises(MabsaError, match="compose"):
-        get_model_class("fite-pipeline").create({}, "jmasa")
 
 
 @pytest.mark.parametrize("which", ["pipeline", "masc"])

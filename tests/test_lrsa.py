@@ -22,9 +22,9 @@ from mabsa.models.lrsa.model import (
     LRSAProcessor,
     LRSATagger,
     RationaleNotice,
-    predict_two_stage,
     shipped_rationale_lookup,
 )
+from mabsa.models.pipeline.model import predict_two_stage
 from mabsa.models.saving import save_model
 from mabsa.processing.errors import LeakageError
 from model_support import train_steps

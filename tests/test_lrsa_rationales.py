@@ -173,7 +173,7 @@ def test_deployed_two_stage_pipeline_generates_a_rationale_per_extracted_term(tm
     """mate checkpoint + lrsa masc checkpoint composed as a fite-pipeline: every extracted term
     gets a rationale from the endpoint, and the answer reports it."""
     import mabsa
-    from mabsa.models.fite.pipeline import compose_pipeline
+    from mabsa.models.pipeline.model import compose_pipeline
 
     torch.manual_seed(0)
     terms = (

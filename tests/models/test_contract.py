@@ -3,6 +3,7 @@ built from a tiny random config, it runs forward with a finite loss, backward re
 parameters, it decodes spans inside each post, and a save / load round trip gives the same
 outputs. A new model must add its tiny config here, or this file fails."""
 
+import json
 import math
 
 import pytest
@@ -34,7 +35,9 @@ TINY = {
     "fite": ("masc", ENCODER),
     "lrsa": ("masc", {**ENCODER, "heads": 4, "visual_max_length": 24, "rationale_max_length": 24}),
     "iea": ("jmasa", None),
+    "pipeline": ("jmasa", None),
     "fite-pipeline": ("jmasa", None),
+    "ensemble": ("mate", None),
 }
 
 
@@ -57,12 +60,27 @@ def build(name: str, llama_dir, tmp_path):
     task, args = TINY[name]
     if name == "iea":
         args = {"generator": f"hf:{llama_dir}", "random_init": True, "ablation": "no_aligner", "max_new_tokens": 6}
-    if name == "fite-pipeline":  # composed from two trained checkpoints, never trained itself
-        from mabsa.models.fite.pipeline import compose_pipeline
+    if name in ("pipeline", "fite-pipeline", "ensemble"):  # composed from trained checkpoints
+        from mabsa.models.ensemble.model import compose_ensemble
+        from mabsa.models.pipeline.model import compose_pipeline
 
         save_model(get_model_class("text-crf").create(ENCODER, "mate"), tmp_path / "terms")
+        if name == "ensemble":
+            save_model(get_model_class("text-crf").create(ENCODER, "mate"), tmp_path / "terms2")
+            model, _ = load_model(compose_ensemble([tmp_path / "terms", tmp_path / "terms2"], tmp_path / "c"))
+            return model
         save_model(get_model_class("fite").create(ENCODER, "masc"), tmp_path / "polarity")
-        model, _ = load_model(compose_pipeline(tmp_path / "terms", tmp_path / "polarity", tmp_path / "p"))
+        polarity_input = "post" if name == "fite-pipeline" else "extraction"
+        model, _ = load_model(
+            compose_pipeline(tmp_path / "terms", tmp_path / "polarity", tmp_path / "c", polarity_input)
+        )
+        if name == "fite-pipeline":  # checkpoints written before the generic pipeline
+            config = json.loads((tmp_path / "c" / "config.json").read_text())
+            config["model"] = "fite-pipeline"
+            del config["model_args"]["polarity_input"]
+            (tmp_path / "c" / "config.json").write_text(json.dumps(config))
+            model, _ = load_model(tmp_path / "c")
+            assert model.config.polarity_input == "post"
         return model
     return get_model_class(name).create(args, task)
 
@@ -77,7 +95,7 @@ def outputs(model, batch):
 
 
 def name_trains(model) -> bool:
-    return model.name != "fite-pipeline"
+    return not model.composed
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

@@ -19,6 +19,8 @@ LAZY_COMMANDS = {
     "perceive": "mabsa.cli.perceive:perceive",
     "serve": "mabsa.cli.serve:serve_command",
     "iea": "mabsa.cli.iea:iea",
+    "pipeline": "mabsa.cli.compose:pipeline_command",
+    "ensemble": "mabsa.cli.compose:ensemble_command",
 }
 
 

@@ -1,7 +1,8 @@
-"""Models: a registry of named assemblies (``mabsa.models.register``) and their configs.
+"""Models: a registry of named assemblies (``mabsa.models.register``) and their typed configs.
 
-``mabsa train --model NAME`` builds ``get_model_class(NAME)`` with the JSON config
-``mabsa/configs/NAME.json`` (overridable by ``--config`` and ``--set``).
+``mabsa train --model NAME`` builds ``get_model_class(NAME)`` from its config class
+(``models/<method>/config.py``), the JSON ``mabsa/configs/NAME.json``, ``--config`` and ``--set``.
+One folder per method; importing its model module registers it.
 """
 
 from mabsa.models.base import (
@@ -12,12 +13,11 @@ from mabsa.models.base import (
     register,
 )
 from mabsa.models.clamp import model as _clamp  # noqa: F401  (clamp)
-from mabsa.models.fite import model as _fite  # noqa: F401  (fite; fite-pipeline below)
-from mabsa.models.fite import pipeline as _fite_pipeline  # noqa: F401
+from mabsa.models.ensemble import model as _ensemble  # noqa: F401  (ensemble)
+from mabsa.models.fite import model as _fite  # noqa: F401  (fite)
 from mabsa.models.iea import model as _iea  # noqa: F401  (iea)
 from mabsa.models.lrsa import model as _lrsa  # noqa: F401  (lrsa)
-
-# One folder per method; importing its model module registers it.
+from mabsa.models.pipeline import model as _pipeline  # noqa: F401  (pipeline, fite-pipeline)
 from mabsa.models.text import model as _text  # noqa: F401  (text-crf, text-cls)
 
 __all__ = [

@@ -75,6 +75,8 @@ class MabsaModel(nn.Module):
     pretrained_prefixes: ClassVar[tuple[str, ...]] = ("text_encoder.",)
     #: The typed config its ``model_args`` become (the only place its defaults live).
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: Built from trained checkpoints (a pipeline, an ensemble), never trained itself.
+    composed: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig, task: str, processor: Processor, text_encoder: TextEncoder | None):
         super().__init__()

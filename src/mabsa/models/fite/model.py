@@ -285,13 +285,12 @@ class Fite(TextClassifier):
             fused = next(iter(h.values()))
         return self.classifier(self.dropout(fused))
 
-    @torch.no_grad()
-    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+    def aspects_from_probs(self, probs: torch.Tensor, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         """text-cls's decoding, plus the face description the model read as the rationale."""
         return [
             [
                 replace(a, rationale=Rationale(description=f.face_text, source=RATIONALE_SOURCE)) if f.face_text else a
                 for a in aspects
             ]
-            for f, aspects in zip(batch["features"], super().decode(batch))
+            for f, aspects in zip(batch["features"], super().aspects_from_probs(probs, batch))
         ]

@@ -44,7 +44,6 @@ from mabsa.models.base import MabsaModel, register
 from mabsa.models.config import ModelConfig
 from mabsa.models.lrsa.config import LRSAConfig
 from mabsa.models.lrsa.rationales import RationaleSource
-from mabsa.models.prediction import predict_posts
 from mabsa.models.text.model import TextClassifier, TextCRF
 from mabsa.models.visual_stream import attach_vision_encoder, visual_args
 from mabsa.modules.attention import MultiHeadAttention, compatible_heads
@@ -398,12 +397,11 @@ class LRSATagger(_LRSA, TextCRF):
 class LRSAClassifier(_LRSA, TextClassifier):
     tasks = ("masc",)
 
-    @torch.no_grad()
-    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+    def aspects_from_probs(self, probs: torch.Tensor, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         """text-cls's prediction, reporting the rationale read (``None``: predicted without one)."""
         return [
             [replace(a, rationale=getattr(f, "rationale", None)) for a in aspects]
-            for f, aspects in zip(batch["features"], super().decode(batch))
+            for f, aspects in zip(batch["features"], super().aspects_from_probs(probs, batch))
         ]
 
 
@@ -444,41 +442,9 @@ def build_rationale_source(config: LRSAConfig, processor: LRSAProcessor):
     )
 
 
-# -- two-stage JMASA ---------------------------------------------------------------------------
+# -- benchmarks' labelled two-stage rows ------------------------------------------------------------
 def shipped_rationale_lookup(gold: Sequence[Post]) -> Callable[[Post, Aspect], Rationale | None]:
     """For benchmark runs: the shipped rationale of an *extracted* term, found only when the term
     exactly matches a gold aspect span of the same post; nothing else about the gold is used."""
     table = {(p.id, a.span): a.rationale for p in gold for a in p.aspects}
     return lambda post, aspect: table.get((post.id, aspect.span))
-
-
-def predict_two_stage(
-    term_model: Any,
-    polarity_model: _LRSA,
-    posts: Sequence[Post],
-    rationale: Callable[[Post, Aspect], Rationale | None] | None = None,
-    batch_size: int = 64,
-) -> tuple[list[Post], dict[str, int]]:
-    """JMASA as terms-then-polarity. The term stage (any jmasa/mate model; it reads only
-    ``Post.extraction_input()``) fixes the terms; the polarity stage classifies exactly those,
-    reading ``rationale(post, term)`` where given. Returns the predicted posts and counts."""
-    if polarity_model.task != "masc":
-        raise MabsaError(f"the polarity stage must be a masc model, not {polarity_model.task}")
-    visible = [p.extraction_input() for p in posts]
-    terms = predict_posts(term_model, visible, batch_size).posts
-    staged = []
-    n_terms = n_with = 0
-    for post, found in zip(posts, terms):
-        aspects = []
-        for a in found.aspects:
-            r = rationale(post, a) if rationale is not None else None
-            n_terms += 1
-            n_with += r is not None
-            aspects.append(Aspect(a.start, a.end, a.term, rationale=r))
-        staged.append(replace(found, aspects=tuple(aspects)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RationaleNotice)
-        polar = predict_posts(polarity_model, staged, batch_size).posts
-    out = [p.with_aspects([replace(a, rationale=None) for a in p.aspects]) for p in polar]
-    assert all([a.span for a in p.aspects] == [a.span for a in t.aspects] for p, t in zip(out, terms))
-    return out, {"terms": n_terms, "terms_with_rationale": n_with}

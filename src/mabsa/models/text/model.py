@@ -55,10 +55,15 @@ class TextCRF(MabsaModel):
 
     @torch.no_grad()
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
-        emissions = self.word_emissions(batch)
-        mask = batch["word_mask"]
-        paths = self.crf.decode(emissions, mask)
-        probs = self.crf.marginals(emissions, mask)
+        return self.aspects_from_emissions(self.word_emissions(batch), batch["word_mask"], batch, self.crf)
+
+    def aspects_from_emissions(
+        self, emissions: torch.Tensor, mask: torch.Tensor, batch: Mapping[str, Any], crf: CRF
+    ) -> list[list[Aspect]]:
+        """Viterbi spans of word ``emissions`` under ``crf`` (an ensemble passes the mean of its
+        members' emissions and CRFs), scored by their marginal probabilities."""
+        paths = crf.decode(emissions, mask)
+        probs = crf.marginals(emissions, mask)
         scheme = self.processor.scheme
         results = []
         for i, (feature, path) in enumerate(zip(batch["features"], paths)):
@@ -102,7 +107,11 @@ class TextClassifier(MabsaModel):
 
     @torch.no_grad()
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
-        probs = self.logits(batch).softmax(-1)
+        return self.aspects_from_probs(self.logits(batch).softmax(-1), batch)
+
+    def aspects_from_probs(self, probs: torch.Tensor, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+        """The given aspect of each feature with its most probable polarity (an ensemble passes
+        the mean of its members' probabilities)."""
         best = probs.argmax(-1).tolist()
         results = []
         for feature, k, p in zip(batch["features"], best, probs.tolist()):
