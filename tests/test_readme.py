@@ -11,10 +11,16 @@ def _readme_commands() -> list[str]:
     return [line for line in block.splitlines() if line.strip()]
 
 
-def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second_verbatim():
+GATES = " && ruff check . && ruff format --check . && mypy"
+
+
+def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second_with_its_gates():
     commands = _readme_commands()
     assert len(commands) == 2
     main_job, tests = commands
     assert "mabsa models install" in main_job and "mabsa train" in main_job and "pytest" not in main_job
+    assert tests.endswith(" && python -m pytest -q")
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert tests in ci_lines and tests.endswith("python -m pytest -q")
+    # CI runs the README's test command, with the lint and type gates just before the tests
+    gated = tests.replace(" && python -m pytest -q", GATES + " && python -m pytest -q")
+    assert gated in ci_lines

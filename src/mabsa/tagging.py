@@ -316,7 +316,7 @@ def subword_to_word_predictions(
     word_ids: Sequence[int | None],
     subword_preds: Sequence[Label],
     n_words: int,
-    fill: Label = "O",
+    fill: Label = "O",  # type: ignore[assignment]  # "O" is a Label
 ) -> list[Label]:
     """Per-word predictions: each word takes its first subword's prediction.
 

@@ -147,10 +147,10 @@ def _json_array_items(path: Path, text: str) -> Iterator[tuple[int, Any]]:
     def fail(pos: int, msg: str) -> DataFormatError:
         return DataFormatError(path, text.count("\n", 0, pos) + 1, msg)
 
-    pos = ws.match(text, 0).end()
+    pos = _skip(ws, text, 0)
     if not text.startswith("[", pos):
         raise fail(pos, "invalid JSON: expected a JSON array of posts")
-    pos = ws.match(text, pos + 1).end()
+    pos = _skip(ws, text, pos + 1)
     if text.startswith("]", pos):
         return
     while True:
@@ -159,9 +159,9 @@ def _json_array_items(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError as e:
             raise fail(e.pos, f"invalid JSON: {e.msg}") from None
         yield text.count("\n", 0, pos) + 1, item
-        pos = ws.match(text, end).end()
+        pos = _skip(ws, text, end)
         if text.startswith(",", pos):
-            pos = ws.match(text, pos + 1).end()
+            pos = _skip(ws, text, pos + 1)
         elif text.startswith("]", pos):
             return
         else:
@@ -513,3 +513,9 @@ def iter_posts(path: str | Path, fmt: str | None = None) -> Iterator[Post]:
 def write_posts(posts: Iterable[Post], path: str | Path, fmt: str | None = None) -> None:
     path = Path(path)
     WRITERS[_check_format(fmt or guess_format(path))](posts, path)
+
+
+def _skip(ws: re.Pattern[str], text: str, pos: int) -> int:
+    """Position after the whitespace at ``pos`` (the pattern matches the empty string too)."""
+    found = ws.match(text, pos)
+    return found.end() if found else pos

@@ -93,10 +93,11 @@ def _json(path: Path) -> Any:
 def face_from_deepface(d: dict[str, Any]) -> Face:
     """A DeepFace ``analyze`` record (the FITE release's face attributes) as a :class:`Face`."""
     region = d.get("region") or {}
-    box = tuple(int(region[k]) for k in ("x", "y", "w", "h")) if region else None
+    box = (int(region["x"]), int(region["y"]), int(region["w"]), int(region["h"])) if region else None
     gender = d.get("gender")
     if isinstance(gender, dict):  # newer DeepFace: {"Man": %, "Woman": %}
-        gender = d.get("dominant_gender") or max(gender, key=gender.get)
+        scores = gender
+        gender = d.get("dominant_gender") or max(scores, key=lambda k: scores[k])
     emotions = {k: float(v) / 100.0 for k, v in (d.get("emotion") or {}).items()}
     emotion = d.get("dominant_emotion")
     return Face(

@@ -103,7 +103,7 @@ def load_encoder_config(name_or_path: str = DEFAULT_TEXT_ENCODER):
 class TextEncoder(nn.Module):
     """A Hugging Face encoder that maps subword ids to hidden states ``(B, T, H)``."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Any):  # a transformers PreTrainedModel
         super().__init__()
         self.model = model
         self.config = model.config

@@ -48,7 +48,7 @@ class Predictor:
         self.model = model
         self.config = config
         self.batch_size = int(batch_size)
-        self._perceiver = None
+        self._perceiver: Perceiver | None = None
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, task: str | None = None, batch_size: int = 64) -> Predictor:

@@ -99,7 +99,9 @@ def predict_file_ray(
         def predicted() -> Iterator[Post]:
             nonlocal count
             for chunk in iter_chunks(iter_posts(input_path), window):
-                dataset = ray.data.from_items([{"post": json.dumps(p.to_dict(), ensure_ascii=False)} for p in chunk])
+                dataset: Any = ray.data.from_items(
+                    [{"post": json.dumps(p.to_dict(), ensure_ascii=False)} for p in chunk]
+                )
                 dataset = dataset.map_batches(
                     PostPredictor,
                     batch_size=batch_size,

@@ -230,7 +230,7 @@ class Trainer:
         self.sampler = LengthGroupedBatchSampler(
             [len(f.input_ids) for f in features], tc.batch_size, tc.seed, tc.group_by_length
         )
-        loader = DataLoader(features, batch_sampler=self.sampler, collate_fn=processor.collate)  # type: ignore[arg-type]
+        loader: DataLoader[Any] = DataLoader(features, batch_sampler=self.sampler, collate_fn=processor.collate)
         optimizer = torch.optim.AdamW(model.parameter_groups(tc.lr, tc.head_lr, tc.weight_decay, tc.layer_decay))
         total_steps = tc.epochs * len(self.sampler)
         self.scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)

@@ -78,7 +78,11 @@ class MabsaModel(nn.Module):
     #: Built from trained checkpoints (a pipeline, an ensemble), never trained itself.
     composed: ClassVar[bool] = False
 
-    def __init__(self, config: ModelConfig, task: str, processor: Processor, text_encoder: TextEncoder | None):
+    config: Any  # each model's own config class
+    processor: Any  # a Processor, or what a generator / pipeline / ensemble batches with
+    text_encoder: Any  # a TextEncoder; FITE: one per branch; composed models and IEA: None
+
+    def __init__(self, config: Any, task: str, processor: Any, text_encoder: Any):
         super().__init__()
         self.config = config
         self.task = task

@@ -41,6 +41,8 @@ class CRF(nn.Module):
         if allowed_start is not None:
             start_pen = start_pen.masked_fill(~allowed_start.bool(), _FORBIDDEN)
         # Buffers, not parameters: constraints are fixed, but saved with the weights.
+        self.transition_penalty: torch.Tensor
+        self.start_penalty: torch.Tensor
         self.register_buffer("transition_penalty", trans_pen)
         self.register_buffer("start_penalty", start_pen)
 
@@ -145,7 +147,7 @@ class CRF(nn.Module):
         alphas = torch.stack(self._alphas(emissions, mask), dim=1)  # (B, T, L)
         lengths = mask.sum(1)
         beta = self.end.expand(B, L).clone()
-        betas = [None] * T
+        betas: list[torch.Tensor] = [beta] * T  # every slot is written below, last first
         for t in range(T - 1, -1, -1):
             is_last = (lengths - 1 == t).unsqueeze(1)
             if t == T - 1:

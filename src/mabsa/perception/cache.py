@@ -85,7 +85,7 @@ class DiskCache:
 
     def put_arrays(self, kind: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
         buf = io.BytesIO()
-        np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
         self._write_atomic(self.path(kind, key, ".npz"), buf.getvalue())
 
     def contains(self, kind: str, key: str, suffix: str = ".json") -> bool:

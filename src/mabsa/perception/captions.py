@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
 
 from mabsa.encoders.vision import EfficientNetLite0Encoder
 from mabsa.perception.errors import BackendSpecError
-from mabsa.perception.llm import OpenAIChatClient, build_chat_backend, user_message
+from mabsa.perception.llm import ChatBackend, build_chat_backend, user_message
 from mabsa.perception.records import Caption
 
 CAPTION_PROMPT = "Describe this image in one short sentence."
@@ -82,7 +82,7 @@ class HFCaptioner:
 
     @torch.no_grad()
     def caption(self, image: Image.Image) -> Caption:
-        kwargs = {"images": image.convert("RGB"), "return_tensors": "pt"}
+        kwargs: dict[str, Any] = {"images": image.convert("RGB"), "return_tensors": "pt"}
         if self.prompt:
             kwargs["text"] = self.prompt
         inputs = self.processor(**kwargs)
@@ -94,7 +94,7 @@ class HFCaptioner:
             and torch.equal(out[0, : inputs["input_ids"].shape[1]], inputs["input_ids"][0])
         ):
             out = out[:, inputs["input_ids"].shape[1] :]  # decoder-only models echo the prompt
-        text = self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+        text = str(self.tokenizer.decode(out[0], skip_special_tokens=True)).strip()
         return Caption(text, self.id)
 
 
@@ -116,7 +116,7 @@ def _load_image_to_text(name_or_dir: str):
 
 
 class EndpointCaptioner:
-    def __init__(self, client: OpenAIChatClient, prompt: str = CAPTION_PROMPT, max_tokens: int = 60):
+    def __init__(self, client: ChatBackend, prompt: str = CAPTION_PROMPT, max_tokens: int = 60):
         self.client, self.prompt, self.max_tokens = client, prompt, max_tokens
         self.id = f"{client.id}|prompt={prompt}"
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -75,7 +75,7 @@ class HaarDetector:
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 30):
         import cv2
 
-        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise BackendSpecError(f"opencv face detector: cannot load {path} (opencv-python-headless<5 is needed)")
@@ -88,7 +88,7 @@ class HaarDetector:
         gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
         sf, mn, ms = self.params
         boxes = self._cascade.detectMultiScale(gray, sf, mn, minSize=(ms, ms))
-        return [Detection(tuple(int(v) for v in b)) for b in (boxes if len(boxes) else [])]
+        return [Detection((int(b[0]), int(b[1]), int(b[2]), int(b[3]))) for b in (boxes if len(boxes) else [])]
 
 
 def build_face_detector(spec: str = "dlib") -> FaceDetector:
@@ -144,7 +144,8 @@ class MiniXception(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c1, b1, c2, b2 = self.stem
         x = F.relu(b2(c2(F.relu(b1(c1(x))))))
-        for blk in self.blocks:
+        blocks: Any = self.blocks  # ModuleDicts, indexed by layer name
+        for blk in blocks:
             y = F.relu(blk["bn1"](blk["sep1"](x)))
             y = blk["bn2"](blk["sep2"](y))
             h, w = y.shape[-2:]
@@ -163,22 +164,23 @@ def _keras_to_torch(model: MiniXception, h5_path: Path) -> MiniXception:
         def w(layer: str, name: str) -> torch.Tensor:
             return torch.from_numpy(np.asarray(g[layer][f"{layer}_1"][f"{name}:0"], dtype=np.float32))
 
-        def conv(m: nn.Conv2d, layer: str, name: str = "kernel"):
+        def conv(m: Any, layer: str, name: str = "kernel"):  # an nn.Conv2d
             k = w(layer, name)  # HWIO (depthwise: HWC1)
             m.weight.data.copy_(k.permute(2, 3, 0, 1) if name == "depthwise_kernel" else k.permute(3, 2, 0, 1))
 
-        def batchnorm(m: nn.BatchNorm2d, layer: str):
+        def batchnorm(m: Any, layer: str):  # an nn.BatchNorm2d
             m.weight.data.copy_(w(layer, "gamma"))
             m.bias.data.copy_(w(layer, "beta"))
             m.running_mean.copy_(w(layer, "moving_mean"))
             m.running_var.copy_(w(layer, "moving_variance"))
 
         c1, b1, c2, b2 = model.stem
+        blocks: Any = model.blocks
         conv(c1, "conv2d_1")
         batchnorm(b1, "batch_normalization_1")
         conv(c2, "conv2d_2")
         batchnorm(b2, "batch_normalization_2")
-        for i, blk in enumerate(model.blocks):  # Keras' layer numbering, block by block
+        for i, blk in enumerate(blocks):  # Keras' layer numbering, block by block
             s, bn0 = 2 * i + 1, 3 * i + 3
             conv(blk["sep1"].depthwise, f"separable_conv2d_{s}", "depthwise_kernel")
             conv(blk["sep1"].pointwise, f"separable_conv2d_{s}", "pointwise_kernel")
@@ -189,7 +191,8 @@ def _keras_to_torch(model: MiniXception, h5_path: Path) -> MiniXception:
             batchnorm(blk["bn1"], f"batch_normalization_{bn0 + 1}")
             batchnorm(blk["bn2"], f"batch_normalization_{bn0 + 2}")
         conv(model.head, "conv2d_7")
-        model.head.bias.data.copy_(w("conv2d_7", "bias"))
+        head: Any = model.head
+        head.bias.data.copy_(w("conv2d_7", "bias"))
     return model.eval()
 
 

@@ -221,7 +221,7 @@ def load_smollm2(convert_dir: str | Path | None = None) -> TransformersChat:
     else:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # saved dequantised
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         tok.save_pretrained(tmp)
         model.save_pretrained(tmp)

@@ -135,7 +135,7 @@ class Perceiver:
             selected = select_regions(self.segmenter.propose(rgb), rgb, cfg.regions)
             stored = [r.to_dict() for r in selected]
             packed = (
-                {"masks": np.packbits(np.stack([r.mask for r in selected]), axis=-1)}
+                {"masks": np.packbits(np.stack([r.mask for r in selected if r.mask is not None]), axis=-1)}
                 if selected
                 else {"masks": np.zeros((0, img.size[1], (img.size[0] + 7) // 8), np.uint8)}
             )

@@ -51,7 +51,7 @@ class Region:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], mask: np.ndarray | None = None) -> Region:
         return cls(
-            box=tuple(int(v) for v in d["box"]),
+            box=(int(d["box"][0]), int(d["box"][1]), int(d["box"][2]), int(d["box"][3])),
             score=float(d["score"]),
             area=int(d["area"]),
             sharpness=d.get("sharpness"),

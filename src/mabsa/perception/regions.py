@@ -79,7 +79,7 @@ def select_regions(regions: list[Region], rgb: np.ndarray, config: RegionConfig 
         kept.append(Region(r.box, r.score, r.area, sharpness, mask=r.mask))
     kept.sort(key=lambda r: r.score, reverse=True)
     taken = np.zeros((h, w), dtype=bool)
-    out = []
+    out: list[Region] = []
     for r in kept:
         if len(out) == config.max_regions - 1:
             break

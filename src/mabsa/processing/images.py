@@ -23,8 +23,6 @@ MAX_PIXELS = 64_000_000
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
-ImageSource = str | Path | bytes | Image.Image | np.ndarray
-
 
 @dataclass(frozen=True)
 class LoadedImage:
@@ -41,6 +39,10 @@ class LoadedImage:
     def array(self) -> np.ndarray:
         """``[H, W, 3]`` uint8."""
         return np.asarray(self.rgb)
+
+
+#: Anything :func:`load_image` takes (a loaded image passes through).
+ImageSource = str | Path | bytes | Image.Image | np.ndarray | LoadedImage
 
 
 def resolve_image(image: str | None, image_root: str | Path | None = None) -> Path | None:
@@ -91,7 +93,7 @@ def decode_image(data: bytes, label: str, max_pixels: int = MAX_PIXELS) -> Image
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             w, h = img.size  # header only: nothing is decoded yet
             if w * h > max_pixels:
                 raise ImageLoadError(

@@ -32,7 +32,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -51,6 +51,7 @@ TASKS = ("jmasa", "mate", "masc")
 EXTRACTION_TASKS = ("jmasa", "mate")
 POLARITIES = (Polarity.POS, Polarity.NEU, Polarity.NEG)
 PROCESSOR_FILE = "processor_config.json"
+P = TypeVar("P", bound="Processor")
 
 
 @dataclass
@@ -146,7 +147,7 @@ class Processor:
         (directory / PROCESSOR_FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> Processor:
+    def from_pretrained(cls: type[P], directory: str | Path) -> P:
         from transformers import AutoTokenizer
 
         directory = Path(directory)
@@ -179,6 +180,7 @@ class Processor:
         for feat, post, visible in zip(features, posts, inputs):
             feat.post = visible
             if with_labels:
+                assert self.scheme is not None  # extraction tasks have one
                 tags = spans_to_tags(len(post.tokens), post.aspects, self.scheme)
                 feat.labels = tags_to_ids(tags, self.scheme)[: len(feat.word_positions)]
         return features
@@ -211,7 +213,7 @@ class Processor:
         self,
         firsts: list[list[str]],
         seconds: list[list[str]],
-        spans: list[tuple[int, int] | None],
+        spans: Sequence[tuple[int, int] | None],
     ) -> list[Feature]:
         """One tokenizer pass over all words, then whole-word truncation and the model's
         special-token template (``[CLS] A [SEP] B [SEP]``, ``<s> A </s></s> B </s>``, ...)."""
@@ -225,7 +227,8 @@ class Processor:
             first_words = words_ids[k]
             second_words = words_ids[next(second_index)] if second else []
             n_first = max(1, _fit([len(w) for w in first_words], budget))
-            if spans[k] is not None and n_first < spans[k][1]:
+            span = spans[k]
+            if span is not None and n_first < span[1]:
                 # masc: the aspect lies past the window; keep it, cut subwords at the end
                 n_first = len(first)
             a_ids = [t for w in first_words[:n_first] for t in w][:budget]
@@ -239,8 +242,8 @@ class Processor:
                 positions.append(cursor)
                 cursor += len(w)
             aspect_positions: list[int] = []
-            if spans[k] is not None:
-                s, e = spans[k]
+            if span is not None:
+                s, e = span
                 start = a_offset + sum(len(w) for w in first_words[:s])
                 end = start + sum(len(w) for w in first_words[s:e])
                 aspect_positions = list(range(start, min(end, a_offset + len(a_ids))))
@@ -347,7 +350,7 @@ class SpecialTemplate:
                 ids.append(token_id)
                 types.append(type_id)
                 continue
-            segment = a if kind == "A" else b
+            segment = a if kind == "A" else (b or [])
             if kind == "A":
                 a_offset = len(ids)
             ids.extend(segment)

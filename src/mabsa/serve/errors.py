@@ -6,6 +6,7 @@ what was wrong in words a user can act on, ``field`` names the request field whe
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import Request
@@ -52,7 +53,7 @@ def field_path(loc) -> str:
     return out
 
 
-def validation_error(errors: list[dict[str, Any]]) -> ApiError:
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> ApiError:
     """The first pydantic error as an :class:`ApiError` (a missing ``text`` is ``text_missing``)."""
     first = errors[0] if errors else {}
     loc = [p for p in first.get("loc", ()) if p != "body"]

@@ -81,7 +81,7 @@ class EvidenceBuilder:
         with self._lock:
             vectors = self.embed([*terms, *(c["description"] for c in candidates)])
         sims = vectors[: len(terms)] @ vectors[len(terms) :].T
-        out = []
+        out: list[dict[str, Any] | None] = []
         for row in sims:
             best = int(np.argmax(row))
             out.append({**candidates[best], "similarity": round(float(row[best]), 4)})

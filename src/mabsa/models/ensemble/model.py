@@ -93,8 +93,12 @@ class Ensemble(MabsaModel):
         unfit = sorted({m.name for m in members if not hasattr(m, need)})
         if unfit:
             raise MabsaError(f"ensemble: {unfit} expose no {need}() to average")
-        super().__init__(config, task, EnsembleProcessor([m.processor for m in members]), None)  # type: ignore[arg-type]
+        super().__init__(config, task, EnsembleProcessor([m.processor for m in members]), None)
         self.members = nn.ModuleList(members)
+
+    @property
+    def member_models(self) -> list[Any]:
+        return list(self.members)
 
     @classmethod
     def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> Ensemble:
@@ -113,7 +117,7 @@ class Ensemble(MabsaModel):
         return cls(config, task, members)
 
     def save_components(self, directory: str | Path) -> None:
-        for i, member in enumerate(self.members):
+        for i, member in enumerate(self.member_models):
             member.save_components(Path(directory) / f"member{i}")
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,13 +128,14 @@ class Ensemble(MabsaModel):
 
     @torch.no_grad()
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
-        first = self.members[0]
-        pairs = list(zip(self.members, self.member_batches(batch)))
+        first = self.member_models[0]
+        pairs = list(zip(self.member_models, self.member_batches(batch)))
         if not self.tagger:
             probs = torch.stack([m.logits(b).softmax(-1) for m, b in pairs]).mean(0)
             return first.aspects_from_probs(probs, batch)
         width = max(b["word_mask"].shape[1] for _, b in pairs)
-        total = count = None
+        total: torch.Tensor | None = None
+        count: torch.Tensor | None = None
         for m, b in pairs:
             emissions = m.word_emissions(b)
             mask = b["word_mask"].to(emissions.dtype)
@@ -139,6 +144,7 @@ class Ensemble(MabsaModel):
             mask = nn.functional.pad(mask, (0, pad))
             total = emissions if total is None else total + emissions
             count = mask if count is None else count + mask
+        assert total is not None and count is not None  # an ensemble has members
         mean = total / count.clamp(min=1).unsqueeze(-1)
         return first.aspects_from_emissions(mean, count > 0, batch, self.mean_crf())
 
@@ -146,7 +152,7 @@ class Ensemble(MabsaModel):
         """A CRF whose scores are the members' mean: with the mean emissions, Viterbi finds the
         path of highest mean path score. The transition constraints are the first member's (all
         members share the label set, so they are the same)."""
-        crfs = [m.crf for m in self.members]
+        crfs = [m.crf for m in self.member_models]
         mean = CRF(crfs[0].num_tags)
         mean.load_state_dict({k: torch.stack([c.state_dict()[k] for c in crfs]).mean(0) for k in crfs[0].state_dict()})
         return mean.to(crfs[0].transitions.device)

@@ -89,6 +89,7 @@ class _BranchProcessor(Processor):
         self.text_for = text_for
 
     def image_text_for(self, post: Post, aspect: Aspect | None = None) -> str:
+        assert aspect is not None  # masc: one feature per given aspect
         extra = self.text_for(post, aspect) or ""
         return f"{aspect.term} {self.tokenizer.sep_token} {extra}".strip()
 
@@ -149,7 +150,7 @@ class FiteProcessor(Processor):
         image = resolve_image(post.image, self.image_root) or post.image
         return self.face_texts.build(post.faces, aspect.term, image)[0]
 
-    def _encode_masc(self, posts: Sequence[Post], with_labels: bool) -> list[Feature]:
+    def _encode_masc(self, posts: Sequence[Post], with_labels: bool) -> list[Feature]:  # FiteFeatures
         face_texts: dict[tuple[int, tuple[int, int]], str | None] = {}
 
         def face_for(post: Post, aspect: Aspect) -> str | None:
@@ -165,7 +166,7 @@ class FiteProcessor(Processor):
             )
             for b in self.branches
         ]
-        features = []
+        features: list[Feature] = []
         for group in zip(*per_branch):
             first = group[0]
             post = posts[first.post_index]
@@ -183,7 +184,7 @@ class FiteProcessor(Processor):
             )
         return features
 
-    def collate(self, features: Sequence[Feature]) -> dict[str, Any]:
+    def collate(self, features: Sequence[Any]) -> dict[str, Any]:  # FiteFeatures
         batch = super().collate(features)
         for b in self.branches:
             sub = super().collate(
@@ -202,7 +203,8 @@ class Fite(TextClassifier):
 
     def __init__(self, config: FiteConfig, task: str, processor: FiteProcessor, text_encoder: nn.ModuleDict):
         MabsaModel.__init__(self, config, task, processor, text_encoder)  # own heads, below
-        hidden = next(iter(text_encoder.values())).hidden_size
+        encoders: Any = text_encoder
+        hidden: int = next(iter(encoders.values())).hidden_size
         self.fusion_kind = config.fusion
         if self.fusion_kind not in ("gate", "concat"):
             raise MabsaError(f"fite: fusion must be 'gate' or 'concat', got {self.fusion_kind!r}")

@@ -323,7 +323,7 @@ def _phrase(rng: random.Random, cls: str) -> str:
     return rng.choice(SURFACE[cls])
 
 
-def _fill(template: str, phrases: Sequence[str]) -> tuple[list[str], list[tuple[int, int]]]:
+def _fill(template: str, phrases: Sequence[str]) -> tuple[list[str], list[tuple[int, int] | None]]:
     """Tokens of the template with phrases filled in, and each phrase's token span."""
     tokens: list[str] = []
     spans: list[tuple[int, int] | None] = [None] * len(phrases)
@@ -335,7 +335,7 @@ def _fill(template: str, phrases: Sequence[str]) -> tuple[list[str], list[tuple[
             tokens.extend(words)
         else:
             tokens.extend(tokenize(piece))
-    return tokens, spans  # type: ignore[return-value]
+    return tokens, spans
 
 
 def _find(tokens: Sequence[str], phrase: str) -> tuple[int, int] | None:
@@ -374,7 +374,7 @@ def make_image(rng: random.Random, classes: Sequence[str], index: int, split: st
         cand = tokenize(reply)
         found = [_find(cand, p) for p in phrases]
         if cand and all(found) and len({s for s in found}) == len(found):
-            tokens, spans, source = cand, found, llm.id
+            tokens, spans, source = cand, list(found), llm.id
         else:
             log.info("FGCA %s: LLM text %r misses a phrase; using a template", image_id, reply)
     if tokens is None:

@@ -99,7 +99,7 @@ class ImageViews:
             raise MabsaError(f"regions={mode!r}: use 'auto', 'stand-in' or 'perceive'")
         self.mode, self.segmenter, self.interpreter = mode, segmenter, interpreter
         self.cache, self.max_regions, self.image_root = cache, max_regions, image_root
-        self._perceiver = None
+        self._perceiver: Perceiver | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,7 +138,7 @@ class ImageViews:
             raise ImageLoadError(post.image or f"post {post.id}", f"no such file {hint}")
         seen = self._perceiver.perceive(path)
         whole = Image.open(path).convert("RGB") if with_images else None
-        units = []
+        units: list[RegionUnit] = []
         for r in seen.regions or ():
             if r.is_background:
                 continue  # the background is part of I (the whole image / its caption)

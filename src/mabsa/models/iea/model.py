@@ -90,7 +90,7 @@ def lora_wrap(model: nn.Module, lora: Mapping[str, Any], target_modules: Any) ->
     return get_peft_model(model, cfg)
 
 
-def base_state_save(peft_model: nn.Module, directory: Path) -> None:
+def base_state_save(peft_model: Any, directory: Path) -> None:
     """Save the frozen base model without its LoRA layers (as ``from_pretrained`` expects)."""
     base = peft_model.get_base_model()
     state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if ".lora_" not in k}
@@ -119,7 +119,7 @@ class CausalLMGenerator(nn.Module):
 
     takes_images = False
 
-    def __init__(self, lm: nn.Module, tokenizer: Any):
+    def __init__(self, lm: Any, tokenizer: Any):
         super().__init__()
         self.lm, self.tokenizer = lm, tokenizer
         if tokenizer.pad_token_id is None:
@@ -195,7 +195,7 @@ class VisionLanguageGenerator(nn.Module):
 
     takes_images = True
 
-    def __init__(self, vlm: nn.Module, processor: Any):
+    def __init__(self, vlm: Any, processor: Any):
         super().__init__()
         self.lm, self.processor = vlm, processor
         self.tokenizer = processor.tokenizer
@@ -409,6 +409,7 @@ class IEAProcessor:
     def _prompt(self, post: Post, aspect: int | None) -> str:
         """The task line: extraction, or (MASC) the polarity of the given aspect ``aspect``."""
         if self.task == "masc":
+            assert aspect is not None  # masc features are one per given aspect
             return TASK_PROMPT_MASC.format(term=post.aspects[aspect].term)
         return TASK_PROMPT if self.task == "jmasa" else TASK_PROMPT_MATE
 
@@ -427,7 +428,7 @@ class IEAProcessor:
                 target = None
                 if with_labels:
                     target = (
-                        POLARITY_NAMES[post.aspects[j].polarity]
+                        POLARITY_NAMES[post.aspects[j].polarity]  # type: ignore[index]  # labelled: gold polarity
                         if j is not None
                         else format_target(post.aspects, self.task == "jmasa")
                     )
@@ -455,7 +456,7 @@ class IEA(MabsaModel):
 
     def __init__(self, config: IEAConfig, task: str, processor: IEAProcessor, generator: nn.Module):
         super().__init__(config, task, processor, None)
-        self.generator = generator
+        self.generator: Any = generator
         self.max_new_tokens = config.max_new_tokens
         self.aligner_source = config.aligner
         self.generation_log = {"posts": 0, "unparseable": 0, "unmatched_terms": 0}
@@ -524,13 +525,13 @@ class IEA(MabsaModel):
     def adapter_keys(self) -> set[str]:
         return {n for n, p in self.named_parameters() if p.requires_grad}
 
-    def state_dict(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def state_dict(self, *args: Any, **kwargs: Any):
         full = super().state_dict(*args, **kwargs)
         keep = self.adapter_keys()
         prefix = kwargs.get("prefix", "")
         return OrderedDict((k, v) for k, v in full.items() if k[len(prefix) :] in keep)
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
         keep = self.adapter_keys()
         missing = sorted(keep - set(state_dict))
         unexpected = sorted(set(state_dict) - keep)
@@ -539,8 +540,9 @@ class IEA(MabsaModel):
             raise RuntimeError(f"adapter weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
         return nn.modules.module._IncompatibleKeys(missing, unexpected)
 
-    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
-        """All trainable parameters are LoRA adapters: one group at ``lr``."""
+    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+        """All trainable parameters are LoRA adapters: one group at ``lr`` (they have no layer
+        order to decay along)."""
         params = [p for p in self.parameters() if p.requires_grad]
         return [{"params": params, "lr": lr, "weight_decay": weight_decay}]
 
@@ -575,6 +577,7 @@ class IEA(MabsaModel):
     def _given_aspect_polarity(self, feature: IEAFeature, text: str, prob: float) -> Aspect:
         """MASC: the given aspect with the polarity word of the answer (none readable: no
         polarity, which scores as wrong)."""
+        assert feature.post is not None and feature.aspect_index is not None  # masc features carry both
         given = feature.post.aspects[feature.aspect_index]
         polarity = parse_polarity(text)
         self.generation_log["posts"] += 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from mabsa.data.formats import tokenize
@@ -79,7 +79,7 @@ def _pairs(text: str, with_polarity: bool) -> list[tuple[str, Polarity | None]]:
     return out
 
 
-def locate(tokens: Sequence[str], term: str, taken: set[tuple[int, int]] = frozenset()) -> tuple[int, int] | None:
+def locate(tokens: Sequence[str], term: str, taken: Set[tuple[int, int]] = frozenset()) -> tuple[int, int] | None:
     """Token span of ``term`` in ``tokens``: exact, normalised, then fuzzy; an untaken span first."""
     words = tokenize(term)
     if not words:

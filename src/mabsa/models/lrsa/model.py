@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -168,7 +168,7 @@ class LRSAProcessor(MultimodalProcessor):
     # -- encoding ------------------------------------------------------------------------
     def encode(self, posts: Sequence[Post], with_labels: bool = True) -> list:
         self._texts, self._generated = {}, 0
-        features = super().encode(posts, with_labels)
+        features: list[Any] = super().encode(posts, with_labels)  # with the rationale fields set below
         for f in features:
             if f.aspect_index is None:  # extraction: the post as a term extractor sees it
                 post, aspect = f.post, None
@@ -258,8 +258,7 @@ class _LRSA(MabsaModel):
     """What the tagger and the classifier share: how the fused hidden states are made."""
 
     name = "lrsa"
-
-    config_class = LRSAConfig
+    config_class: ClassVar[type[ModelConfig]] = LRSAConfig
 
     def __init__(self, config: LRSAConfig, task: str, processor: LRSAProcessor, text_encoder: TextEncoder):
         super().__init__(config, task, processor, text_encoder)  # + the text-crf / text-cls head
@@ -370,7 +369,7 @@ class _LRSA(MabsaModel):
         if use is not None and self.injection == "segment":
             keep = use[:, None]
             ids = torch.where(keep, ids, batch["plain_input_ids"])
-            types = torch.where(keep, types, batch["plain_token_type_ids"])
+            types = torch.where(keep, batch["token_type_ids"], batch["plain_token_type_ids"])
             mask = torch.where(keep, mask, batch["plain_attention_mask"])
             width = int(mask.sum(1).max())  # rows without rationale may leave trailing padding only
             ids, types, mask = ids[:, :width], types[:, :width], mask[:, :width]
@@ -410,7 +409,7 @@ class LRSA(MabsaModel):
     """``mabsa train --model lrsa``: the tagger for jmasa/mate, the classifier for masc."""
 
     tasks = ("jmasa", "mate", "masc")
-    config_class = LRSAConfig
+    config_class: ClassVar[type[ModelConfig]] = LRSAConfig
 
     @classmethod
     def _impl(cls, task: str) -> type[_LRSA]:
@@ -418,11 +417,11 @@ class LRSA(MabsaModel):
         return LRSAClassifier if task == "masc" else LRSATagger
 
     @classmethod
-    def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> _LRSA:
+    def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> MabsaModel:
         return cls._impl(task).create(args, task)
 
     @classmethod
-    def restore(cls, args: Mapping[str, Any] | ModelConfig, task: str, directory: str | Path) -> _LRSA:
+    def restore(cls, args: Mapping[str, Any] | ModelConfig, task: str, directory: str | Path) -> MabsaModel:
         return cls._impl(task).restore(args, task, directory)
 
 

@@ -117,7 +117,7 @@ class Pipeline(MabsaModel):
                 f"model_args.polarity_input: expected one of {POLARITY_INPUTS}, got {config.polarity_input!r}"
             )
         processor = PipelineProcessor(terms.processor, polarity.processor, config.polarity_input)
-        super().__init__(config, task, processor, None)  # type: ignore[arg-type]
+        super().__init__(config, task, processor, None)
         self.terms, self.polarity = terms, polarity
 
     @classmethod

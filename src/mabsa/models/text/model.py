@@ -9,13 +9,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from mabsa.data.records import Aspect
 from mabsa.models.base import MabsaModel, register
+from mabsa.models.config import ModelConfig, TextEncoderFields
 from mabsa.models.text.config import TextClsConfig, TextCRFConfig
 from mabsa.modules.crf import CRF, bio_transition_constraints
 from mabsa.processing.processor import POLARITIES
@@ -31,9 +32,9 @@ def gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Ten
 @register("text-crf")
 class TextCRF(MabsaModel):
     tasks = ("jmasa", "mate")
-    config_class = TextCRFConfig
+    config_class: ClassVar[type[ModelConfig]] = TextCRFConfig
 
-    def __init__(self, config: TextCRFConfig, task, processor, text_encoder):
+    def __init__(self, config: TextEncoderFields, task, processor, text_encoder):
         super().__init__(config, task, processor, text_encoder)
         labels = processor.labels
         self.dropout = nn.Dropout(config.dropout)
@@ -87,9 +88,9 @@ def cls_and_aspect(hidden: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tens
 @register("text-cls")
 class TextClassifier(MabsaModel):
     tasks = ("masc",)
-    config_class = TextClsConfig
+    config_class: ClassVar[type[ModelConfig]] = TextClsConfig
 
-    def __init__(self, config: TextClsConfig, task, processor, text_encoder):
+    def __init__(self, config: TextEncoderFields, task, processor, text_encoder):
         super().__init__(config, task, processor, text_encoder)
         hidden = text_encoder.hidden_size
         self.dropout = nn.Dropout(config.dropout)
