@@ -13,7 +13,7 @@ import pytest
 from mabsa.serve import Limits, ServeConfig, create_app
 from serve_support import running_server, tiny_checkpoint
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
 
 
 @pytest.fixture(scope="module")
