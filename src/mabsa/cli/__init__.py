@@ -134,11 +134,25 @@ def models() -> None:
 
 @models.command("list")
 def models_list() -> None:
+    """The embedded models: name, size on disk when installed, state, description, licence."""
     from mabsa import embedded
 
+    rows = []
     for name, m in sorted(embedded.registered().items()):
-        state = "installed" if embedded.is_installed(name) else "missing"
-        click.echo(f"{name:<18}{state:<11}{m.description}  [{m.license}]")
+        installed = embedded.is_installed(name)
+        size = _size(embedded.embedded_path(name)) if installed else ""
+        rows.append((name, "installed" if installed else "missing", size, m.description, m.license))
+    header = ("name", "state", "size", "description", "licence")
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(4)]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
+
+
+def _size(path: Path) -> str:
+    """Size on disk of a file, or of the folder it is in (the weights' package or directory)."""
+    root = path if path.is_dir() else path.parent
+    total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    return f"{total / 1e6:.0f} MB" if total >= 1e6 else f"{total / 1e3:.0f} kB"
 
 
 @models.command("install")

@@ -164,14 +164,16 @@ def evaluate_command(checkpoint, dataset, split, batch_size, output):
     "input_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Posts file (jsonl or any supported format); streamed in chunks.",
+    help="Posts file (jsonl or any supported format; needs --output); streamed in chunks. A jsonl "
+    "post without an id is numbered by its line.",
 )
 @click.option(
     "--output",
     "output_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Where to write predicted posts (format from the extension).",
+    help="Where to write predicted posts (format from the extension; folders are made). Required "
+    "with --input; with --text, the predictions go there instead of to stdout.",
 )
 @click.option("--batch-size", default=64, show_default=True)
 @click.option(
@@ -185,6 +187,7 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
     """Predict aspects (and polarities) for --text or an --input file."""
     from mabsa.api import load
     from mabsa.data import iter_posts, write_posts
+    from mabsa.processing.images import load_image
 
     if bool(texts) == bool(input_path):
         raise MabsaError("give either --text (one or more) or --input FILE")
@@ -196,6 +199,12 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
             f"{', '.join(given)} apply to --text only; with --input, put them in the "
             "posts file (fields image, caption, aspects)"
         )
+    # what can be checked without the model is checked before loading it (seconds)
+    for i, text in enumerate(texts, 1):
+        if not text.strip():
+            raise MabsaError(f"--text is empty (--text #{i})")
+    if image is not None:
+        load_image(image)  # a missing file or a non-image: one clear error, exit 2
     if engine == "ray":
         from mabsa.engine.ray_predict import predict_file_ray
 
@@ -205,6 +214,8 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
         click.echo(f"wrote {n} posts to {output_path}", err=True)
         return
     predictor = load(checkpoint, batch_size=batch_size)
+    if image is not None and not predictor.reads_image:
+        click.echo(f"note: model {predictor.config.get('model')!r} does not use images; --image is ignored", err=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if texts:
@@ -214,13 +225,17 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
                 aspects=[list(aspects) or None] * len(texts),
                 captions=[caption] * len(texts),
             )
-            for p in preds:
-                click.echo(json.dumps(p.to_dict(), ensure_ascii=False))
+            if output_path:
+                write_posts([p.to_post(str(i)) for i, p in enumerate(preds, 1)], output_path)
+                click.echo(f"wrote {output_path}", err=True)
+            else:
+                for p in preds:
+                    click.echo(json.dumps(p.to_dict(), ensure_ascii=False))
         else:
             from tqdm.auto import tqdm
 
             # Posts are counted as they are read; memory holds one chunk at a time.
-            posts = tqdm(iter_posts(input_path), desc="predict", unit="post", disable=None)
+            posts = tqdm(iter_posts(input_path, number_missing_ids=True), desc="predict", unit="post", disable=None)
             write_posts(predictor.iter_predictions(posts, chunk_size=max(8 * batch_size, 256)), output_path)
             click.echo(f"wrote {output_path}", err=True)
     for w in caught:

@@ -12,7 +12,7 @@ import click
 
 from mabsa.errors import MabsaError
 from mabsa.perception.records import Perception
-from mabsa.processing.images import iter_image_files
+from mabsa.processing.images import IMAGE_SUFFIXES, iter_image_files
 
 
 def _format(p: Perception) -> str:
@@ -95,6 +95,9 @@ def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, se
         raise click.UsageError("give image files/folders, or --dataset with --images")
     if dataset and not images_dir:
         raise click.UsageError("--dataset needs --images DIR (the folder holding its images)")
+    files = iter_image_files(list(paths))
+    if paths and not files:  # before loading any model
+        raise MabsaError(f"no images found in {', '.join(map(str, paths))} (looked for {', '.join(IMAGE_SUFFIXES)})")
     none = lambda s: None if s in (None, "", "none") else s
     config = PerceptionConfig(
         face_detector=none(face_detector),
@@ -130,7 +133,7 @@ def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, se
         if missing:
             click.echo("missing (first 5): " + ", ".join(missing[:5]), err=True)
 
-    for path in iter_image_files(list(paths)):
+    for path in files:
         try:
             p = perceiver.perceive(path)
         except MabsaError as e:

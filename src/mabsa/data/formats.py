@@ -18,6 +18,7 @@ are merged into one :class:`Post`; see :func:`_merge_aspect_rows`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -92,8 +93,9 @@ def _polarity(path: Path, line: int, value: Any) -> Polarity:
 
 
 # -- JSONL (canonical) -------------------------------------------------------------------
-def iter_jsonl(path: Path) -> Iterator[Post]:
-    """Stream posts from canonical JSONL, one line at a time (bounded memory)."""
+def iter_jsonl(path: Path, number_missing_ids: bool = False) -> Iterator[Post]:
+    """Stream posts from canonical JSONL, one line at a time (bounded memory). With
+    ``number_missing_ids`` (posts to predict), a post without ``id`` gets its line number."""
     try:
         handle = open(path, "rb")
     except OSError as e:
@@ -110,17 +112,25 @@ def iter_jsonl(path: Path) -> Iterator[Post]:
                 d = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataFormatError(path, lineno, f"invalid JSON: {e.msg}") from None
-            yield _post_from_jsonl(path, lineno, d)
+            yield _post_from_jsonl(path, lineno, d, number_missing_ids)
 
 
-def _post_from_jsonl(path: Path, lineno: int, d: Any) -> Post:
+def _post_from_jsonl(path: Path, lineno: int, d: Any, number_missing_ids: bool = False) -> Post:
     if not isinstance(d, dict):
         raise DataFormatError(path, lineno, "expected a JSON object per line")
-    if "tokens" not in d and "text" in d:
+    if d.get("text") is not None and not isinstance(d["text"], str):
+        raise DataFormatError(path, lineno, "'text' must be a string")
+    tokens = d.get("tokens")
+    if tokens is not None and (not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens)):
+        raise DataFormatError(path, lineno, "'tokens' must be a list of strings")
+    if tokens is None and d.get("text") is not None:
         d = {**d, "tokens": tokenize(d["text"])}
-    for key in ("id", "tokens"):
-        if key not in d:
-            raise DataFormatError(path, lineno, f"missing field {key!r}")
+    if d.get("tokens") is None:
+        raise DataFormatError(path, lineno, "missing field 'text' (or 'tokens')")
+    if "id" not in d:
+        if not number_missing_ids:
+            raise DataFormatError(path, lineno, "missing field 'id'")
+        d = {**d, "id": str(lineno)}
     for i, a in enumerate(d.get("aspects") or ()):
         if not isinstance(a, dict) or "start" not in a or "end" not in a:
             raise DataFormatError(path, lineno, f"aspect {i}: needs 'start' and 'end'")
@@ -501,18 +511,31 @@ def read_posts(path: str | Path, fmt: str | None = None) -> list[Post]:
     return READERS[_check_format(fmt or guess_format(path))](path)
 
 
-def iter_posts(path: str | Path, fmt: str | None = None) -> Iterator[Post]:
-    """Like :func:`read_posts`, but streams JSONL line by line."""
+def iter_posts(path: str | Path, fmt: str | None = None, *, number_missing_ids: bool = False) -> Iterator[Post]:
+    """Like :func:`read_posts`, but streams JSONL line by line (``number_missing_ids``: see
+    :func:`iter_jsonl`)."""
     path = Path(path)
     fmt = _check_format(fmt or guess_format(path))
     if fmt == "jsonl":
-        return iter_jsonl(path)
+        return iter_jsonl(path, number_missing_ids)
     return iter(READERS[fmt](path))
 
 
 def write_posts(posts: Iterable[Post], path: str | Path, fmt: str | None = None) -> None:
+    """Write ``posts`` to ``path`` (its folders are made); nothing is left at ``path`` if
+    writing fails: the file is written beside it and renamed when complete."""
     path = Path(path)
-    WRITERS[_check_format(fmt or guess_format(path))](posts, path)
+    writer = WRITERS[_check_format(fmt or guess_format(path))]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataFormatError(path, None, f"cannot create its folder: {e.strerror or e}") from None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        writer(posts, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _skip(ws: re.Pattern[str], text: str, pos: int) -> int:

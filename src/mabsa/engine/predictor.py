@@ -36,6 +36,10 @@ class Prediction:
             "truncated": self.truncated,
         }
 
+    def to_post(self, post_id: str) -> Post:
+        """The prediction as a post (for writing it in any dataset format)."""
+        return Post(id=post_id, tokens=self.tokens, text=self.text, aspects=self.aspects)
+
 
 AspectSpec = str | tuple[int, int]
 
@@ -62,6 +66,12 @@ class Predictor:
     @property
     def max_length(self) -> int:
         return self.model.processor.max_length
+
+    @property
+    def reads_image(self) -> bool:
+        """Whether an image changes this model's answer (its texts or its pixels)."""
+        processor = self.model.processor
+        return bool(processor.reads_image_texts) or getattr(processor, "visual_source", None) == "image"
 
     # -- raw text ------------------------------------------------------------------------
     def _post(
