@@ -22,6 +22,7 @@ TINY_SETS = [
     "train.patience=0",
     "train.head_lr=0.01",
     "train.lr=0.001",
+    "train.keep_last=true",  # these tests compare the resume state of finished runs
 ]
 
 
@@ -218,3 +219,19 @@ def test_training_on_a_single_file_is_refused(tmp_path):
     with pytest.raises(MabsaError, match="training needs train/dev/test splits"):
         trainer.train(load_run_config("text-crf", sets=TINY_SETS), str(data), "jmasa", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_run_drops_its_resume_state_and_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    config = load_run_config("text-crf", sets=[s for s in TINY_SETS if "keep_last" not in s] + ["train.epochs=1"])
+    old = os.umask(0o022)
+    try:
+        run(tmp_path, "d", config=config)
+    finally:
+        os.umask(old)
+    out = tmp_path / "d"
+    assert (out / ckpt.WEIGHTS_FILE).is_file() and (out / ckpt.METRICS_FILE).is_file()
+    assert not (out / ckpt.LAST_DIR).exists()  # the resume state went once the run finished
+    assert stat.S_IMODE((out / ckpt.WEIGHTS_FILE).stat().st_mode) == 0o644

@@ -34,6 +34,7 @@ from mabsa.models.saving import (
     WEIGHTS_FILE,
     CheckpointError,
     code_version,
+    default_file_mode,
     load_model,
     load_weights,
     read_checkpoint_config,
@@ -56,6 +57,7 @@ __all__ = [
     "load_model",
     "load_resume_state",
     "load_weights",
+    "remove_resume_state",
     "read_checkpoint_config",
     "read_json",
     "save_resume_state",
@@ -108,6 +110,7 @@ def save_resume_state(
     save_weights(model, tmp / WEIGHTS_FILE)
     tensors, meta = optimizer_state_to_files(optimizer)
     save_file(tensors, str(tmp / OPTIMIZER_FILE))
+    os.chmod(tmp / OPTIMIZER_FILE, default_file_mode())
     write_json(tmp / STATE_FILE, {**trainer_state, "optimizer": meta})
     final = directory / LAST_DIR
     old = directory / (LAST_DIR + ".old")
@@ -116,6 +119,11 @@ def save_resume_state(
     os.replace(tmp, final)
     if old.exists():
         shutil.rmtree(old)
+
+
+def remove_resume_state(directory: Path) -> None:
+    for name in (LAST_DIR, LAST_DIR + ".old", LAST_DIR + ".tmp"):
+        shutil.rmtree(directory / name, ignore_errors=True)
 
 
 def load_resume_state(

@@ -52,6 +52,7 @@ class TrainConfig:
     num_threads: int | None = None  # torch intra-op threads; None = leave as is
     log_every: int = 50  # steps between JSONL step records
     save_every_steps: int = 0  # also save the resume state every N steps inside an epoch (0: epoch ends only)
+    keep_last: bool = False  # keep the resume state (last/: weights + optimizer) once the run has finished
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
@@ -200,7 +201,7 @@ def load_run_config(
 
 
 # Train options that change speed or logging, not what a run learns: a resume may change them.
-RESUME_FREE_TRAIN_OPTIONS = frozenset({"num_threads", "eval_batch_size", "log_every", "save_every_steps"})
+RESUME_FREE_TRAIN_OPTIONS = frozenset({"num_threads", "eval_batch_size", "log_every", "save_every_steps", "keep_last"})
 
 
 def run_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:

@@ -419,6 +419,8 @@ class Trainer:
         if self.main:
             ckpt.write_json(self.out / ckpt.METRICS_FILE, metrics)
             self.log.write({"type": "test", "best_epoch": state["best_epoch"], "test": test})
+            if not tc.keep_last:  # finished: the resume state (as large as weights + optimizer) has done its job
+                ckpt.remove_resume_state(self.out)
         self.acc.wait_for_everyone()
         return metrics
 

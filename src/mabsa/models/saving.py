@@ -69,7 +69,15 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={"format": "pt"})
+    os.chmod(tmp, default_file_mode())  # safetensors writes 0600; a checkpoint is shared like any file
     os.replace(tmp, path)
+
+
+def default_file_mode() -> int:
+    """0666 less the process umask: what ``open(path, "w")`` would give."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
