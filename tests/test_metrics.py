@@ -6,7 +6,7 @@ import pytest
 
 from mabsa.data.records import Aspect, Polarity, Post
 from mabsa.errors import MabsaError
-from mabsa.metrics import jmasa_scores, masc_scores, mate_scores, score
+from mabsa.metrics import jmasa_scores, masc_scores, mate_scores, polarity_scores, score
 
 POS, NEU, NEG = Polarity.POS, Polarity.NEU, Polarity.NEG
 
@@ -211,16 +211,28 @@ def test_macro_f1_with_class_absent_from_gold():
     assert list(masc_scores(gold, gold)["per_class"]) == ["POS", "NEU"]
 
 
+def test_polarity_over_gold_aspects_and_over_found_spans():
+    # gold aspects 5; spans found (MATE hits): p1(0,1) POS ok, p2(1,2) POS vs NEU wrong,
+    # p3(0,2) POS ok, p3(3,4) NEU ok -> 4 found, 3 right: sentiment_acc_on_found = 3/4.
+    # Over all 5 gold aspects (p1(2,4) not found counts wrong): 3/5 = JMASA recall here.
+    got = polarity_scores(GOLD, PRED)
+    assert got["n_found"] == 4 and got["n_gold"] == 5
+    assert got["sentiment_acc_on_found"] == pytest.approx(3 / 4)
+    assert got["accuracy_over_gold_aspects"] == pytest.approx(3 / 5) == jmasa_scores(GOLD, PRED)["recall"]
+    # JMASA F1 6/11 vs MATE F1 8/11 x 3/4 = 6/11: the decomposition holds exactly here
+    assert jmasa_scores(GOLD, PRED)["f1"] == pytest.approx(mate_scores(GOLD, PRED)["f1"] * 3 / 4)
+
+
 def test_score_dispatch_and_json():
     everything = score(iter(GOLD), iter(PRED), "all")
-    assert set(everything) == {"jmasa", "mate", "masc"}
+    assert set(everything) == {"jmasa", "mate", "polarity"}
     assert everything["jmasa"] == jmasa_scores(GOLD, PRED)
     assert everything["mate"] == mate_scores(GOLD, PRED)
-    assert everything["masc"] == masc_scores(GOLD, PRED)
+    assert everything["polarity"] == polarity_scores(GOLD, PRED)
     assert score(GOLD, PRED, "MATE") == mate_scores(GOLD, PRED)
     assert json.loads(json.dumps(everything)) == everything
     for task in everything.values():
-        for key in ("precision", "recall", "f1", "accuracy", "macro_f1"):
+        for key in ("precision", "recall", "f1", "accuracy_over_gold_aspects", "sentiment_acc_on_found"):
             if key in task:
                 assert type(task[key]) is float
     with pytest.raises(ValueError, match="unknown task 'absa'"):
@@ -250,7 +262,7 @@ def test_real_data_gold_against_itself_and_all_neutral():
     perfect = score(gold, gold, "all")
     for task in ("jmasa", "mate"):
         assert perfect[task]["f1"] == 1.0 and perfect[task]["n_correct"] == n
-    assert perfect["masc"]["accuracy"] == perfect["masc"]["macro_f1"] == 1.0
+    assert perfect["polarity"]["accuracy_over_gold_aspects"] == perfect["polarity"]["sentiment_acc_on_found"] == 1.0
 
     neutral = [p.with_aspects(replace(a, polarity=NEU) for a in p.aspects) for p in gold]
     got = score(gold, neutral, "all")
@@ -260,6 +272,7 @@ def test_real_data_gold_against_itself_and_all_neutral():
     for key in ("precision", "recall", "f1"):
         assert got["jmasa"][key] == pytest.approx(share)
     assert got["jmasa"]["n_correct"] == counts[NEU]
-    assert got["masc"]["accuracy"] == pytest.approx(share)
+    assert got["polarity"]["accuracy_over_gold_aspects"] == pytest.approx(share)
+    assert got["polarity"]["sentiment_acc_on_found"] == pytest.approx(share)  # every span found
     # NEU: P 607/1037, R 1 -> F1 = 2*607/(1037+607); POS and NEG F1 0 -> macro = that / 3
-    assert got["masc"]["macro_f1"] == pytest.approx(2 * 607 / (1037 + 607) / 3)
+    assert got["polarity"]["macro_f1_over_gold_aspects"] == pytest.approx(2 * 607 / (1037 + 607) / 3)

@@ -14,7 +14,7 @@ from typing import Any
 from mabsa.data.records import Polarity, Post
 from mabsa.errors import MabsaError
 
-__all__ = ["ScoringError", "TASKS", "jmasa_scores", "masc_scores", "mate_scores", "score"]
+__all__ = ["ScoringError", "TASKS", "jmasa_scores", "masc_scores", "mate_scores", "polarity_scores", "score"]
 
 TASKS = ("jmasa", "mate", "masc")
 
@@ -162,15 +162,48 @@ def masc_scores(gold: Iterable[Post], pred: Iterable[Post]) -> dict[str, Any]:
     }
 
 
+def polarity_scores(gold: Iterable[Post], pred: Iterable[Post]) -> dict[str, Any]:
+    """The polarity side of a JMASA prediction, two ways:
+
+    * ``accuracy_over_gold_aspects``: right polarity over *all* gold aspects (a gold aspect whose
+      span was not found counts as wrong). This is what :func:`masc_scores` computes, and on a
+      MASC prediction (every gold span given) it is MASC accuracy; on a JMASA prediction it is
+      JMASA recall.
+    * ``sentiment_acc_on_found``: right polarity over the gold aspects whose span *was* found,
+      the field's usual polarity accuracy of a joint model (JMASA ~= MATE F1 x this).
+    """
+    gold, pred = list(gold), list(pred)
+    over_gold = masc_scores(gold, pred)
+    gold_posts, pred_posts = _matched(gold, pred)
+    predicted: dict[Span, set[Polarity | None]] = {}
+    for post in pred_posts:
+        for a in post.aspects:
+            predicted.setdefault((post.id, a.start, a.end), set()).add(a.polarity)
+    found = [(g, predicted[(i, s, e)]) for i, s, e, g in _gold_polarities(gold_posts) if (i, s, e) in predicted]
+    n_right = sum(options == {g} for g, options in found)
+    return {
+        "accuracy_over_gold_aspects": over_gold["accuracy"],
+        "macro_f1_over_gold_aspects": over_gold["macro_f1"],
+        "n_gold": over_gold["n"],
+        "sentiment_acc_on_found": float(n_right / len(found)) if found else 0.0,
+        "n_found": len(found),
+    }
+
+
 _SCORERS = {"jmasa": jmasa_scores, "mate": mate_scores, "masc": masc_scores}
 
 
 def score(gold: Iterable[Post], pred: Iterable[Post], task: str) -> dict[str, Any]:
-    """Scores for ``task``: ``"jmasa"``, ``"mate"``, ``"masc"``, or ``"all"`` (nested by task)."""
+    """Scores for ``task``: ``"jmasa"``, ``"mate"``, ``"masc"``, or ``"all"``: JMASA and MATE
+    scores and the polarity scores of :func:`polarity_scores`, nested by name."""
     gold, pred = list(gold), list(pred)
     key = str(task).strip().lower()
     if key == "all":
-        return {name: scorer(gold, pred) for name, scorer in _SCORERS.items()}
+        return {
+            "jmasa": jmasa_scores(gold, pred),
+            "mate": mate_scores(gold, pred),
+            "polarity": polarity_scores(gold, pred),
+        }
     try:
         scorer = _SCORERS[key]
     except KeyError:
