@@ -164,6 +164,19 @@ def test_inputs_follow_the_paper_layout(posts):
     assert ours.startswith(("There are", "There is")) and "picture" not in ours
 
 
+def test_a_tokenizer_without_sep_separates_with_its_end_token(posts):
+    """EmbeddingGemma has no [SEP]: the branch pair is T <eos> A <eos> X, never the word 'None'."""
+    from mabsa.encoders.text import load_tokenizer
+    from mabsa.models.fite.model import FiteProcessor
+
+    tok = load_tokenizer("embeddinggemma-300m")
+    assert tok.sep_token is None
+    f = FiteProcessor(tok).encode(posts[:1])[0]
+    face = tok.decode(f.branch_inputs["face"][0])
+    a = posts[0].aspects[0]
+    assert "None" not in face and f"<eos><bos>{a.term} <eos> There" in face, face
+
+
 @pytest.mark.parametrize(
     "args",
     [

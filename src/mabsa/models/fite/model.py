@@ -91,7 +91,9 @@ class _BranchProcessor(Processor):
     def image_text_for(self, post: Post, aspect: Aspect | None = None) -> str:
         assert aspect is not None  # masc: one feature per given aspect
         extra = self.text_for(post, aspect) or ""
-        return f"{aspect.term} {self.tokenizer.sep_token} {extra}".strip()
+        # Gemma-style tokenizers have no [SEP]; their end-of-sequence token separates as well
+        sep = self.tokenizer.sep_token or self.tokenizer.eos_token
+        return f"{aspect.term} {sep} {extra}".strip()
 
 
 class FiteProcessor(Processor):
