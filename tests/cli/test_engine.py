@@ -248,3 +248,32 @@ def test_predict_with_an_image_file_reads_its_per_image_texts(tmp_path):
     text = processor.tokenizer.decode(processor.encode([post])[0].input_ids)
     assert "a man on the moon" in text and "1 person in the image" in text
     assert predictor.predict("Eileen Collins in space", image="photo.jpg").tokens[0] == "Eileen"
+
+
+def test_training_output_is_a_header_epoch_lines_and_a_summary(mabsa_cli, work, monkeypatch):
+    """Issue #28 items 17-18: on a non-terminal, plain lines instead of progress bars; a busy
+    machine is named; stdout keeps the JSON alone."""
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 3.0, 0.0, 0.0))
+    r = mabsa_cli(
+        "train",
+        "--model",
+        "text-crf",
+        "--task",
+        "jmasa",
+        "--output",
+        work / "plain",
+        *[a for a in TINY if a != "--no-progress"],
+    )
+    assert r.exit_code == 0, r.output
+    err = r.stderr.splitlines()
+    assert err[0].startswith("warning: the machine is busy") and f"on {cores} cores" in err[0]
+    assert err[1].startswith("train: model text-crf, dataset twitter2015, task jmasa, encoder minilm, epochs 1")
+    assert f"threads {cores}" in err[1]
+    assert any(line.startswith("epoch 1/1: train loss ") for line in err)
+    assert "\r" not in r.stderr and "it/s" not in r.stderr  # no progress bars in a log
+    summary = {line.split("  ")[1].strip(): line for line in err if line.startswith("  ")}
+    assert {"best dev epoch", "dev jmasa f1", "test jmasa f1", "time", "checkpoint"} <= set(summary)
+    assert json.loads(r.stdout)["best_epoch"] == 1

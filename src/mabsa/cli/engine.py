@@ -7,6 +7,8 @@ Each is a thin shell over :mod:`mabsa.engine`; user mistakes raise ``MabsaError`
 from __future__ import annotations
 
 import json
+import os
+import time
 import warnings
 from pathlib import Path
 
@@ -75,15 +77,31 @@ def _seeds(first: str | None, extra: tuple[str, ...]) -> list[int]:
 @click.argument("extra_seeds", nargs=-1, metavar="")
 def train_command(model, dataset, task, config_file, sets, seeds, output, resume, threads, no_progress, extra_seeds):
     """Train a model; select on dev, evaluate test once at the best dev epoch."""
-    from mabsa.engine.config import load_run_config
+    from mabsa.engine.config import TrainConfig, load_run_config
     from mabsa.engine.trainer import train, train_seeds
 
     seed_list = _seeds(seeds, extra_seeds)
     extra = list(sets) + ([f"train.num_threads={threads}"] if threads else [])
     config = load_run_config(model, config_file, extra)
+    if not config["train"].get("num_threads"):
+        config["train"]["num_threads"] = len(os.sched_getaffinity(0))  # the cores this process may use
+    n_threads = config["train"]["num_threads"]
+    load = os.getloadavg()[0]
+    if load > len(os.sched_getaffinity(0)):
+        click.echo(
+            f"warning: the machine is busy (load {load:.1f} on {len(os.sched_getaffinity(0))} cores): training "
+            f"with {n_threads} threads will be slow; fewer threads (--threads 1) often run faster",
+            err=True,
+        )
     task = task.lower()
     dataset_name = Path(dataset).name if Path(dataset).exists() else dataset
     out = Path(output or f"checkpoints/{config['model']}_{dataset_name}_{task}")
+    click.echo(
+        f"train: model {config['model']}, dataset {dataset_name}, task {task}, encoder "
+        f"{config['model_args'].get('encoder', '-')}, epochs {TrainConfig.from_dict(config['train']).epochs}, "
+        f"threads {n_threads}, output {out}",
+        err=True,
+    )
     if seed_list:  # even one --seeds N writes seedN/ + summary.json, as --help says
         summary = train_seeds(config, dataset, task, out, seed_list, resume=resume, progress=not no_progress)
         click.echo(
@@ -101,7 +119,9 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
             )
         )
     else:
+        t0 = time.perf_counter()
         metrics = train(config, dataset, task, out, resume=resume, progress=not no_progress)
+        _summary_table(metrics, out, time.perf_counter() - t0)
         click.echo(
             json.dumps(
                 {
@@ -113,6 +133,20 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
                 indent=2,
             )
         )
+
+
+def _summary_table(metrics: dict, out: Path, seconds: float) -> None:
+    """The run at a glance on stderr (stdout keeps the JSON)."""
+    rows = [("best dev epoch", f"{metrics['best_epoch']} of {metrics['epochs_run']}")]
+    for split in ("dev", "test"):
+        for task, scores in (metrics.get(split) or {}).items():
+            if isinstance(scores, dict):
+                key = "f1" if "f1" in scores else "accuracy"
+                rows.append((f"{split} {task} {key}", f"{100 * scores[key]:.2f}"))
+    rows += [("time", f"{seconds / 60:.1f} min"), ("checkpoint", str(out))]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        click.echo(f"  {k.ljust(width)}  {v}", err=True)
 
 
 @click.command("evaluate", context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,6 +19,7 @@ import json
 import math
 import random
 import statistics
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -180,7 +181,8 @@ class Trainer:
             return finished
         self.setup()
         tc, state = self.tc, self.state
-        show = self.progress and self.main
+        show = self.progress and self.main and sys.stderr.isatty()  # bars on a terminal only
+        lines = self.progress and self.main and not show  # a log file gets one plain line per epoch
         bar = tqdm(total=tc.epochs, initial=state["epoch"], desc="epochs", disable=not show, dynamic_ncols=True)
         for epoch in range(state["epoch"], tc.epochs):
             if tc.patience and state["bad_epochs"] >= tc.patience:
@@ -190,6 +192,14 @@ class Trainer:
             dev = self.evaluate(self.dev_posts)
             value = self.select(epoch, dev, result, eval_seconds=time.perf_counter() - t1)
             self.save_state()
+            if lines:
+                best = " (best)" if state["best_epoch"] == epoch + 1 else ""
+                print(
+                    f"epoch {epoch + 1}/{tc.epochs}: train loss {result.loss_sum / max(result.n_batches, 1):.4f}, "
+                    f"dev {100 * value:.2f}{best}, {result.train_seconds / 60:.1f} min",
+                    file=sys.stderr,
+                    flush=True,
+                )
             bar.update(1)
             bar.set_postfix(dev=f"{value:.4f}", best=f"{state['best_value']:.4f}")
         bar.close()
@@ -295,7 +305,7 @@ class Trainer:
             loader,
             desc=f"epoch {epoch + 1}/{tc.epochs}",
             leave=False,
-            disable=not (self.progress and self.main),
+            disable=not (self.progress and self.main and sys.stderr.isatty()),
             dynamic_ncols=True,
             initial=n_batches,
         )
