@@ -324,5 +324,7 @@ def test_cli_score_hand_computed(tmp_path):
     assert out["jmasa"]["precision"] == pytest.approx(1 / 3) and out["jmasa"]["f1"] == pytest.approx(1 / 3)
     # MATE: spans (a,2,4) and (b,0,1) right -> P = R = 2/3
     assert out["mate"]["f1"] == pytest.approx(2 / 3)
-    # MASC over 3 gold aspects: New York right, Obama wrong, Merkel unpredicted -> acc 1/3
-    assert out["masc"]["accuracy"] == pytest.approx(1 / 3)
+    # polarity over 3 gold aspects: New York right, Obama wrong, Merkel unpredicted -> 1/3;
+    # over the 2 found spans (New York, Obama): 1/2
+    assert out["polarity"]["accuracy_over_gold_aspects"] == pytest.approx(1 / 3)
+    assert out["polarity"]["sentiment_acc_on_found"] == pytest.approx(1 / 2)

@@ -70,12 +70,13 @@ def _load_split(spec: str, split: str | None = None):
 @data.command("stats")
 @click.argument("dataset")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def data_stats(dataset: str, as_json: bool) -> None:
+@click.option("--from", "src_fmt", help="Format of a DATASET file (default: from its content, then its suffix).")
+def data_stats(dataset: str, as_json: bool, src_fmt: str | None) -> None:
     """Posts, aspects and POS/NEU/NEG per split of DATASET (a name, directory or file)."""
     from mabsa.data import SPLITS, load_dataset, stats
 
     if Path(dataset).is_file():
-        table = {Path(dataset).name: stats(load_dataset(dataset))}
+        table = {Path(dataset).name: stats(load_dataset(dataset, fmt=src_fmt))}
     else:
         table = {split: stats(load_dataset(dataset, split, image_texts=False)) for split in SPLITS}
     if as_json:
@@ -89,7 +90,7 @@ def data_stats(dataset: str, as_json: bool) -> None:
 @data.command("convert")
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
-@click.option("--from", "src_fmt", help="Input format (default: from the suffix).")
+@click.option("--from", "src_fmt", help="Input format (default: from the content, then the suffix).")
 @click.option("--to", "dst_fmt", help="Output format (default: from the suffix).")
 def data_convert(src: str, dst: str, src_fmt: str | None, dst_fmt: str | None) -> None:
     """Convert SRC to DST between jsonl, jmasa-json, tsv, txt and conll."""

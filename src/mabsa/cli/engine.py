@@ -160,7 +160,10 @@ def _summary_table(metrics: dict, out: Path, seconds: float) -> None:
 @click.option("--split", default="test", show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the metrics JSON here.")
-def evaluate_command(checkpoint, dataset, split, batch_size, output):
+@click.option(
+    "--from", "src_fmt", default=None, help="Format of a --dataset file (default: from its content, then suffix)."
+)
+def evaluate_command(checkpoint, dataset, split, batch_size, output, src_fmt):
     """Score a checkpoint on a dataset split (JSON to stdout)."""
     from mabsa.data import load_dataset
     from mabsa.engine import checkpoint as ckpt
@@ -170,7 +173,7 @@ def evaluate_command(checkpoint, dataset, split, batch_size, output):
     dataset = dataset or config.get("data", {}).get("dataset")
     if not dataset:
         raise MabsaError(f"{checkpoint}: the checkpoint does not name its training dataset; give --dataset")
-    gold = load_dataset(dataset, split)
+    gold = load_dataset(dataset, split, fmt=src_fmt)
     metrics = {
         "checkpoint": str(checkpoint),
         "model": config["model"],
@@ -209,6 +212,9 @@ def evaluate_command(checkpoint, dataset, split, batch_size, output):
     help="Where to write predicted posts (format from the extension; folders are made). Required "
     "with --input; with --text, the predictions go there instead of to stdout.",
 )
+@click.option(
+    "--from", "src_fmt", default=None, help="Format of the --input file (default: from its content, then suffix)."
+)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option(
     "--engine",
@@ -217,7 +223,7 @@ def evaluate_command(checkpoint, dataset, split, batch_size, output):
     show_default=True,
     help="ray: --input through Ray Data, one model per actor (docs/serve.md).",
 )
-def predict_command(checkpoint, texts, image, caption, aspects, input_path, output_path, batch_size, engine):
+def predict_command(checkpoint, texts, image, caption, aspects, input_path, output_path, src_fmt, batch_size, engine):
     """Predict aspects (and polarities) for --text or an --input file."""
     from mabsa.api import load
     from mabsa.data import iter_posts, write_posts
@@ -269,7 +275,9 @@ def predict_command(checkpoint, texts, image, caption, aspects, input_path, outp
             from tqdm.auto import tqdm
 
             # Posts are counted as they are read; memory holds one chunk at a time.
-            posts = tqdm(iter_posts(input_path, number_missing_ids=True), desc="predict", unit="post", disable=None)
+            posts = tqdm(
+                iter_posts(input_path, src_fmt, number_missing_ids=True), desc="predict", unit="post", disable=None
+            )
             write_posts(predictor.iter_predictions(posts, chunk_size=max(8 * batch_size, 256)), output_path)
             click.echo(f"wrote {output_path}", err=True)
     for w in caught:

@@ -17,6 +17,7 @@ are merged into one :class:`Post`; see :func:`_merge_aspect_rows`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -494,10 +495,31 @@ def guess_format(path: str | Path) -> str:
         raise DataFormatError(
             path,
             None,
-            f"cannot tell the format from the suffix {suffix!r}; name it with --from/--to, one of: "
-            + ", ".join(FORMATS),
+            f"cannot tell the format from the suffix {suffix!r}; give it (--from FORMAT for a file to "
+            "read, --to for one to write), one of: " + ", ".join(FORMATS),
         )
     return _BY_SUFFIX[suffix]
+
+
+def sniff_format(path: str | Path) -> str:
+    """The format of a file to read, from its first lines where they are unmistakable, else from
+    its suffix. The Twitter CoNLL release names its files ``*.txt``: a file whose first line is
+    ``IMGID:...`` is CoNLL whatever its name."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            head = [line.strip() for line in itertools.islice(f, 20) if line.strip()]
+    except OSError:
+        head = []
+    if head:
+        first = head[0]
+        if first.startswith("IMGID:"):
+            return "conll"
+        if first.startswith("{") and path.suffix.lower() != ".json":
+            return "jsonl"
+        if first.startswith("["):
+            return "jmasa-json"
+    return guess_format(path)
 
 
 def _check_format(fmt: str) -> str:
@@ -507,15 +529,16 @@ def _check_format(fmt: str) -> str:
 
 
 def read_posts(path: str | Path, fmt: str | None = None) -> list[Post]:
+    """Posts of a file in ``fmt``, or in the format its content shows (:func:`sniff_format`)."""
     path = Path(path)
-    return READERS[_check_format(fmt or guess_format(path))](path)
+    return READERS[_check_format(fmt or sniff_format(path))](path)
 
 
 def iter_posts(path: str | Path, fmt: str | None = None, *, number_missing_ids: bool = False) -> Iterator[Post]:
     """Like :func:`read_posts`, but streams JSONL line by line (``number_missing_ids``: see
     :func:`iter_jsonl`)."""
     path = Path(path)
-    fmt = _check_format(fmt or guess_format(path))
+    fmt = _check_format(fmt or sniff_format(path))
     if fmt == "jsonl":
         return iter_jsonl(path, number_missing_ids)
     return iter(READERS[fmt](path))

@@ -63,15 +63,17 @@ def dataset_dir(name_or_path: str | Path) -> Path:
     )
 
 
-def load_dataset(name_or_path: str | Path, split: str = "train", *, image_texts: bool = True) -> list[Post]:
+def load_dataset(
+    name_or_path: str | Path, split: str = "train", *, image_texts: bool = True, fmt: str | None = None
+) -> list[Post]:
     """Posts of one split, with image-derived texts joined by image id.
 
     ``name_or_path`` is a registered name (``twitter2015``), a dataset directory, or a data
     file (then ``split`` is ignored). Missing image-derived texts are ``None``.
     """
     path = Path(name_or_path)
-    if path.is_file():
-        return read_posts(path)
+    if path.is_file():  # in ``fmt``, or the format its content shows
+        return read_posts(path, fmt)
     root = dataset_dir(name_or_path)
     if split not in SPLITS:
         raise DatasetNotFoundError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
