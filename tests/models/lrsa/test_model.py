@@ -172,17 +172,18 @@ def test_frozen_encoder_is_cached_and_gets_no_gradient(posts):
     assert torch.allclose(cached, m.logits(b), atol=1e-5)
 
 
-def test_frozen_cache_is_bounded(posts, monkeypatch):
+def test_frozen_cache_is_bounded_and_per_model(posts, monkeypatch):
     import mabsa.models.lrsa.model as lrsa
 
-    monkeypatch.setattr(lrsa, "_FROZEN_CACHE", {})
-    monkeypatch.setattr(lrsa, "FROZEN_CACHE_MAX_ENTRIES", 0)
     m = tiny(freeze_encoder=True).eval()
     b = batch_of(m, posts)
     first = m.logits(b)
-    assert lrsa._FROZEN_CACHE  # the frozen path did use the cache ...
-    assert all(len(c) == 0 for c in lrsa._FROZEN_CACHE.values())  # ... and kept nothing past the bound
-    assert torch.equal(first, m.logits(b))
+    assert m._frozen_cache  # the frozen path keeps the states it computed ...
+    assert not tiny(freeze_encoder=True)._frozen_cache  # ... in this model only (no module global)
+    monkeypatch.setattr(lrsa, "FROZEN_CACHE_MAX_ENTRIES", 0)
+    bounded = tiny(freeze_encoder=True).eval()
+    assert torch.equal(bounded.logits(b), first)
+    assert not bounded._frozen_cache  # nothing kept past the bound, same answer
 
 
 def test_save_then_load_gives_identical_predictions(tmp_path, posts):

@@ -26,7 +26,6 @@ states are made), so decoding, scores and truncation behave the same.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -240,18 +239,9 @@ class LRSAProcessor(MultimodalProcessor):
         return batch
 
 
-# Frozen-encoder outputs, per encoder weights fingerprint: {(ids, types): (L, H) tensor}. Bounded,
-# so a long-lived predictor (a server) does not grow without limit: past the bound, no new entries.
-_FROZEN_CACHE: dict[str, dict[tuple, torch.Tensor]] = {}
+#: Frozen-encoder outputs a model keeps ({(ids, types): (L, H) tensor}), bounded so that a
+#: long-lived predictor (a server) does not grow without limit: past the bound, no new entries.
 FROZEN_CACHE_MAX_ENTRIES = 400_000
-
-
-def _fingerprint(module: nn.Module) -> str:
-    h = hashlib.sha1()
-    for name, p in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 class _LRSA(MabsaModel):
@@ -274,7 +264,8 @@ class _LRSA(MabsaModel):
         if self.freeze_encoder:
             for p in self.text_encoder.parameters():
                 p.requires_grad_(False)
-            self._cache_key: str | None = None
+            # the encoder is a fixed function: each input's states are computed once per model
+            self._frozen_cache: dict[tuple, torch.Tensor] = {}
         n_adapter = a.adapter_layers
         self.adapter = nn.ModuleList(
             nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, batch_first=True) for _ in range(n_adapter)
@@ -323,9 +314,7 @@ class _LRSA(MabsaModel):
     def _encode(self, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
         if not self.freeze_encoder:
             return self.text_encoder(ids, mask, types)
-        if self._cache_key is None:
-            self._cache_key = _fingerprint(self.text_encoder)
-        cache = _FROZEN_CACHE.setdefault(self._cache_key, {})
+        cache = self._frozen_cache
         lengths = mask.sum(1).tolist()
         keys = [
             (tuple(ids[i, :n].tolist()), tuple(types[i, :n].tolist()) if types is not None else ())
