@@ -39,7 +39,8 @@ def record(name: str, run: Run, seeds: list[int], runs_dir: Path) -> dict:
     from mabsa.engine.trainer import train_seeds
 
     config = load_run_config(run.model, list(run.presets), list(run.sets))
-    summary = train_seeds(config, run.dataset, run.task, runs_dir / name, seeds, resume=True, progress=False)
+    # progress: bars on a terminal, one plain line per epoch in a log
+    summary = train_seeds(config, run.dataset, run.task, runs_dir / name, seeds, resume=True, progress=True)
     per_seed = []
     for s in seeds:
         metrics = json.loads((runs_dir / name / f"seed{s}" / "metrics.json").read_text())
