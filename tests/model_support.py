@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import torch
 
+#: A random-init 2-layer MiniLM-shaped encoder: what model tests build instead of real weights.
+TINY_ENCODER = {
+    "random_init": True,
+    "encoder_overrides": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    },
+}
+
 
 def train_steps(model, batch, steps: int, lr: float = 1e-3, head_lr: float = 1e-2):
     """``steps`` AdamW steps of ``model`` on one fixed batch, with the model's own parameter groups.

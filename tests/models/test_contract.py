@@ -13,20 +13,9 @@ from iea_support import tiny_llama_dir
 from mabsa.data import load_dataset
 from mabsa.models import available_models, get_model_class
 from mabsa.models.saving import load_model, save_model
+from model_support import TINY_ENCODER
 
-ENCODER = {
-    "encoder": "minilm",
-    "random_init": True,
-    "encoder_overrides": {
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 37,
-        "hidden_dropout_prob": 0.0,
-        "attention_probs_dropout_prob": 0.0,
-    },
-}
-
+ENCODER = {"encoder": "minilm", **TINY_ENCODER}
 #: model -> (task, tiny model_args); ``None`` args: built from other models (see below)
 TINY = {
     "text-crf": ("jmasa", ENCODER),

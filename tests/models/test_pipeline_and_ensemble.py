@@ -17,11 +17,9 @@ from mabsa.models import get_model_class
 from mabsa.models.ensemble.model import compose_ensemble
 from mabsa.models.pipeline.model import classify_terms, combine, compose_pipeline, predict_two_stage
 from mabsa.models.saving import load_model, save_model
+from model_support import TINY_ENCODER
 
-ENCODER = {
-    "random_init": True,
-    "encoder_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37},
-}
+ENCODER = TINY_ENCODER
 
 
 def tiny(model, task, seed=0, **args):
