@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,12 @@ class Predictor:
         ]
         result = self._predict(posts)
         truncated = set(result.truncated)
-        return [Prediction(p.text or "", p.tokens, p.aspects, p.id in truncated) for p in result.posts]
+        return [
+            Prediction(
+                p.text or "", p.tokens, tuple(replace(a, term=clean_term(a.term)) for a in p.aspects), p.id in truncated
+            )
+            for p in result.posts
+        ]
 
     # -- posts ---------------------------------------------------------------------------
     def _predict(self, posts: Sequence[Post]):
@@ -187,3 +193,11 @@ def _locate(tokens: list[str], spec: AspectSpec, index: int) -> Aspect:
         if term and tokens[start : start + len(term)] == term:
             return Aspect(start, start + len(term), " ".join(term))
     raise InputError(f"text #{index}: aspect {spec!r} does not occur in the text")
+
+
+def clean_term(term: str) -> str:
+    """An aspect term as shown to a user: control and format characters from the input dropped
+    (the zero-width joiner of an emoji sequence kept), spaces collapsed. The span (start, end)
+    still points at the post's tokens as given."""
+    kept = "".join(c for c in term if c == "\u200d" or unicodedata.category(c) not in ("Cc", "Cf") or c in " \t")
+    return " ".join(kept.split())

@@ -72,9 +72,13 @@ class Feature:
     post: Post | None = None
     aspect: Aspect | None = None
 
+    #: words of the post that did not fit (a word the tokenizer gives no subword - a control
+    #: character, FITE's empty aspect markers - is never counted as cut)
+    cut_words: int = 0
+
     @property
     def truncated(self) -> bool:
-        return len(self.word_positions) < self.n_words
+        return self.cut_words > 0
 
 
 class Processor:
@@ -241,6 +245,7 @@ class Processor:
                     break
                 positions.append(cursor)
                 cursor += len(w)
+            cut_words = sum(1 for w in first_words[len(positions) :] if w)
             aspect_positions: list[int] = []
             if span is not None:
                 s, e = span
@@ -255,6 +260,7 @@ class Processor:
                     n_words=len(first),
                     word_positions=positions,
                     aspect_positions=aspect_positions,
+                    cut_words=cut_words,
                 )
             )
         return features
