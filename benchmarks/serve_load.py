@@ -82,7 +82,10 @@ async def run_phase(
     outcomes: dict[str, dict[str, int]] = {}
     failures: list[str] = []
     deadline = time.monotonic() + max_seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Idle connections expire on the client (1 s) well before the server drops them (uvicorn's
+    # timeout_keep_alive, 5 s): with equal timeouts a request can go out on a connection the server
+    # is closing at that moment and fail with ReadError, which is a client-side race, not an error.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=1.0)
 
     async def client_loop(client: httpx.AsyncClient):
         nonlocal next_index

@@ -68,6 +68,7 @@ def train_command(
 
 
 GEMMA = "model_args.encoder=embeddinggemma-300m"
+MPNET = "model_args.encoder=mpnet-base"
 TEXT_ONLY = "model_args.image_text=[]"
 CAPTION = 'model_args.image_text=["caption"]'
 ONE_THREAD = "train.num_threads=1"
@@ -125,5 +126,19 @@ QUALITY_RUNS: dict[str, Run] = {
         "twitter2015",
         sets=(GEMMA, TEXT_ONLY, "model_args.freeze_embeddings=true", "train.lr=3e-5", *BASE_BUDGET),
         note="the polarity stage: text-only classifier",
+    ),
+    "t15-masc-mpnet-lr8e-5": Run(
+        "text-cls",
+        "masc",
+        "twitter2015",
+        sets=(MPNET, TEXT_ONLY, "train.lr=8e-5", *BASE_BUDGET),
+        note="the polarity stage on MPNet-base (Gemma's classifier trailed MiniLM on dev)",
+    ),
+    "t15-masc-mpnet-lr8e-5-caption": Run(
+        "text-cls",
+        "masc",
+        "twitter2015",
+        sets=(MPNET, CAPTION, "train.lr=8e-5", *BASE_BUDGET),
+        note="MPNet polarity stage with the caption as a second segment (no gold-keyed text)",
     ),
 }
