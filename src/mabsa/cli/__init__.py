@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from click.utils import make_default_short_help
 
 from mabsa import __version__
 from mabsa.errors import MabsaError
@@ -62,10 +61,9 @@ class _Group(click.Group):
         limit = formatter.width - 6 - max(map(len, names))
         rows = []
         for name in names:
-            command = self.commands.get(name)
-            if command is None:
-                rows.append((name, make_default_short_help(LAZY_COMMANDS[name][1], limit)))
-            elif not command.hidden:
+            # a stand-in that shortens the stored summary exactly as click shortens a command's help
+            command = self.commands.get(name) or click.Command(name, help=LAZY_COMMANDS[name][1])
+            if not command.hidden:
                 rows.append((name, command.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
