@@ -63,3 +63,10 @@ def test_embedded_mpnet_loads():
     with torch.no_grad():
         h = enc(batch["input_ids"], batch["attention_mask"])
     assert enc.hidden_size == 768 and h.shape[-1] == 768 and not enc.uses_token_type_ids
+
+
+def test_a_very_long_text_gives_no_tokenizer_indexing_warning(capfd):
+    # mabsa truncates and warns itself (TruncationWarning); the tokenizer must stay quiet.
+    ids = load_tokenizer()("word " * 5000)["input_ids"]
+    assert len(ids) > 5000
+    assert "indexing errors" not in capfd.readouterr().err

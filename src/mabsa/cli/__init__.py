@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mabsa import __version__
+from mabsa.cli.errors import run_as_program
 from mabsa.errors import MabsaError
 
 #: Subcommands in their own modules, imported only when run (they pull in torch), with the first
@@ -68,12 +70,20 @@ class _Group(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except MabsaError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's standalone mode with every error in one style (:mod:`mabsa.cli.errors`)."""
+
+        def run() -> Any:
+            return super(_Group, self).main(args, prog_name, complete_var, False, **extra)
+
+        return run() if not standalone_mode else run_as_program(run)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

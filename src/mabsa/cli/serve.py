@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from mabsa.cli.errors import run_as_program
 from mabsa.errors import MabsaError
 
 
@@ -140,15 +140,5 @@ def serve_command(
 
 
 def main() -> None:
-    """``python -m mabsa.serve``: the command on its own, printing user errors as one line."""
-    try:
-        code = serve_command.main(standalone_mode=False)
-    except MabsaError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(1)
-    sys.exit(code or 0)
+    """``python -m mabsa.serve``: the command on its own, its errors in the CLI's one style."""
+    run_as_program(lambda: serve_command.main(standalone_mode=False))

@@ -91,6 +91,10 @@ def load_tokenizer(name_or_path: str = DEFAULT_TEXT_ENCODER):
     tok = _load(AutoTokenizer, name_or_path, "tokenizer")
     if not getattr(tok, "is_fast", False):
         raise TextEncoderNotFound(f"text encoder {name_or_path!r} has no fast tokenizer; mabsa needs word alignment")
+    # mabsa cuts each post to max_length itself and says so (TruncationWarning); the tokenizer's own
+    # "will result in indexing errors" warning about the uncut sequence would be wrong. This is the
+    # flag transformers sets after warning once.
+    tok.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
     return tok
 
 
