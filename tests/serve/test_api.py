@@ -96,7 +96,7 @@ def test_json_predict_equals_the_engine(client, engine):
         for a in answer["aspects"]:  # character offsets point at the aspect in the raw text
             assert tokenize(text[a["char_start"] : a["char_end"]]) == a["term"].split()
         assert answer["image"] is None and answer["timing_ms"]["total"] > 0
-        assert answer["model_read_image"] is False
+        assert answer["image_used"] is False
 
 
 def test_multipart_base64_and_data_url_images_are_accepted(client, engine):
@@ -106,7 +106,7 @@ def test_multipart_base64_and_data_url_images_are_accepted(client, engine):
     form = client.post("/v1/predict", data={"text": TEXTS[1]}, files={"image": ("red.png", image, "image/png")})
     as_json = client.post("/v1/predict", json={"text": TEXTS[1], "image_base64": base64.b64encode(image).decode()})
     assert form.status_code == 200 and as_json.status_code == 200, (form.text, as_json.text)
-    assert form.json()["model_read_image"] is False and as_json.json()["model_read_image"] is False
+    assert form.json()["image_used"] is False and as_json.json()["image_used"] is False
     same_aspects(form.json(), engine.predict(TEXTS[1]))
     data_url = "data:image/png;base64," + base64.b64encode(image).decode()
     assert client.post("/v1/predict", json={"text": TEXTS[1], "image_base64": data_url}).status_code == 200
@@ -344,8 +344,8 @@ def test_a_model_that_reads_the_image_gets_the_upload(caption_checkpoint, astron
             "/v1/predict", json={"text": text, "image_base64": base64.b64encode(photo.read_bytes()).decode()}
         )
         without = c.post("/v1/predict", json={"text": text})
-    assert with_image.status_code == 200 and with_image.json()["model_read_image"] is True
-    assert without.json()["model_read_image"] is False
+    assert with_image.status_code == 200 and with_image.json()["image_used"] is True
+    assert without.json()["image_used"] is False
     engine = load(out)
     from_file, text_only = engine.predict(text, image=str(photo)), engine.predict(text)
     # the photo changes the model's scores, so equal answers show the upload reached the model
@@ -372,7 +372,7 @@ def test_evidence_panel_and_model_share_one_perception(caption_checkpoint, astro
         calls.clear()  # the warm-up perceives a small image once
         r = c.post("/v1/predict", data={"text": text}, files={"image": ("a.jpg", photo.read_bytes())})
     assert r.status_code == 200, r.text
-    assert r.json()["model_read_image"] is True and r.json()["image"] is not None
+    assert r.json()["image_used"] is True and r.json()["image"] is not None
     assert len(calls) == 1
     same_aspects(r.json(), load(out).predict(text, image=str(photo)))
 

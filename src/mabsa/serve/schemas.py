@@ -103,7 +103,7 @@ class PredictResponse(BaseModel):
     aspects: list[AspectOut]
     truncated: bool = Field(..., description="The post was longer than the model's max_length.")
     image: ImageOut | None = Field(None, description="Image evidence (null without image or evidence).")
-    model_read_image: bool = Field(
+    image_used: bool = Field(
         False,
         description="The model itself read the image (its caption and "
         "faces, or its pixels); otherwise the image is evidence only.",

@@ -256,7 +256,7 @@ def answer(
         "aspects": aspects,
         "truncated": bool(prediction.truncated),
         "image": image_summary(perception) if perception is not None else None,
-        "model_read_image": reads_image,
+        "image_used": reads_image,
         "evidence_error": evidence_error,
         "timing_ms": timing,
     }

@@ -121,7 +121,7 @@ function renderEvidence(data) {
     if (a.rationale) parts.push(`rationale: ${[a.rationale.description, a.rationale.reason].filter(Boolean).join(" ")}`);
     if (parts.length) add(`"${a.term}"`, ...parts);
   });
-  add("Model input", data.model_read_image ? "the post text and the image (its caption and faces, or its pixels)"
+  add("Model input", data.image_used ? "the post text and the image (its caption and faces, or its pixels)"
     : "the post text only; the image is shown as evidence");
   if (data.evidence_error) add("Evidence unavailable", data.evidence_error);
   $("evidence-panel").hidden = list.childElementCount === 0;
