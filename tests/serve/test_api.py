@@ -252,9 +252,13 @@ def test_page_and_docs_need_no_internet(client):
         r = client.get(asset)
         assert r.status_code == 200 and "http://" not in r.text and "https://" not in r.text
     assert "http://" not in page.text and "https://" not in page.text
-    docs = client.get("/docs").text
-    assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
-    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    for url, asset in (("/docs", "/docs-assets/swagger-ui-bundle.js"), ("/redoc", "/docs-assets/redoc.standalone.js")):
+        docs = client.get(url).text
+        assert asset in docs and "cdn" not in docs.lower() and "https://" not in docs, url
+        assert client.get(asset).status_code == 200
+    for favicon in ("/favicon.ico", "/static/favicon.svg"):
+        r = client.get(favicon)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
     examples = client.get("/v1/examples").json()["examples"]
     assert len(examples) >= 3
     image = client.get(examples[0]["image_url"])
@@ -466,3 +470,25 @@ def test_field_path_names_list_items_with_brackets():
 
     assert field_path(("items", 0, "aspects", 2, "start")) == "items[0].aspects[2].start"
     assert field_path(("text",)) == "text" and field_path(()) == ""
+
+
+def test_every_openapi_reference_resolves(client):
+    spec = client.get("/openapi.json").json()
+
+    def refs(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    found = list(refs(spec))
+    assert found  # the spec does use references
+    for ref in found:
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.rsplit("/", 1)[1] in spec["components"]["schemas"], f"dangling {ref}"
+    body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"text"} and "image_base64" in body["properties"]

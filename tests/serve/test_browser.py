@@ -173,3 +173,55 @@ def test_dropping_an_image_on_the_page_selects_it(server, browser):
     page.click("#clear-image")
     assert page.is_hidden("#preview")
     page.close()
+
+
+def test_an_error_clears_the_previous_result(server, browser):
+    page = browser.new_page()
+    submit(page, server, TEXT, None)
+    assert page.is_visible("#result")
+    page.set_input_files(
+        "#image-input", files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG not really"}]
+    )
+    page.click("#analyse")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.is_hidden("#result")  # no stale answer under the error banner
+    page.close()
+
+
+def test_no_horizontal_overflow_on_a_phone_screen(server, browser):
+    page = browser.new_page()
+    page.set_viewport_size({"width": 375, "height": 800})
+    long_text = TEXT + " https://example.org/a/very/long/link/that/does/not/break/anywhere/at/all " + "#" + "x" * 80
+    submit(page, server, long_text, None)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the page is {width} px wide on a 375 px screen"
+    page.close()
+
+
+def test_favicon_and_api_docs_render_offline(server, browser):
+    page = browser.new_page()
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on(
+        "response", lambda r: None if r.url.startswith((server, "blob:" + server)) else failed.append(f"out: {r.url}")
+    )
+    # a request the page's Content-Security-Policy stops never leaves the browser (ReDoc's logo)
+    page.on(
+        "requestfailed",
+        lambda r: None if r.failure in ("csp", "net::ERR_BLOCKED_BY_CSP") else failed.append(f"{r.failure} {r.url}"),
+    )
+    page.goto(server + "/")
+    page.wait_for_selector("#example-list .example")
+    assert page.evaluate("fetch('/favicon.ico').then(r => r.status)") == 200
+
+    page.goto(server + "/docs")  # Swagger UI 5: renders FastAPI's OpenAPI 3.1
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/v1/predict" in paths and "/readyz" in paths, paths
+    assert "Unable to render this definition" not in page.content()
+
+    page.goto(server + "/redoc")
+    page.wait_for_selector("[data-section-id^='operation/']", state="attached", timeout=30_000)
+    assert "/v1/predict" in page.content()
+    assert not failed, failed
+    page.close()

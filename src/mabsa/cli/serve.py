@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -125,18 +126,39 @@ def serve_command(
         cache_dir=cache_dir,
         perception=PerceptionConfig(face_detector=None if faces == "none" else faces, chat=chat),
     )
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/"
     app = create_app(
         ServeConfig(
-            checkpoints=served, limits=limits, evidence=evidence_config, max_batch=max_batch, max_wait_ms=max_wait_ms
+            checkpoints=served,
+            limits=limits,
+            evidence=evidence_config,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            url=url,
         )
     )
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    show_service_log()
     click.echo(
-        f"mabsa serve: {', '.join(f'{n}={d}' for n, d in served.items())} on http://{shown}:{port}/ "
-        "(page), /docs (API)",
+        f"mabsa serve: loading {', '.join(f'{n}={d}' for n, d in served.items())}; "
+        f"the page will be at {url}, the API docs at {url}docs",
         err=True,
     )
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", timeout_keep_alive=5)
+
+
+class _StderrLines(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"mabsa serve: {self.format(record)}", err=True)
+
+
+def show_service_log() -> None:
+    """The service's own lines (``ready at URL``, load failures) on stderr as ``mabsa serve: ...``:
+    uvicorn configures only its own loggers."""
+    log = logging.getLogger("mabsa.serve")
+    if not any(isinstance(h, _StderrLines) for h in log.handlers):
+        log.addHandler(_StderrLines())
+    log.setLevel(logging.INFO)
 
 
 def main() -> None:

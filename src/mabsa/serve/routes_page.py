@@ -5,14 +5,17 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from mabsa.serve.errors import ApiError
 from mabsa.serve.examples import EXAMPLES, example_jpeg
 
 STATIC_DIR = Path(str(resources.files("mabsa.serve") / "static"))
+FAVICON_URL = "/static/favicon.svg"
 
 
 def mount_pages(app: FastAPI) -> None:
@@ -33,35 +36,44 @@ def mount_pages(app: FastAPI) -> None:
     async def index():
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():  # browsers ask for it whatever the page's <link rel="icon"> says
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _mount_docs(app)
 
 
+#: Swagger UI 5 and ReDoc, shipped by the fastapi-offline package (MIT; the bundles keep their own
+#: licence headers). Swagger UI 5 renders the OpenAPI 3.1 that FastAPI writes; swagger-ui-bundle's
+#: Swagger UI 4 could not ("Unable to render this definition").
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+
+
 def _mount_docs(app: FastAPI) -> None:
-    """Swagger UI from the swagger-ui-bundle package (no CDN); a plain page without it."""
-    try:
-        import swagger_ui_bundle
-    except ImportError:
-        swagger_ui_bundle = None
-    if swagger_ui_bundle is not None:
-        from fastapi.openapi.docs import get_swagger_ui_html
+    """Interactive API docs at /docs (Swagger UI) and /redoc (ReDoc), from local files (no CDN)."""
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
-        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="mabsa API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url=FAVICON_URL,
+        )
 
-        @app.get("/docs", include_in_schema=False)
-        async def docs():
-            return get_swagger_ui_html(
-                openapi_url="/openapi.json",
-                title="mabsa API",
-                swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-                swagger_css_url="/docs-assets/swagger-ui.css",
-                swagger_favicon_url="/docs-assets/favicon-32x32.png",
-            )
-    else:
-
-        @app.get("/docs", include_in_schema=False)
-        async def docs_plain():
-            return HTMLResponse(
-                "<p>Install <code>swagger-ui-bundle</code> for interactive docs; the "
-                'API description is at <a href="/openapi.json">/openapi.json</a>.</p>'
-            )
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc():
+        page = get_redoc_html(
+            openapi_url="/openapi.json",
+            title="mabsa API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url=FAVICON_URL,
+            with_google_fonts=False,
+        )
+        # ReDoc's sidebar shows a branding logo from cdn.redoc.ly (and hides it when it fails):
+        # the browser is told not to fetch images from anywhere but here
+        page.headers["Content-Security-Policy"] = "img-src 'self' data:"
+        return page

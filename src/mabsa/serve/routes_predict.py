@@ -30,7 +30,9 @@ _PREDICT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+            # inline: the route reads its body itself, so FastAPI puts no PredictRequest into the
+            # components, and a $ref to it would dangle (ReDoc refuses to render the whole API)
+            "application/json": {"schema": PredictRequest.model_json_schema()},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",

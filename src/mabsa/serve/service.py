@@ -43,6 +43,7 @@ class ServeConfig:
     max_wait_ms: float = 5.0  # how long the first post of a batch waits for company
     model_batch_size: int = 32
     warm_up: bool = True
+    url: str | None = None  # where users reach the service: the "ready" log line shows it
 
 
 class ModelSlot:
@@ -100,7 +101,8 @@ class Service:
             if self.evidence is not None and self.config.warm_up:
                 await loop.run_in_executor(self.evidence_pool, self.evidence.warm_up)
             self.ready = True
-            log.info("ready: %s", ", ".join(self.names))
+            where = f" at {self.config.url}" if self.config.url else ""
+            log.info("ready%s (models: %s)", where, ", ".join(self.names))
         except Exception as e:  # shown by /readyz and every predict answer
             self.load_error = f"{type(e).__name__}: {e}"
             log.exception("loading failed")

@@ -32,6 +32,7 @@ function setImage(blob) {
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = !message;
+  if (message) $("result").hidden = true; // never leave the previous post's answer under an error
 }
 
 function pct(value) { return value == null ? "" : `${Math.round(value * 100)}%`; }
