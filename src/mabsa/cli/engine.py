@@ -112,7 +112,7 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
                     "test": {
                         k: v
                         for k, v in summary["metrics"].items()
-                        if k.startswith("test.") and k.endswith(("f1", "accuracy"))
+                        if k.startswith("test.") and k.endswith(HEADLINE_SCORES)
                     },
                 },
                 indent=2,
@@ -135,13 +135,17 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
         )
 
 
+#: the score shown per task: F1 for spans, accuracy for MASC, accuracy on found spans for polarity
+HEADLINE_SCORES = ("f1", "accuracy", "sentiment_acc_on_found")
+
+
 def _summary_table(metrics: dict, out: Path, seconds: float) -> None:
     """The run at a glance on stderr (stdout keeps the JSON)."""
     rows = [("best dev epoch", f"{metrics['best_epoch']} of {metrics['epochs_run']}")]
     for split in ("dev", "test"):
         for task, scores in (metrics.get(split) or {}).items():
-            if isinstance(scores, dict):
-                key = "f1" if "f1" in scores else "accuracy"
+            key = next((k for k in HEADLINE_SCORES if k in scores), None) if isinstance(scores, dict) else None
+            if key:
                 rows.append((f"{split} {task} {key}", f"{100 * scores[key]:.2f}"))
     rows += [("time", f"{seconds / 60:.1f} min"), ("checkpoint", str(out))]
     width = max(len(k) for k, _ in rows)
