@@ -439,7 +439,6 @@ def report_text() -> str:
 
 
 def report(args) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from common import replace_section
 
     replace_section(BEGIN, END, report_text())

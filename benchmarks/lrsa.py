@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -570,7 +569,6 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--dataset", default="t15", choices=list(DATASETS))
     w.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "src"))
     if a.cmd == "run":
         run(a.datasets, a.seeds, a.threads)
     elif a.cmd == "agreement":
