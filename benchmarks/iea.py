@@ -14,24 +14,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from mabsa.engine.experiments import DATASETS, PAPER
+from mabsa.engine.reports import Workspace, claim_run, machine, pm
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "runs" / "iea"
-RESULTS = ROOT / "results"
+WS = Workspace(ROOT)
+RUNS = WS.runs("iea")
+RESULTS = WS.results
 FGCA_DIR = RUNS / "fgca"
 ALIGNER_DIR = RUNS / "aligner"
-PAPER = {
-    "twitter2015": {"jmasa_f1": 71.7, "mate_f1": 88.5, "masc_acc": 83.4, "masc_f1": 78.3},
-    "twitter2017": {"jmasa_f1": 72.1, "mate_f1": 94.0, "masc_acc": 77.8, "masc_f1": 78.4},
-}
+#: the IEA paper's scores of its full model, by the names results/iea_*.json record them under
+PAPER_FIELDS = {"jmasa_f1": "jmasa.f1", "mate_f1": "mate.f1", "masc_acc": "masc.accuracy", "masc_f1": "masc.macro_f1"}
+
+
+def paper(dataset: str, field: str = "jmasa_f1", row: str = "nmi") -> float | None:
+    """An IEA paper number (:data:`mabsa.engine.experiments.PAPER`): ``field`` of :data:`PAPER_FIELDS`
+    for the full model (``row`` ``nmi``) or one of its ablations, None where the paper has none."""
+    return PAPER.get(("iea", row, dataset, PAPER_FIELDS[field]))
 
 
 def _command() -> str:
@@ -44,7 +51,7 @@ def _write(name: str, data: dict) -> Path:
     data = {
         **data,
         "command": _command(),
-        "machine": {"python": platform.python_version(), "threads": os.environ.get("OMP_NUM_THREADS")},
+        "machine": machine(threads=os.environ.get("OMP_NUM_THREADS")),
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -105,8 +112,6 @@ def run(args) -> None:
     if (RESULTS / f"iea_{name}.json").is_file():  # finished: keep its timings (delete the file to redo)
         print(f"{name}: done, results/iea_{name}.json")
         return
-    from common import claim_run
-
     lock = claim_run(name, RUNS)  # noqa: F841 (held until this run returns)
     if lock is None:
         return
@@ -159,7 +164,7 @@ def run(args) -> None:
             "generation + parsing, per post, 1 torch thread",
             "unparseable_generations_dev_and_test": Count.n,
             "wall_seconds": wall,
-            "paper": PAPER.get(args.dataset),
+            "paper": {field: paper(args.dataset, field) for field in PAPER_FIELDS},
         },
     )
 
@@ -174,7 +179,7 @@ def coverage(args) -> None:
 
     al = Aligner.from_checkpoint(ALIGNER_DIR)
     out = {}
-    for dataset in ("twitter2015", "twitter2017"):
+    for dataset in DATASETS.values():
         posts = load_dataset(dataset, "dev")
         pairs, owners = [], []
         for p in posts:
@@ -203,13 +208,6 @@ LABELS = {
     "no_interpretation": "no interpretations (aligned `<region k>` markers only)",
     "random_regions": "random regions (another post's faces, aligned as usual)",
     "text_only": "text only (no image part)",
-}
-#: IEA paper, Table 3: JMASA F1 without each component (T15, T17)
-PAPER_ABLATION = {
-    "nmi": (71.7, 72.1),
-    "no_aligner": (68.4, 69.0),
-    "no_interpretation": (69.6, 69.8),
-    "random_regions": (70.2, 70.5),
 }
 FULL_SIZE = {"twitter2015": 2101, "twitter2017": 1746}
 GPU_COMMAND = (
@@ -260,15 +258,10 @@ def run_command(r: dict) -> str:
 
 
 def report_text() -> str:
-    from common import baselines_by_dataset, pm
-
     runs = [
         {"name": p.stem.removeprefix("iea_"), **json.loads(p.read_text())}
         for p in sorted(RESULTS.glob("iea_twitter*.json"))
     ]
-    for r in runs:  # results written before the CPU time was recorded: read it from the run's log
-        if r.get("train_cpu_seconds_per_epoch") is None:
-            r["train_cpu_seconds_per_epoch"] = _cpu_seconds_per_epoch(r["name"])
     extraction = [r for r in runs if r.get("task", "jmasa") == "jmasa"]
     masc = [r for r in runs if r.get("task") == "masc"]
     order = list(LABELS)
@@ -298,21 +291,20 @@ def report_text() -> str:
     }
     for r in extraction:
         t, d = r["test"], r["dev"]
-        k = 0 if r["dataset"] == "twitter2015" else 1
-        paper = PAPER_ABLATION.get(r["ablation"])
+        paper_f1 = paper(r["dataset"], row=r["ablation"])  # IEA paper, Table 3 for the ablations
         base = nmi.get((r["dataset"], r["train_posts"], r["eval_posts"], r["seed"]))  # same seed
         delta = (
             "-"
             if r["ablation"] == "nmi" or base is None
             else f"{100 * (t['jmasa']['f1'] - base):+.1f}"
-            + (f" ({paper[k] - PAPER_ABLATION['nmi'][k]:+.1f})" if paper else "")
+            + (f" ({paper_f1 - paper(r['dataset']):+.1f})" if paper_f1 else "")
         )
         pol = f"{_pct(t['jmasa']['n_correct'] / max(1, t['mate']['n_correct']))} ({t['jmasa']['n_correct']}/{t['mate']['n_correct']})"
         lines.append(
             f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
             f"{r['seed']} | {_eval_size(r)} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
             f"**{_pct(t['jmasa']['f1'])}** {_interval(t['jmasa']['f1'], t['jmasa']['n_gold'])} | "
-            f"{_pct(t['mate']['f1'])} | {pol} | {_pct(d['jmasa']['f1'])} | {paper[k] if paper else '-'} | {delta} | "
+            f"{_pct(t['mate']['f1'])} | {pol} | {_pct(d['jmasa']['f1'])} | {paper_f1 if paper_f1 else '-'} | {delta} | "
             f"{r['unparseable_generations_dev_and_test']} |"
         )
     spread = {}
@@ -334,14 +326,14 @@ def report_text() -> str:
     lines += [
         "",
         "The polarity column is JMASA-correct / MATE-correct, not the paper's MASC. Paper MATE F1: "
-        f"{PAPER['twitter2015']['mate_f1']} / {PAPER['twitter2017']['mate_f1']} (T15 / T17). Paper ablation "
+        f"{paper('twitter2015', 'mate_f1')} / {paper('twitter2017', 'mate_f1')} (T15 / T17). Paper ablation "
         "rows (Table 3): - Image Segmentation = random regions, - Region Interpretation = no "
         "interpretations, - Fine-Grained Aligner & NMI = no aligner.",
     ]
 
     def for_scale(task: str, baseline: str, metric: str) -> list[str]:
         """The text-only baseline's score on the same full test sets, one sentence."""
-        found, key = baselines_by_dataset(task), {"jmasa": "test.jmasa.f1", "masc": "test.masc.accuracy"}[task]
+        found, key = WS.baselines_by_dataset(task), {"jmasa": "test.jmasa.f1", "masc": "test.masc.accuracy"}[task]
         scores = [f"{pm(b['metrics'], key)} ({d}, {len(b['seeds'])} seeds)" for d, b in sorted(found.items())]
         return (
             ["", f"For scale, on the same full test sets the text-only {baseline} gets {metric} {', '.join(scores)}."]
@@ -367,7 +359,7 @@ def report_text() -> str:
                 f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
                 f"{_eval_size(r)} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
                 f"{_pct(t['macro_f1'])} | {r['unparseable_generations_dev_and_test']} | "
-                f"{PAPER[r['dataset']]['masc_acc']} / {PAPER[r['dataset']]['masc_f1']} |"
+                f"{paper(r['dataset'], 'masc_acc')} / {paper(r['dataset'], 'masc_f1')} |"
             )
         lines += for_scale("masc", "`text-cls` baseline (fine-tuned MiniLM, benchmarks/baselines.py)", "MASC accuracy")
     al = RESULTS / "iea_aligner.json"
@@ -390,9 +382,9 @@ def report_text() -> str:
         lines += [
             "",
             "On the real dev posts (stand-in face regions), it aligns "
-            + " / ".join(f"{_pct(c[d]['aligned_share'])}%" for d in ("twitter2015", "twitter2017"))
+            + " / ".join(f"{_pct(c[d]['aligned_share'])}%" for d in DATASETS.values())
             + " (T15 / T17) of the regions to a phrase, and "
-            + " / ".join(f"{_pct(c[d]['cover_rate'])}%" for d in ("twitter2015", "twitter2017"))
+            + " / ".join(f"{_pct(c[d]['cover_rate'])}%" for d in DATASETS.values())
             + ' of those phrases overlap a gold aspect (the paper\'s "cover rate" idea; gold read only to '
             "score): `python benchmarks/iea.py coverage`.",
         ]
@@ -439,9 +431,7 @@ def report_text() -> str:
 
 
 def report(args) -> None:
-    from common import replace_section
-
-    replace_section(BEGIN, END, report_text())
+    WS.write_section(BEGIN, END, report_text())
 
 
 def main() -> None:
@@ -451,7 +441,7 @@ def main() -> None:
     a.add_argument("--seed", type=int, default=13)
     a.add_argument("--epochs", type=int, default=4)
     r = sub.add_parser("run")
-    r.add_argument("--dataset", default="twitter2015", choices=["twitter2015", "twitter2017"])
+    r.add_argument("--dataset", default="twitter2015", choices=list(DATASETS.values()))
     r.add_argument("--task", default="jmasa", choices=["jmasa", "mate", "masc"])
     r.add_argument(
         "--ablation", default="nmi", choices=["nmi", "no_aligner", "no_interpretation", "random_regions", "text_only"]

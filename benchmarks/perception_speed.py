@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -22,6 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from PIL import Image
 from skimage import data
+
+from mabsa.engine.reports import machine
 
 
 def timed(fn, inputs, repeats):
@@ -102,14 +103,7 @@ def main():
         results["smollm2_chat_30_tokens"]["note"] = "calls/s (one chat turn of <= 30 new tokens), not images/s"
 
     report = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
-            "note": "cores shared with other jobs: a load average above 2 slows every number",
-        },
+        "machine": machine(note="cores shared with other jobs: a load average above 2 slows every number"),
         "inputs": "skimage astronaut 512x512, chelsea 451x300, coffee 600x400 (cycled)",
         "command": "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python benchmarks/perception_speed.py",
         "components": results,

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-MABSA = str(Path(sys.executable).with_name("mabsa"))  # the console script pip installed
+from mabsa.engine.reports import MABSA, machine
+
 #: the README's quickstart training command, seeds added
 TRAIN = ["train", "--model", "text-crf", "--dataset", "twitter2015", "--task", "jmasa", "--set", "train.epochs=2"]
 SEEDS = ("1", "2", "3")
@@ -70,7 +69,7 @@ def main() -> None:
     report = {
         "command": "python benchmarks/quickstart.py " + " ".join(sys.argv[1:]),
         "train_command": "mabsa " + " ".join(TRAIN) + " --seeds " + " ".join(SEEDS),
-        "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
+        "machine": machine(),
         "wall_seconds_all_seeds": round(wall, 1),
         "train_seconds_per_epoch": [round(r["train_seconds_per_epoch"], 1) for r in summary["runs"]],
         "best_epoch": [r["best_epoch"] for r in summary["runs"]],

@@ -17,7 +17,6 @@ import asyncio
 import base64
 import json
 import os
-import platform
 import random
 import socket
 import statistics
@@ -29,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from mabsa.engine.reports import machine
 from mabsa.serve.probe import wait_ready
 
 #: name -> (request kwargs builder, expected status). Each is a mistake a client can make.
@@ -217,11 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "max_batch": args.max_batch,
             "torch_threads": 1,
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_at_end": list(os.getloadavg()),
-        },
+        "machine": machine(),
         "load": load,
         "soak": soak,
         "serving_after_soak": after.status_code == 200,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-MABSA = str(Path(sys.executable).with_name("mabsa"))  # the console script pip installed
+from mabsa.engine.reports import MABSA, machine
+
 POST = "RT @ltsChuckBass: Chuck Bass is everything #MCM"
 #: (name, argv); each is timed from process start to exit
 STEPS = {
@@ -60,7 +60,7 @@ def main() -> None:
         steps["mabsa predict --text (one post)"] = [
             MABSA, "predict", "--checkpoint", str(checkpoint), "--text", POST,
         ]  # fmt: skip
-        load_before = os.getloadavg()[0]
+        load_before = os.getloadavg()
         timings = {}
         for name, argv in steps.items():
             wall(argv)  # warm the page cache: the first call after install is not what is measured
@@ -69,8 +69,7 @@ def main() -> None:
             print(f"{name:<42} {timings[name]['median_s']:6.2f} s")
     report = {
         "command": "python benchmarks/startup.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
-        "load_average_at_start": round(load_before, 2),
+        "machine": machine(load_before),
         "repeats": args.repeats,
         "timings": timings,
     }

@@ -1,16 +1,16 @@
-"""benchmarks/common.run_seeds adds seeds to a result whose checkpoints are gone (a new checkout
-has results/ but not runs/): it trains only the missing seeds and summarises all of them."""
+"""mabsa.engine.experiment_runs.run_seeds adds seeds to a result whose checkpoints are gone (a new
+checkout has results/ but not runs/): it trains only the missing seeds and summarises all of them."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import common  # noqa: E402
-from mabsa.engine.config import load_run_config  # noqa: E402
+from benchmark_support import load_script
+from mabsa.engine.config import load_run_config
+from mabsa.engine.experiment_runs import run_seeds
+from mabsa.engine.reports import Workspace
 
 
 def seed_run(seed: int, acc: float) -> dict:
@@ -24,8 +24,12 @@ def seed_run(seed: int, acc: float) -> dict:
 
 
 @pytest.fixture
-def bench(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "RUNS", tmp_path)
+def ws(tmp_path):
+    return Workspace(tmp_path)
+
+
+@pytest.fixture
+def bench(monkeypatch):
     trained: list[list[int]] = []
 
     def fake_train_seeds(config, dataset, task, out, seeds, **kw):
@@ -51,9 +55,9 @@ def earlier_record(config: dict) -> dict:
     }
 
 
-def test_missing_seeds_are_trained_and_all_are_summarised(bench):
+def test_missing_seeds_are_trained_and_all_are_summarised(bench, ws):
     config = load_run_config("text-cls", None, [])
-    rec = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(config))
+    rec = run_seeds(ws, "r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(config))
     assert bench == [[3]]
     assert [r["seed"] for r in rec["runs"]] == [1, 2, 3]
     m = rec["metrics"]["dev.masc.accuracy"]
@@ -62,24 +66,23 @@ def test_missing_seeds_are_trained_and_all_are_summarised(bench):
     assert rec["seed_provenance"]["1"] == {"code_version": "old", "finished": "then"}
     # a seed trained here: the code its checkpoint recorded when it started, not HEAD at the end
     assert rec["seed_provenance"]["3"]["code_version"] == {"git_commit": "at-start"}
-    assert "--seeds 1 2 3" in rec["command"]
+    assert rec["command"].endswith("--seeds 1 2 3 --output runs/bench/r")  # relative to the workspace
+    assert (ws.root / "runs" / "bench" / "r" / "seed3" / "metrics.json").is_file()
 
 
-def test_a_seed_with_its_checkpoint_is_not_taken_from_the_record(bench):
+def test_a_seed_with_its_checkpoint_is_not_taken_from_the_record(bench, ws):
     config = load_run_config("text-cls", None, [])
-    first = common.run_seeds(
-        "r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(config)
-    )
+    first = run_seeds(ws, "r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(config))
     # seed 3's checkpoint is here: a rerun resumes it through train_seeds, and keeps 1-2 from the record
-    again = common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=first)
+    again = run_seeds(ws, "r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=first)
     assert bench == [[3], [3]]
     assert again["seed_provenance"]["1"] == {"code_version": "old", "finished": "then"}
 
 
-def test_a_record_of_another_config_is_refused(bench):
+def test_a_record_of_another_config_is_refused(bench, ws):
     other = load_run_config("text-cls", None, ["train.epochs=7"])
     with pytest.raises(SystemExit, match="another config"):
-        common.run_seeds("r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(other))
+        run_seeds(ws, "r", "text-cls", "twitter2015", "masc", None, [], [1, 2, 3], recorded=earlier_record(other))
     assert bench == []
 
 
@@ -87,16 +90,14 @@ def test_a_record_of_another_config_is_refused(bench):
 def test_baselines_train_only_the_seeds_results_lacks(tmp_path, monkeypatch):
     import json
 
-    import baselines
-
-    for module in (common, baselines):
-        monkeypatch.setattr(module, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(baselines, "WORK", tmp_path / "runs")
+    baselines = load_script("baselines")
+    monkeypatch.setattr(baselines, "WS", Workspace(tmp_path))
     trained: list[list[int]] = []
 
     def fake_train_seeds(config, dataset, task, out, seeds, **kw):
         trained.append(list(seeds))
         for s in seeds:
+            assert Path(out).parent == tmp_path / "runs" / "bench"
             (Path(out) / f"seed{s}").mkdir(parents=True)
             metrics = {**seed_run(s, 0.5 + s / 10), "history": [{"train_seconds": 30.0, "train_cpu_seconds": 29.0}]}
             (Path(out) / f"seed{s}" / "metrics.json").write_text(json.dumps(metrics))
@@ -120,5 +121,6 @@ def test_baselines_train_only_the_seeds_results_lacks(tmp_path, monkeypatch):
     assert rec["metrics"]["dev.masc.accuracy"]["values"] == [0.6, 0.7, 0.8]
     assert rec["train_seconds_per_epoch_all"] == [30.0, 10.0, 10.0]  # seed 3's epoch, then 1-2's recorded means
     assert rec["measured_on"] == "seed3"  # speed from the checkpoint that is here
+    assert list(rec["machine"]) == ["cpus", "python", "torch", "torch_threads", "loadavg_before", "loadavg_after"]
     saved = json.loads((tmp_path / "results" / f"baselines_{name}.json").read_text())
     assert saved["seeds"] == [1, 2, 3]

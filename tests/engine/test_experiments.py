@@ -7,7 +7,7 @@ import pytest
 
 from mabsa.cli.engine import train_command
 from mabsa.engine.config import load_run_config
-from mabsa.engine.experiments import QUALITY_RUNS
+from mabsa.engine.experiments import DATASETS, PAPER, PAPER_DECIMALS, QUALITY_RUNS, cite
 
 
 @pytest.mark.parametrize("name", sorted(QUALITY_RUNS))
@@ -22,3 +22,36 @@ def test_each_run_loads_and_its_command_says_the_same(name):
     assert (p["model"], p["dataset"], p["task"]) == (run.model, run.dataset, run.task)
     assert load_run_config(p["model"], p["config_file"], p["sets"]) == config
     assert p["seeds"] == "1" and p["extra_seeds"] == ("2",)
+
+
+def test_the_paper_table_has_the_numbers_the_docs_cite():
+    def t15_t17(paper, row, metric):
+        return tuple(PAPER[paper, row, dataset, metric] for dataset in DATASETS.values())
+
+    assert t15_t17("clamp", "full", "jmasa.f1") == (67.7, 68.9)  # CLAMP paper, Table 4
+    assert t15_t17("clamp", "roberta-crf", "jmasa.f1") == (63.5, 66.2)  # its text-only row
+    assert t15_t17("clamp", "no-paf", "jmasa.f1") == (64.0, 66.9)  # Table 5
+    assert t15_t17("aom", "full", "jmasa.f1") == (68.6, 69.7)
+    assert t15_t17("iea", "nmi", "jmasa.f1") == (71.7, 72.1)
+    assert t15_t17("iea", "nmi", "masc.accuracy") == (83.4, 77.8)
+    assert t15_t17("iea", "no_aligner", "jmasa.f1") == (68.4, 69.0)  # IEA paper, Table 3
+    assert t15_t17("fite", "fite", "masc.accuracy") == (78.49, 70.90)  # FITE paper, Table 4
+    assert t15_t17("fite", "fite", "masc.macro_f1") == (73.90, 68.70)
+    assert PAPER["fite", "fite", "twitter-face", "masc.accuracy"] == 69.50
+
+
+def test_cite_writes_a_number_as_its_paper_prints_it():
+    assert cite("fite", "fite", "twitter2015", "masc.macro_f1") == "73.90"  # two decimals, kept
+    assert cite("fite", "fite", "twitter-face", "masc.accuracy") == "69.50"
+    assert cite("iea", "nmi", "twitter2017", "mate.f1") == "94.0"
+    assert cite("clamp", "full", "twitter2015", "jmasa.f1") == "67.7"
+    with pytest.raises(KeyError):
+        cite("clamp", "no-wra", "twitter2015", "jmasa.f1")  # the paper has no such row
+
+
+def test_every_paper_number_is_well_formed():
+    datasets = {*DATASETS.values(), "twitter-face"}
+    metrics = {"jmasa.f1", "mate.f1", "masc.accuracy", "masc.macro_f1"}
+    for (paper, row, dataset, metric), value in PAPER.items():
+        assert paper in PAPER_DECIMALS and dataset in datasets and metric in metrics, (paper, row, dataset, metric)
+        assert 0 < value < 100

@@ -1,0 +1,63 @@
+"""benchmarks/quality.py pipeline: each seed's best term and polarity stages composed into one
+pipeline and scored once per split, their seed ensembles too; the record's means are the seeds'."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmark_support import load_script
+from mabsa.data import load_dataset
+from mabsa.engine.inference import evaluate
+from mabsa.engine.reports import Workspace
+from mabsa.models import get_model_class
+from mabsa.models.pipeline.model import compose_pipeline
+from mabsa.models.saving import load_model, save_model
+from model_support import TINY_ENCODER
+
+POSTS = {split: load_dataset("twitter2015", split)[:6] for split in ("dev", "test")}
+
+
+def tiny(model: str, task: str, seed: int):
+    torch.manual_seed(seed)
+    return get_model_class(model).create(dict(TINY_ENCODER), task).eval()
+
+
+@pytest.fixture
+def quality(tmp_path, monkeypatch):
+    module = load_script("quality")
+    ws = Workspace(tmp_path)
+    monkeypatch.setattr(module, "WS", ws)
+    monkeypatch.setattr(module, "RESULTS", ws.results)
+    monkeypatch.setattr("mabsa.data.load_dataset", lambda dataset, split: POSTS[split])
+    return module
+
+
+def test_pipeline_scores_each_seed_and_the_ensemble(quality, tmp_path):
+    runs = tmp_path / "runs"
+    for s in (1, 2):
+        save_model(tiny("text-crf", "mate", seed=s), runs / "t15-mate-best" / f"seed{s}")
+        save_model(tiny("text-cls", "masc", seed=10 + s), runs / "t15-masc-best" / f"seed{s}")
+
+    record = quality.pipeline("t15", [1, 2], True, runs)
+
+    saved = json.loads((tmp_path / "results" / "best_twitter2015.json").read_text())
+    assert saved["seeds"] == [1, 2] and saved["task"] == "jmasa"
+    # seed 2's row is the score of that seed's two stages composed by hand
+    by_hand, _ = load_model(
+        compose_pipeline(runs / "t15-mate-best" / "seed2", runs / "t15-masc-best" / "seed2", tmp_path / "by-hand")
+    )
+    expected = evaluate(by_hand, POSTS["test"])
+    assert record["runs"][1]["test"]["jmasa"] == expected["jmasa"]
+    values = [r["test"]["jmasa"]["f1"] for r in record["runs"]]
+    assert saved["metrics"]["test.jmasa.f1"]["values"] == values
+    assert saved["metrics"]["test.jmasa.f1"]["mean"] == pytest.approx(sum(values) / 2)
+    assert set(saved["ensemble"]) >= {"dev", "test"}
+    assert any("mabsa ensemble" in c for c in saved["commands"])
+
+
+def test_pipeline_names_missing_stage_checkpoints(quality, tmp_path):
+    with pytest.raises(SystemExit, match="t15-mate-best/seed1"):
+        quality.pipeline("t15", [1], False, tmp_path / "runs")
