@@ -96,8 +96,8 @@ def tagging_ckpt(jmasa_ckpt, work):
     model, _ = load_model(out)
     labels = list(model.processor.labels)
     with torch.no_grad():
-        model.emissions.weight.zero_()
-        model.emissions.bias.copy_(torch.tensor([20.0 if t == "B-NEU" else 0.0 for t in labels]))
+        model.head.emissions.weight.zero_()
+        model.head.emissions.bias.copy_(torch.tensor([20.0 if t == "B-NEU" else 0.0 for t in labels]))
     save_weights(model, out / WEIGHTS_FILE)
     return out
 

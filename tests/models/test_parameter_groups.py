@@ -27,7 +27,7 @@ def test_without_decay_encoder_at_lr_heads_at_head_lr(model):
     groups = model.parameter_groups(1e-4, 1e-3, 0.01)
     assert [(g["lr"], g["weight_decay"]) for g in groups] == [(1e-3, 0.01), (1e-3, 0.0), (1e-4, 0.01), (1e-4, 0.0)]
     r = rates(model, 1e-4, 1e-3, 0.01)
-    assert r["crf.transitions"] == (1e-3, 0.01) and r["emissions.bias"] == (1e-3, 0.0)
+    assert r["head.crf.transitions"] == (1e-3, 0.01) and r["head.emissions.bias"] == (1e-3, 0.0)
     assert r["text_encoder.model.encoder.layer.0.attention.self.query.weight"] == (1e-4, 0.01)
 
 
@@ -38,5 +38,5 @@ def test_layer_decay_halves_the_rate_per_layer_down_from_the_top(model):
     assert [r[layer.format(k)][0] for k in range(3)] == [1e-4 / 8, 1e-4 / 4, 1e-4 / 2]
     assert r["text_encoder.model.embeddings.word_embeddings.weight"] == (1e-4 / 16, 0.01)
     assert r["text_encoder.model.embeddings.LayerNorm.bias"] == (1e-4 / 16, 0.0)
-    assert r["crf.transitions"] == (1e-3, 0.01)  # heads keep head_lr
+    assert r["head.crf.transitions"] == (1e-3, 0.01)  # heads keep head_lr
     assert len(r) == sum(p.requires_grad for p in model.parameters())  # every parameter, once

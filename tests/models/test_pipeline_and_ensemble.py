@@ -30,8 +30,8 @@ def tiny(model, task, seed=0, **args):
 def every_word_a_term(model):
     """A tiny MATE model made to tag every word B (so the pipeline has terms to classify)."""
     with torch.no_grad():
-        model.emissions.weight.zero_()
-        model.emissions.bias.copy_(torch.tensor([0.0, 20.0, 0.0]))
+        model.head.emissions.weight.zero_()
+        model.head.emissions.bias.copy_(torch.tensor([0.0, 20.0, 0.0]))
     return model
 
 

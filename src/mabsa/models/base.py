@@ -77,6 +77,9 @@ class MabsaModel(nn.Module):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: Built from trained checkpoints (a pipeline, an ensemble), never trained itself.
     composed: ClassVar[bool] = False
+    #: Weight-name prefixes of older checkpoints and what they are called now (old -> new):
+    #: renamed as the weights load, so every checkpoint ever written still loads.
+    renamed_weights: ClassVar[Mapping[str, str]] = {}
 
     config: Any  # each model's own config class
     processor: Any  # a Processor, or what a generator / pipeline / ensemble batches with
@@ -90,6 +93,8 @@ class MabsaModel(nn.Module):
         self.text_encoder = text_encoder
         if isinstance(config, TextEncoderFields) and config.freeze_embeddings and text_encoder is not None:
             text_encoder.freeze_input_embeddings()
+        if self.renamed_weights:
+            self.register_load_state_dict_pre_hook(_rename_old_weights)
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -168,6 +173,18 @@ class MabsaModel(nn.Module):
 
     def encode_text(self, batch: Mapping[str, Any]):
         return self.text_encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+
+
+def _rename_old_weights(module: MabsaModel, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Load-time migration: a weight saved under an old name (``prefix`` + an old prefix of
+    ``renamed_weights``) takes its new name, wherever the model sits (a pipeline stage, an
+    ensemble member). Names already new are left alone."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        local = key[len(prefix) :]
+        for old, new in module.renamed_weights.items():
+            if local.startswith(old) and prefix + new + local[len(old) :] not in state_dict:
+                state_dict[prefix + new + local[len(old) :]] = state_dict.pop(key)
+                break
 
 
 def model_summary(model: MabsaModel) -> dict[str, Any]:

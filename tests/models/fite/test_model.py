@@ -254,8 +254,8 @@ def pipeline_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipe")
     mate = tiny("mate", "text-crf", image_text=["caption"])
     with torch.no_grad():
-        mate.emissions.weight.zero_()
-        mate.emissions.bias.copy_(torch.tensor([0.0, 20.0, 0.0]))
+        mate.head.emissions.weight.zero_()
+        mate.head.emissions.bias.copy_(torch.tensor([0.0, 20.0, 0.0]))
     save_model(mate, root / "mate")
     save_model(tiny(), root / "fite")
     return compose_pipeline(root / "mate", root / "fite", root / "pipeline")

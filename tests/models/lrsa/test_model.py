@@ -18,14 +18,14 @@ from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import predict_posts
 from mabsa.models import get_model_class
 from mabsa.models.lrsa.model import (
-    LRSAClassifier,
+    LRSA,
     LRSAProcessor,
-    LRSATagger,
     RationaleNotice,
     shipped_rationale_lookup,
 )
 from mabsa.models.pipeline.model import predict_two_stage
 from mabsa.models.saving import save_model
+from mabsa.modules.heads import ClassificationHead, TaggingHead
 from mabsa.processing.errors import LeakageError
 from model_support import train_steps
 
@@ -72,7 +72,7 @@ def without_rationales(posts):
 @pytest.mark.parametrize("dual", [True, False])
 def test_masc_with_and_without_rationale(posts, injection, dual):
     m = tiny(injection=injection, dual=dual)
-    assert isinstance(m, LRSAClassifier) and m.name == "lrsa"
+    assert isinstance(m, LRSA) and isinstance(m.head, ClassificationHead) and m.name == "lrsa"
     b = batch_of(m, posts)
     assert b["rationale_present"].all()  # every aspect of these posts has a shipped rationale
     if injection == "segment":
@@ -129,7 +129,7 @@ def test_rationale_text_is_cut_to_whole_words_reason_first(posts):
 @pytest.mark.parametrize("task", ["jmasa", "mate"])
 def test_tagger_learns_and_refuses_per_aspect_rationales(posts, task):
     m = tiny(task)
-    assert isinstance(m, LRSATagger) and m.processor.rationale == "none"
+    assert isinstance(m.head, TaggingHead) and m.processor.rationale == "none"
     b = batch_of(m, posts)
     losses, _, _ = train_steps(m, b, steps=6)
     assert losses[-1] < losses[0]
@@ -190,7 +190,7 @@ def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     m = tiny(injection="encoder", dropout=0.1).eval()
     save_model(m, tmp_path)
     loaded, _ = ckpt.load_model(tmp_path)
-    assert isinstance(loaded, LRSAClassifier) and isinstance(loaded.processor, LRSAProcessor)
+    assert isinstance(loaded.head, ClassificationHead) and isinstance(loaded.processor, LRSAProcessor)
     assert loaded.processor.injection == "encoder" and loaded.processor.rationale_max_length == 24
     b = batch_of(m, posts)
     assert torch.equal(m.logits(b), loaded.logits(b))

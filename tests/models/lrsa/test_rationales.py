@@ -181,9 +181,9 @@ def test_deployed_two_stage_pipeline_generates_a_rationale_per_extracted_term(tm
         .create({k: TINY[k] for k in ("encoder", "random_init", "encoder_overrides")}, "mate")
         .eval()
     )
-    torch.nn.init.constant_(terms.emissions.bias, 0.0)
+    torch.nn.init.constant_(terms.head.emissions.bias, 0.0)
     with torch.no_grad():
-        terms.emissions.bias[terms.processor.labels.index("B")] = 5.0  # every word a one-word term
+        terms.head.emissions.bias[terms.processor.labels.index("B")] = 5.0  # every word a one-word term
     save_model(terms, tmp_path / "terms")
     masc = get_model_class("lrsa").create({**TINY, "rationale_cache": str(tmp_path / "cache")}, "masc").eval()
     save_model(masc, tmp_path / "masc")

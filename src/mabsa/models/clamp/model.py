@@ -35,38 +35,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mabsa.data.records import Aspect
 from mabsa.encoders.text import TextEncoder
-from mabsa.models.base import register
+from mabsa.models.base import MabsaModel, register
 from mabsa.models.clamp.config import ClampConfig
-from mabsa.models.text.model import TextCRF, gather_positions
 from mabsa.models.visual_stream import attach_vision_encoder, visual_args
 from mabsa.modules.attention import compatible_heads
 from mabsa.modules.contrastive import symmetric_info_nce, word_region_alignment_loss
-from mabsa.modules.crf import CRF, bio_transition_constraints
 from mabsa.modules.fusion import ProgressiveAttentionFusion
+from mabsa.modules.heads import TaggingHead, first_subwords
 from mabsa.modules.multiloss import AdaptiveMultiLoss
 from mabsa.processing.visual import MultimodalProcessor
 
 
 @register("clamp")
-class CLAMP(TextCRF):
+class CLAMP(MabsaModel):
     tasks = ("jmasa", "mate")
     pretrained_prefixes = ("text_encoder.", "vision.")
     processor_class = MultimodalProcessor
     config_class = ClampConfig
+    #: before the heads were modules: u0 was ``emissions``/``crf``, u1 ``text_emissions``/``text_crf``
+    renamed_weights = {
+        "emissions.": "head.emissions.",
+        "crf.": "head.crf.",
+        "text_emissions.": "text_head.emissions.",
+        "text_crf.": "text_head.crf.",
+    }
 
     def __init__(self, config: ClampConfig, task: str, processor: MultimodalProcessor, text_encoder: TextEncoder):
-        super().__init__(config, task, processor, text_encoder)  # text CRF machinery: emissions, crf, decode
+        super().__init__(config, task, processor, text_encoder)
         a = config
         d_text = text_encoder.hidden_size
-        labels = processor.labels
         dim = a.fusion_dim or d_text
         dropout = a.dropout
+        # the fused head u0 -> CRF0, the one decoded (built first: parameter order as before)
+        self.head = TaggingHead(dim, task, dropout)
 
         # visual stream
         self.vision, d_visual = attach_vision_encoder(a, processor, d_text)
 
-        # PAF (or its ablation) and the fused head u0 -> CRF0; the inherited emissions/crf are it
+        # PAF (or its ablation)
         heads = compatible_heads(dim, a.heads, getattr(text_encoder.config, "num_attention_heads", 1))
         self.use_paf = a.paf
         max_len = a.fusion_max_len
@@ -75,11 +83,8 @@ class CLAMP(TextCRF):
         else:
             self.text_projection = nn.Linear(d_text, dim)
         self.residual = nn.Linear(d_text, dim)  # W_r, eq. 28
-        self.emissions = nn.Linear(dim, len(labels))  # u0
         # text-only head u1 -> CRF1
-        allowed, allowed_start = bio_transition_constraints(labels)
-        self.text_emissions = nn.Linear(d_text, len(labels))
-        self.text_crf = CRF(len(labels), allowed, allowed_start)
+        self.text_head = TaggingHead(d_text, task, dropout)
 
         # MCL
         self.use_gcl, self.use_wra = a.gcl, a.wra
@@ -120,7 +125,7 @@ class CLAMP(TextCRF):
 
     def _features(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         hidden = self.encode_text(batch)
-        words = gather_positions(hidden, batch["word_positions"])
+        words = first_subwords(hidden, batch)
         word_mask = batch["word_mask"].bool()
         visual, visual_mask, visual_pooled = self.visual_stream(batch)
         if self.use_paf:
@@ -140,18 +145,22 @@ class CLAMP(TextCRF):
 
     def word_emissions(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """u0, the fused head's scores: what :meth:`decode` reads."""
-        return self.emissions(self.dropout(self._features(batch)["fused"]))
+        return self.head(self._features(batch)["fused"])
+
+    @torch.no_grad()
+    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+        return self.head.aspects(self.word_emissions(batch), batch)
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         f = self._features(batch)
-        u0 = self.emissions(self.dropout(f["fused"]))
+        u0 = self.head(f["fused"])
         out: dict[str, Any] = {"emissions": u0}
         if "labels" not in batch:
             return out
         labels, mask = batch["labels"], f["word_mask"]
-        u1 = self.text_emissions(self.dropout(f["words"]))
+        u1 = self.text_head(f["words"])
         losses = {
-            "crf": self.crf(u0, labels, mask) + self.text_crf(u1, labels, mask),  # eq. 29
+            "crf": self.head.loss(u0, batch) + self.text_head.loss(u1, batch),  # eq. 29
             "cls": F.cross_entropy(u0[mask], labels[mask]),
         }
         present = batch["visual_present"].bool()

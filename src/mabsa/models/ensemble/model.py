@@ -146,13 +146,13 @@ class Ensemble(MabsaModel):
             count = mask if count is None else count + mask
         assert total is not None and count is not None  # an ensemble has members
         mean = total / count.clamp(min=1).unsqueeze(-1)
-        return first.aspects_from_emissions(mean, count > 0, batch, self.mean_crf())
+        return first.head.aspects(mean, batch, mask=count > 0, crf=self.mean_crf())
 
     def mean_crf(self) -> CRF:
         """A CRF whose scores are the members' mean: with the mean emissions, Viterbi finds the
         path of highest mean path score. The transition constraints are the first member's (all
         members share the label set, so they are the same)."""
-        crfs = [m.crf for m in self.member_models]
+        crfs = [m.head.crf for m in self.member_models]
         mean = CRF(crfs[0].num_tags)
         mean.load_state_dict({k: torch.stack([c.state_dict()[k] for c in crfs]).mean(0) for k in crfs[0].state_dict()})
         return mean.to(crfs[0].transitions.device)

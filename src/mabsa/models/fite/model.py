@@ -43,11 +43,12 @@ from mabsa.errors import MabsaError
 from mabsa.models.base import ENCODER_CONFIG_DIR, MabsaModel, register
 from mabsa.models.config import ModelConfig
 from mabsa.models.fite.config import FiteConfig
-from mabsa.models.text.model import TextClassifier, cls_and_aspect
+from mabsa.models.text.model import TextClassifier
+from mabsa.modules.heads import ClassificationHead, cls_and_aspect
 from mabsa.perception.face_text import FaceTextBuilder
 from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE
 from mabsa.processing.images import resolve_image
-from mabsa.processing.processor import POLARITIES, Feature, Processor
+from mabsa.processing.processor import Feature, Processor
 
 #: branch -> the per-image Post field it reads (what a predictor must perceive for it)
 BRANCH_SOURCES = {"face": "faces", "caption": "caption"}
@@ -217,8 +218,7 @@ class Fite(TextClassifier):
         two = len(processor.branches) == 2
         self.fusion = GatedFusion(per_branch) if two and self.fusion_kind == "gate" else None
         width = 2 * per_branch if two and self.fusion_kind == "concat" else per_branch
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(width, len(POLARITIES))
+        self.head = ClassificationHead(width, config.dropout)
 
     # -- construction: one encoder per branch -------------------------------------------------
     @classmethod
@@ -287,7 +287,7 @@ class Fite(TextClassifier):
             fused = torch.cat([h["face"], h["caption"]], dim=-1)
         else:
             fused = next(iter(h.values()))
-        return self.classifier(self.dropout(fused))
+        return self.head(fused)
 
     def aspects_from_probs(self, probs: torch.Tensor, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         """text-cls's decoding, plus the face description the model read as the rationale."""

@@ -20,8 +20,8 @@
   distinct input, so the encoder runs once per text over all epochs and seeds of a process;
   ``adapter_layers`` trainable transformer layers then sit on top of it.
 
-The heads are those of ``text-crf`` / ``text-cls`` (this module overrides only how the hidden
-states are made), so decoding, scores and truncation behave the same.
+The heads are :mod:`mabsa.modules.heads`' (as in ``text-crf`` / ``text-cls``; this module
+builds only the hidden states they read), so decoding, scores and truncation behave the same.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -43,10 +42,11 @@ from mabsa.models.base import MabsaModel, register
 from mabsa.models.config import ModelConfig
 from mabsa.models.lrsa.config import LRSAConfig
 from mabsa.models.lrsa.rationales import RationaleSource
-from mabsa.models.text.model import TextClassifier, TextCRF
+from mabsa.models.text.model import CLASSIFIER_WEIGHTS_BEFORE_HEADS, TAGGER_WEIGHTS_BEFORE_HEADS
 from mabsa.models.visual_stream import attach_vision_encoder, visual_args
 from mabsa.modules.attention import MultiHeadAttention, compatible_heads
 from mabsa.modules.dual_attention import DualCrossAttention
+from mabsa.modules.heads import ClassificationHead, TaggingHead, cls_and_aspect, first_subwords
 from mabsa.processing.errors import LeakageError
 from mabsa.processing.processor import EXTRACTION_TASKS
 from mabsa.processing.visual import MultimodalProcessor
@@ -244,17 +244,23 @@ class LRSAProcessor(MultimodalProcessor):
 FROZEN_CACHE_MAX_ENTRIES = 400_000
 
 
-class _LRSA(MabsaModel):
-    """What the tagger and the classifier share: how the fused hidden states are made."""
+@register("lrsa")
+class LRSA(MabsaModel):
+    """``mabsa train --model lrsa``: fused hidden states (below), then text-crf's tagging head for
+    jmasa/mate or text-cls's classification head for masc."""
 
-    name = "lrsa"
+    tasks = ("jmasa", "mate", "masc")
     config_class: ClassVar[type[ModelConfig]] = LRSAConfig
+    renamed_weights = {**TAGGER_WEIGHTS_BEFORE_HEADS, **CLASSIFIER_WEIGHTS_BEFORE_HEADS}
 
     def __init__(self, config: LRSAConfig, task: str, processor: LRSAProcessor, text_encoder: TextEncoder):
-        super().__init__(config, task, processor, text_encoder)  # + the text-crf / text-cls head
+        super().__init__(config, task, processor, text_encoder)
         a = config
         d = text_encoder.hidden_size
         dropout = a.dropout
+        self.head: TaggingHead | ClassificationHead = (
+            TaggingHead(d, task, dropout) if task in EXTRACTION_TASKS else ClassificationHead(2 * d, dropout)
+        )
         heads = compatible_heads(d, a.heads, getattr(text_encoder.config, "num_attention_heads", 1))
         self.rationale_dropout = a.rationale_dropout
         self.injection = processor.injection
@@ -304,7 +310,7 @@ class _LRSA(MabsaModel):
     pretrained_prefixes = ("text_encoder.", "vision.")  # at lr; fusion and heads at head_lr
     processor_class = LRSAProcessor
 
-    def train(self, mode: bool = True) -> _LRSA:
+    def train(self, mode: bool = True) -> LRSA:
         super().train(mode)
         if self.freeze_encoder:
             self.text_encoder.eval()  # a frozen encoder is a fixed function: no dropout
@@ -377,41 +383,29 @@ class _LRSA(MabsaModel):
             hidden = self.dual_attention(hidden, visual, text_mask, visual_mask)
         return hidden
 
+    # -- heads -------------------------------------------------------------------------------
+    def word_emissions(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.head(first_subwords(self.encode_text(batch), batch))
 
-class LRSATagger(_LRSA, TextCRF):
-    tasks = ("jmasa", "mate")
+    def logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.head(cls_and_aspect(self.encode_text(batch), batch))
 
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        scores = self.word_emissions(batch) if isinstance(self.head, TaggingHead) else self.logits(batch)
+        return self.head.output(scores, batch)
 
-class LRSAClassifier(_LRSA, TextClassifier):
-    tasks = ("masc",)
+    @torch.no_grad()
+    def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
+        if isinstance(self.head, TaggingHead):
+            return self.head.aspects(self.word_emissions(batch), batch)
+        return self.aspects_from_probs(self.logits(batch).softmax(-1), batch)
 
     def aspects_from_probs(self, probs: torch.Tensor, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         """text-cls's prediction, reporting the rationale read (``None``: predicted without one)."""
         return [
             [replace(a, rationale=getattr(f, "rationale", None)) for a in aspects]
-            for f, aspects in zip(batch["features"], super().aspects_from_probs(probs, batch))
+            for f, aspects in zip(batch["features"], ClassificationHead.aspects(probs, batch))
         ]
-
-
-@register("lrsa")
-class LRSA(MabsaModel):
-    """``mabsa train --model lrsa``: the tagger for jmasa/mate, the classifier for masc."""
-
-    tasks = ("jmasa", "mate", "masc")
-    config_class: ClassVar[type[ModelConfig]] = LRSAConfig
-
-    @classmethod
-    def _impl(cls, task: str) -> type[_LRSA]:
-        cls.check_task(task)
-        return LRSAClassifier if task == "masc" else LRSATagger
-
-    @classmethod
-    def create(cls, args: Mapping[str, Any] | ModelConfig, task: str) -> MabsaModel:
-        return cls._impl(task).create(args, task)
-
-    @classmethod
-    def restore(cls, args: Mapping[str, Any] | ModelConfig, task: str, directory: str | Path) -> MabsaModel:
-        return cls._impl(task).restore(args, task, directory)
 
 
 def build_rationale_source(config: LRSAConfig, processor: LRSAProcessor):
