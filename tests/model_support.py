@@ -27,8 +27,8 @@ def train_steps(model, batch, steps: int, lr: float = 1e-3, head_lr: float = 1e-
     losses, out = [], None
     for _ in range(steps):
         out = model(batch)
-        losses.append(float(out["loss"].detach()))
+        losses.append(float(out.loss.detach()))
         opt.zero_grad()
-        out["loss"].backward()
+        out.loss.backward()
         opt.step()
     return losses, opt, out

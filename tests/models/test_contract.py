@@ -13,6 +13,7 @@ from iea_support import tiny_llama_dir
 from mabsa.data import load_dataset
 from mabsa.models import available_models, get_model_class
 from mabsa.models.saving import load_model, save_model
+from mabsa.modules.outputs import ModelOutput
 from model_support import TINY_ENCODER
 
 ENCODER = {"encoder": "minilm", **TINY_ENCODER}
@@ -79,7 +80,7 @@ def outputs(model, batch):
     model.eval()
     with torch.no_grad():
         decoded = model.decode(batch)
-        loss = model(batch)["loss"] if "labels" in batch and name_trains(model) else None
+        loss = model(batch).loss if "labels" in batch and name_trains(model) else None
     return decoded, None if loss is None else float(loss)
 
 
@@ -96,8 +97,9 @@ def test_model_contract(name, posts, llama_dir, tmp_path):
     if name_trains(model):
         model.train()
         out = model(batch)
-        assert math.isfinite(float(out["loss"].detach()))
-        out["loss"].backward()
+        assert isinstance(out, ModelOutput) and out.loss is not None
+        assert math.isfinite(float(out.loss.detach()))
+        out.loss.backward()
         trained = [p for p in model.parameters() if p.requires_grad]
         assert trained and any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
         model.zero_grad()

@@ -347,7 +347,9 @@ class Trainer:
 
     def step(self, batch: Any) -> float:
         """One optimizer step on one batch; its loss."""
-        loss = self.model(batch)["loss"]
+        loss = self.model(batch).loss
+        if loss is None:
+            raise MabsaError(f"{self.model.name}: forward gave no loss for a labelled batch")
         self.acc.backward(loss)
         if self.tc.max_grad_norm:
             self.acc.clip_grad_norm_(self.model.parameters(), self.tc.max_grad_norm)

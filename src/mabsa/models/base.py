@@ -30,6 +30,7 @@ from mabsa.data.records import Aspect
 from mabsa.encoders.text import TextEncoder, load_tokenizer
 from mabsa.errors import MabsaError
 from mabsa.models.config import ModelConfig, TextEncoderFields
+from mabsa.modules.outputs import ModelOutput
 from mabsa.processing.processor import Processor
 
 ENCODER_CONFIG_DIR = "text_encoder"
@@ -165,7 +166,7 @@ class MabsaModel(nn.Module):
             for (is_encoder, depth, no_decay), params in sorted(groups.items())
         ]
 
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:  # pragma: no cover
+    def forward(self, batch: Mapping[str, Any]) -> ModelOutput:  # pragma: no cover
         raise NotImplementedError
 
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:  # pragma: no cover

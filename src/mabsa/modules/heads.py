@@ -20,6 +20,7 @@ from torch import nn
 
 from mabsa.data.records import Aspect
 from mabsa.modules.crf import CRF, bio_transition_constraints
+from mabsa.modules.outputs import ModelOutput
 from mabsa.processing.processor import POLARITIES
 from mabsa.tagging import get_scheme, ids_to_tags, tags_to_aspects
 
@@ -64,12 +65,9 @@ class TaggingHead(nn.Module):
         """The CRF's negative log-likelihood of ``batch["labels"]`` over its words."""
         return self.crf(emissions, batch["labels"], batch["word_mask"])
 
-    def output(self, emissions: torch.Tensor, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def output(self, emissions: torch.Tensor, batch: Mapping[str, Any]) -> ModelOutput:
         """What a tagger's ``forward`` returns: the emissions, and the loss when labelled."""
-        out: dict[str, Any] = {"emissions": emissions}
-        if "labels" in batch:
-            out["loss"] = self.loss(emissions, batch)
-        return out
+        return ModelOutput(loss=self.loss(emissions, batch) if "labels" in batch else None, emissions=emissions)
 
     def aspects(
         self,
@@ -105,12 +103,10 @@ class ClassificationHead(nn.Module):
         return self.classifier(self.dropout(pooled))
 
     @staticmethod
-    def output(logits: torch.Tensor, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def output(logits: torch.Tensor, batch: Mapping[str, Any]) -> ModelOutput:
         """What a classifier's ``forward`` returns: the logits, and the loss when labelled."""
-        out: dict[str, Any] = {"logits": logits}
-        if "labels" in batch:
-            out["loss"] = nn.functional.cross_entropy(logits, batch["labels"])
-        return out
+        loss = nn.functional.cross_entropy(logits, batch["labels"]) if "labels" in batch else None
+        return ModelOutput(loss=loss, logits=logits)
 
     @staticmethod
     def aspects(probs: torch.Tensor, batch: Mapping[str, Any]) -> list[list[Aspect]]:

@@ -78,7 +78,7 @@ def test_image_text_stream_learns_and_every_loss_is_present(posts, task):
     batch = m.processor.collate(m.processor.encode(posts))
     assert batch["visual_input_ids"].shape[0] == len(posts) and batch["visual_present"].all()
     losses, _, out = train_steps(m, batch, steps=8)
-    assert set(out["losses"]) == {"crf", "cls", "gcl", "wra"}
+    assert set(out.losses) == {"crf", "cls", "gcl", "wra"}
     assert losses[-1] < 0.7 * losses[0]
     # every parameter took part: the graph reaches PAF, both heads, MCL projections and AMA's sigma
     unused = [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
@@ -105,9 +105,9 @@ def test_a_post_without_image_evidence_ignores_the_visual_tokens(posts):
     m = tiny().eval()
     batch = m.processor.collate(m.processor.encode(posts[:2]))
     batch["visual_present"] = torch.tensor([True, False])
-    before = m(batch)["emissions"]
+    before = m(batch).emissions
     batch["visual_input_ids"] = batch["visual_input_ids"].flip(0)  # swap the visual texts
-    after = m(batch)["emissions"]
+    after = m(batch).emissions
     assert torch.allclose(before[1], after[1], atol=1e-5)  # no evidence: nothing changes
     assert not torch.allclose(before[0], after[0])  # with evidence: the image matters
 
@@ -125,10 +125,10 @@ def test_ablation_switches(posts, ablation, losses):
     m = tiny(**ablation)
     batch = m.processor.collate(m.processor.encode(posts[:4]))
     out = m(batch)
-    assert set(out["losses"]) == losses
+    assert set(out.losses) == losses
     assert hasattr(m, "paf") == ablation.get("paf", True)
     if ablation.get("ama") is False:  # w/o AMA: L is the plain sum
-        assert out["loss"].item() == pytest.approx(sum(v.item() for v in out["losses"].values()), rel=1e-5)
+        assert out.loss.item() == pytest.approx(sum(v.item() for v in out.losses.values()), rel=1e-5)
 
 
 def test_save_then_load_gives_identical_predictions(tmp_path, posts):
@@ -138,7 +138,7 @@ def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     assert isinstance(loaded.processor, MultimodalProcessor)
     assert loaded.processor.visual_text == ("caption", "faces")
     batch = m.processor.collate(m.processor.encode(posts))
-    assert torch.equal(m(batch)["emissions"], loaded(batch)["emissions"])
+    assert torch.equal(m(batch).emissions, loaded(batch).emissions)
     a, b = predict_posts(m, posts).posts, predict_posts(loaded, posts).posts
     assert [p.aspects for p in a] == [p.aspects for p in b]
 

@@ -192,8 +192,8 @@ def test_forward_backward_every_variant(posts, args):
     m = tiny(dropout=0.0, **args)
     batch = m.processor.collate(m.processor.encode(posts[:8]))
     out = m(batch)
-    assert out["logits"].shape == (len(batch["features"]), 3)
-    out["loss"].backward()
+    assert out.logits.shape == (len(batch["features"]), 3)
+    out.loss.backward()
     for name, enc in m.text_encoder.items():
         assert enc.model.embeddings.word_embeddings.weight.grad.abs().sum() > 0, name
     assert (m.fusion is not None) == (args.get("fusion", "gate") == "gate" and "branches" not in args)
@@ -243,7 +243,7 @@ def test_save_then_load_gives_identical_predictions(tmp_path, posts):
     aspect = a[0].aspects[0]
     assert aspect.polarity is not None and aspect.rationale.source == "fite:face-description"
     batch = m.processor.collate(m.processor.encode(posts))
-    assert torch.equal(m(batch)["logits"], loaded(batch)["logits"])
+    assert torch.equal(m(batch).logits, loaded(batch).logits)
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,7 @@ def test_a_missing_rationale_is_handled(posts):
     b = batch_of(m, some)
     present = b["rationale_present"].tolist()
     assert present[0] is False and all(present[1:])
-    assert torch.isfinite(m(b)["loss"])
+    assert torch.isfinite(m(b).loss)
 
 
 def test_rationale_text_is_cut_to_whole_words_reason_first(posts):
@@ -151,7 +151,7 @@ def test_per_post_rationales_reach_a_tagger_without_gold_aspects(posts):
     assert all(aspect is None and post.aspects == () for post, aspect in seen)
     decoded = m.processor.tokenizer.decode(b["input_ids"][0])
     assert "cheerful" in decoded and "concert" in decoded
-    assert torch.isfinite(m(b)["loss"])
+    assert torch.isfinite(m(b).loss)
 
 
 def test_frozen_encoder_is_cached_and_gets_no_gradient(posts):
@@ -160,7 +160,7 @@ def test_frozen_encoder_is_cached_and_gets_no_gradient(posts):
     m.text_encoder.register_forward_hook(lambda *a: calls.append(1))
     b = batch_of(m, posts)
     first = m(b)
-    first["loss"].backward()
+    first.loss.backward()
     n = len(calls)
     assert n > 0
     assert all(p.grad is None for p in m.text_encoder.parameters())

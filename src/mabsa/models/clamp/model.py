@@ -45,6 +45,7 @@ from mabsa.modules.contrastive import symmetric_info_nce, word_region_alignment_
 from mabsa.modules.fusion import ProgressiveAttentionFusion
 from mabsa.modules.heads import TaggingHead, first_subwords
 from mabsa.modules.multiloss import AdaptiveMultiLoss
+from mabsa.modules.outputs import ModelOutput
 from mabsa.processing.visual import MultimodalProcessor
 
 
@@ -151,10 +152,10 @@ class CLAMP(MabsaModel):
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         return self.head.aspects(self.word_emissions(batch), batch)
 
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def forward(self, batch: Mapping[str, Any]) -> ModelOutput:
         f = self._features(batch)
         u0 = self.head(f["fused"])
-        out: dict[str, Any] = {"emissions": u0}
+        out = ModelOutput(emissions=u0)
         if "labels" not in batch:
             return out
         labels, mask = batch["labels"], f["word_mask"]
@@ -175,8 +176,8 @@ class CLAMP(MabsaModel):
                 beta=self.config.ipot_beta,
                 iterations=self.config.ipot_iterations,
             )
-        out["loss"] = self.loss_weights(losses)
-        out["losses"] = {k: v.detach() for k, v in losses.items()}
+        out.loss = self.loss_weights(losses)
+        out.losses = {k: v.detach() for k, v in losses.items()}
         return out
 
     def _global_contrast(self, f: Mapping[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:

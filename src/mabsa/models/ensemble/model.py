@@ -31,6 +31,7 @@ from mabsa.models.config import ModelConfig
 from mabsa.models.ensemble.config import EnsembleConfig
 from mabsa.models.saving import load_model, save_model
 from mabsa.modules.crf import CRF
+from mabsa.modules.outputs import ModelOutput
 from mabsa.processing.processor import EXTRACTION_TASKS
 
 
@@ -120,7 +121,7 @@ class Ensemble(MabsaModel):
         for i, member in enumerate(self.member_models):
             member.save_components(Path(directory) / f"member{i}")
 
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def forward(self, batch: Mapping[str, Any]) -> ModelOutput:
         raise MabsaError("an ensemble is not trained as one model; train its members")
 
     def member_batches(self, batch: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -58,6 +58,7 @@ from mabsa.models.iea.parser import (
     parse_generation,
     parse_polarity,
 )
+from mabsa.modules.outputs import ModelOutput
 from mabsa.perception.llm import load_smollm2
 from mabsa.processing.errors import InputError
 
@@ -547,10 +548,8 @@ class IEA(MabsaModel):
         return [{"params": params, "lr": lr, "weight_decay": weight_decay}]
 
     # -- training / decoding -------------------------------------------------------------------
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        if "labels" not in batch:
-            return {}
-        return {"loss": self.generator.loss(batch)}
+    def forward(self, batch: Mapping[str, Any]) -> ModelOutput:
+        return ModelOutput(loss=self.generator.loss(batch) if "labels" in batch else None)
 
     @torch.no_grad()
     def generate_texts(self, batch: Mapping[str, Any]) -> tuple[list[str], list[float]]:

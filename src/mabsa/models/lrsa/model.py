@@ -47,6 +47,7 @@ from mabsa.models.visual_stream import attach_vision_encoder, visual_args
 from mabsa.modules.attention import MultiHeadAttention, compatible_heads
 from mabsa.modules.dual_attention import DualCrossAttention
 from mabsa.modules.heads import ClassificationHead, TaggingHead, cls_and_aspect, first_subwords
+from mabsa.modules.outputs import ModelOutput
 from mabsa.processing.errors import LeakageError
 from mabsa.processing.processor import EXTRACTION_TASKS
 from mabsa.processing.visual import MultimodalProcessor
@@ -390,7 +391,7 @@ class LRSA(MabsaModel):
     def logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return self.head(cls_and_aspect(self.encode_text(batch), batch))
 
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def forward(self, batch: Mapping[str, Any]) -> ModelOutput:
         scores = self.word_emissions(batch) if isinstance(self.head, TaggingHead) else self.logits(batch)
         return self.head.output(scores, batch)
 

@@ -35,6 +35,7 @@ from mabsa.models.config import ModelConfig
 from mabsa.models.pipeline.config import POLARITY_INPUTS, FitePipelineConfig, PipelineConfig
 from mabsa.models.prediction import predict_posts
 from mabsa.models.saving import load_model, save_model
+from mabsa.modules.outputs import ModelOutput
 
 TERM_TASKS = ("mate", "jmasa")
 STAGES = ("terms", "polarity")
@@ -144,7 +145,7 @@ class Pipeline(MabsaModel):
         for s in STAGES:
             getattr(self, s).save_components(Path(directory) / s)
 
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def forward(self, batch: Mapping[str, Any]) -> ModelOutput:
         raise MabsaError(f"{self.name} is not trained as one model; train its two stages")
 
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:

@@ -18,6 +18,7 @@ from mabsa.models.base import MabsaModel, register
 from mabsa.models.config import ModelConfig, TextEncoderFields
 from mabsa.models.text.config import TextClsConfig, TextCRFConfig
 from mabsa.modules.heads import ClassificationHead, TaggingHead, cls_and_aspect, first_subwords
+from mabsa.modules.outputs import ModelOutput
 
 #: Checkpoints written before the heads were modules of their own (weights renamed on load).
 TAGGER_WEIGHTS_BEFORE_HEADS = {"emissions.": "head.emissions.", "crf.": "head.crf."}
@@ -37,7 +38,7 @@ class TextCRF(MabsaModel):
     def word_emissions(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return self.head(first_subwords(self.encode_text(batch), batch))
 
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def forward(self, batch: Mapping[str, Any]) -> ModelOutput:
         return self.head.output(self.word_emissions(batch), batch)
 
     @torch.no_grad()
@@ -58,7 +59,7 @@ class TextClassifier(MabsaModel):
     def logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return self.head(cls_and_aspect(self.encode_text(batch), batch))
 
-    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def forward(self, batch: Mapping[str, Any]) -> ModelOutput:
         return self.head.output(self.logits(batch), batch)
 
     @torch.no_grad()
