@@ -136,6 +136,23 @@ def lazy_imports(imports) -> list[str]:
     ]
 
 
+def private_imports(modules: dict[str, Path]) -> list[str]:
+    """``from mabsa.<package> import _name`` in another package: a private name is its own
+    package's business (an alias such as ``import x as _x`` is not one)."""
+
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    found = []
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("mabsa."):
+                for a in node.names:
+                    if a.name.startswith("_") and package(node.module or "") != package(module):
+                        found.append(f"{module} (line {node.lineno}) imports {node.module}.{a.name}")
+    return found
+
+
 MODULES = module_map(SRC)
 IMPORTS = mabsa_imports(MODULES)
 
@@ -157,6 +174,10 @@ def test_function_level_imports_of_mabsa_only_where_named():
     assert not (lazy := lazy_imports(IMPORTS)), "\n".join(lazy)
 
 
+def test_no_package_imports_another_packages_private_names():
+    assert not (found := private_imports(MODULES)), "\n".join(found)
+
+
 def test_the_checks_catch_planted_violations(tmp_path):
     pkg = tmp_path / "mabsa"
     for name, text in {
@@ -167,7 +188,8 @@ def test_the_checks_catch_planted_violations(tmp_path):
         "engine/__init__.py": "",
         "engine/trainer.py": "",
         "data/__init__.py": "",
-        "data/x.py": "",
+        "data/x.py": "_secret = 1\n",
+        "engine/y.py": "from mabsa.data.x import _secret\nfrom mabsa.engine.trainer import _own\n",
     }.items():
         (pkg / name).parent.mkdir(parents=True, exist_ok=True)
         (pkg / name).write_text(text)
@@ -175,3 +197,4 @@ def test_the_checks_catch_planted_violations(tmp_path):
     assert right_to_left(planted) == ["mabsa.models.a (line 1) imports mabsa.engine.trainer: models -> engine"]
     assert cycles(planted) == ["mabsa.models.a -> mabsa.models.b -> mabsa.models.a"]
     assert lazy_imports(planted) == ["mabsa.models.b (line 4) imports mabsa.data.x inside a function"]
+    assert private_imports(module_map(pkg)) == ["mabsa.engine.y (line 1) imports mabsa.data.x._secret"]

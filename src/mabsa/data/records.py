@@ -97,6 +97,23 @@ class Face:
     confidence: float | None = None  # detector or expression confidence, in [0, 1]
     race_scores: Mapping[str, float] = field(default_factory=dict)  # probabilities in [0, 1]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: unknown attributes are left out."""
+        out = {k: v for k, v in vars(self).items() if v not in (None, {})}
+        if self.box is not None:
+            out["box"] = list(self.box)
+        if self.emotion_scores:
+            out["emotion_scores"] = dict(self.emotion_scores)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Face:
+        d = dict(d)
+        if d.get("box") is not None:
+            d["box"] = tuple(int(v) for v in d["box"])
+        d["emotion_scores"] = dict(d.get("emotion_scores") or {})
+        return cls(**d)
+
 
 @dataclass(frozen=True)
 class Aspect:
@@ -158,6 +175,11 @@ class Post:
     * ``faces`` - detected faces with attributes; ``()`` means "looked, found none" (per-image);
     * ``aspect_face_description`` - FITE's shipped face description, built *with* the gold
       aspects (per-aspect: MASC / polarity stage only).
+
+    ``decoded_image`` is the image itself when the caller already holds it decoded (the
+    service's upload, a ``processing.images.LoadedImage``): models read it instead of loading
+    ``image`` from disk, so nothing is written to a temporary file and decoded again. It is
+    never serialised and does not take part in comparisons.
     """
 
     id: str
@@ -168,6 +190,7 @@ class Post:
     caption: str | None = None
     faces: tuple[Face, ...] | None = None
     aspect_face_description: str | None = None
+    decoded_image: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.tokens, tuple):
@@ -209,7 +232,7 @@ class Post:
         if self.caption is not None:
             out["caption"] = self.caption
         if self.faces is not None:
-            out["faces"] = [_face_to_dict(f) for f in self.faces]
+            out["faces"] = [f.to_dict() for f in self.faces]
         if self.aspect_face_description is not None:
             out["aspect_face_description"] = self.aspect_face_description
         return out
@@ -224,23 +247,6 @@ class Post:
             image=d.get("image"),
             aspects=tuple(Aspect.from_dict(a) for a in d.get("aspects") or ()),
             caption=d.get("caption"),
-            faces=None if faces is None else tuple(_face_from_dict(f) for f in faces),
+            faces=None if faces is None else tuple(Face.from_dict(f) for f in faces),
             aspect_face_description=d.get("aspect_face_description"),
         )
-
-
-def _face_to_dict(face: Face) -> dict[str, Any]:
-    out = {k: v for k, v in vars(face).items() if v not in (None, {})}
-    if face.box is not None:
-        out["box"] = list(face.box)
-    if face.emotion_scores:
-        out["emotion_scores"] = dict(face.emotion_scores)
-    return out
-
-
-def _face_from_dict(d: Mapping[str, Any]) -> Face:
-    d = dict(d)
-    if d.get("box") is not None:
-        d["box"] = tuple(int(v) for v in d["box"])
-    d["emotion_scores"] = dict(d.get("emotion_scores") or {})
-    return Face(**d)

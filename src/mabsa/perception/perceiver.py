@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mabsa.data.records import Face, Rationale, _face_from_dict, _face_to_dict
+from mabsa.data.records import Face, Rationale
 from mabsa.encoders.vision import build_vision_encoder
 from mabsa.perception.cache import DiskCache, cache_key
 from mabsa.perception.captions import LabelCaptioner, build_captioner
@@ -119,9 +119,9 @@ class Perceiver:
         cfg = self.config
         spec = [cfg.face_detector, cfg.expression, cfg.age_gender]
         found = self._cached(
-            "faces", [img.digest, spec], lambda: [_face_to_dict(f) for f in self.faces.analyze(img.array())]
+            "faces", [img.digest, spec], lambda: [f.to_dict() for f in self.faces.analyze(img.array())]
         )
-        return tuple(_face_from_dict(d) for d in found)
+        return tuple(Face.from_dict(d) for d in found)
 
     def regions(self, img: LoadedImage, faces: Iterable[Face] = ()) -> tuple[Region, ...]:
         """IEA regions (selected, background last) with interpretations; masks cached as npz."""
@@ -150,7 +150,7 @@ class Perceiver:
         faces = tuple(faces)
         texts = self._cached(
             "interpretations",
-            [key, cfg.interpreter, [_face_to_dict(f) for f in faces]],
+            [key, cfg.interpreter, [f.to_dict() for f in faces]],
             lambda: self.interpreter.interpret(img.rgb, regions, faces),
         )
         return tuple(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mabsa.data.records import Face, Rationale, _face_from_dict, _face_to_dict
+from mabsa.data.records import Face, Rationale
 
 Box = tuple[int, int, int, int]  # x, y, w, h in original pixels
 
@@ -87,7 +87,7 @@ class Perception:
             "size": list(self.size) if self.size else None,
             "caption": self.caption.to_dict() if self.caption else None,
             "labels": [[label, p] for label, p in self.labels],
-            "faces": None if self.faces is None else [_face_to_dict(f) for f in self.faces],
+            "faces": None if self.faces is None else [f.to_dict() for f in self.faces],
             "face_text": self.face_text,
             "regions": None if self.regions is None else [r.to_dict() for r in self.regions],
         }
@@ -101,7 +101,7 @@ class Perception:
             size=tuple(d["size"]) if d.get("size") else None,
             caption=Caption(**d["caption"]) if d.get("caption") else None,
             labels=tuple((str(label), float(p)) for label, p in d.get("labels") or ()),
-            faces=None if d.get("faces") is None else tuple(_face_from_dict(f) for f in d["faces"]),
+            faces=None if d.get("faces") is None else tuple(Face.from_dict(f) for f in d["faces"]),
             face_text=d.get("face_text"),
             regions=None if d.get("regions") is None else tuple(Region.from_dict(r) for r in d["regions"]),
         )
