@@ -359,6 +359,36 @@ def test_a_model_that_reads_the_image_gets_the_upload(caption_checkpoint, astron
     same_aspects(without.json(), text_only)
 
 
+def test_the_upload_reaches_the_model_decoded_without_a_file(caption_checkpoint, astronaut_photo, monkeypatch):
+    """The server hands the model the image it decoded: nothing is written (no temporary PNG),
+    and the answer equals the engine's on the file and on the same bytes given in memory."""
+    from PIL import Image
+
+    out, photo = caption_checkpoint, astronaut_photo
+    text = "Eileen Collins smiles before the launch"
+    engine = load(out)
+    from_file = engine.predict(text, image=str(photo))
+    assert same_aspects_as(engine.predict(text, image=photo.read_bytes()), from_file)  # API: bytes in memory
+
+    def no_save(*args, **kwargs):
+        raise AssertionError("an image was written to a file")
+
+    monkeypatch.setattr(Image.Image, "save", no_save)
+    app = create_app(ServeConfig(checkpoints={"captions": str(out)}, evidence=None))
+    with TestClient(app) as c:
+        wait_ready(c)
+        r = c.post("/v1/predict", data={"text": text}, files={"image": ("a.jpg", photo.read_bytes())})
+    assert r.status_code == 200, r.text
+    assert r.json()["image_used"] is True
+    same_aspects(r.json(), from_file)
+
+
+def same_aspects_as(a, b) -> bool:
+    return [(x.start, x.end, x.polarity, x.score) for x in a.aspects] == [
+        (x.start, x.end, x.polarity, x.score) for x in b.aspects
+    ]
+
+
 def test_evidence_panel_and_model_share_one_perception(caption_checkpoint, astronaut_photo, monkeypatch):
     """With the evidence panel on, a caption+faces model reads the panel's perception: the image
     is perceived once per request, and the answer still equals the engine's own prediction."""

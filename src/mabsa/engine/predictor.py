@@ -15,6 +15,7 @@ from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.inference import iter_chunks, predict_posts
 from mabsa.perception import Perceiver, PerceptionConfig
 from mabsa.processing.errors import InputError
+from mabsa.processing.images import ImageSource, LoadedImage, load_image
 from mabsa.processing.processor import EXTRACTION_TASKS
 
 
@@ -79,7 +80,7 @@ class Predictor:
         self,
         index: int,
         text: str,
-        image: str | None,
+        image: ImageSource | None,
         aspects: Sequence[AspectSpec] | None,
         caption: str | None,
         faces: tuple | None = None,
@@ -89,10 +90,15 @@ class Predictor:
         tokens = tokenize(text)
         if not tokens:
             raise InputError(f"text #{index} has no tokens: {text!r}")
+        if isinstance(image, Path):
+            image = str(image)
+        # an image given as bytes, a PIL image or an array is decoded once, here (a path is read
+        # where it is needed); a LoadedImage (the service's upload) passes as it is
+        decoded = load_image(image) if image is not None and not isinstance(image, str) else None
         # Per-image texts given by the caller (e.g. the server's evidence panel already perceived
-        # the image) are used as they are; otherwise the image file is perceived here.
+        # the image) are used as they are; otherwise the image is perceived here.
         if image is not None and self.model.processor.reads_image_texts and caption is None and faces is None:
-            caption, faces = self._perceive(image)
+            caption, faces = self._perceive(decoded or str(image))
         given: list[Aspect] = []
         if self.task not in EXTRACTION_TASKS:
             if not aspects:
@@ -107,14 +113,16 @@ class Predictor:
             id=str(index),
             tokens=tuple(tokens),
             text=text,
-            image=image,
+            image=decoded.name if decoded is not None else (image if isinstance(image, str) else None),
             caption=caption,
             faces=faces,
             aspects=tuple(given),
+            decoded_image=decoded,  # read as it is: no temporary file, no second decoding
         )
 
-    def _perceive(self, image: str) -> tuple[str | None, tuple | None]:
-        """Per-image texts (caption, faces) of an image file, for models that read them."""
+    def _perceive(self, image: str | LoadedImage) -> tuple[str | None, tuple | None]:
+        """Per-image texts (caption, faces) of an image (a file or a decoded one), for models
+        that read them."""
         if self._perceiver is None:
             self._perceiver = Perceiver(PerceptionConfig(segmenter=None))
         seen = self._perceiver.perceive(image)
@@ -123,7 +131,7 @@ class Predictor:
     def predict(
         self,
         text: str,
-        image: str | None = None,
+        image: ImageSource | None = None,
         *,
         aspects: Sequence[AspectSpec] | None = None,
         caption: str | None = None,
@@ -133,7 +141,7 @@ class Predictor:
     def predict_batch(
         self,
         texts: Sequence[str],
-        images: Sequence[str | None] | None = None,
+        images: Sequence[ImageSource | None] | None = None,
         *,
         aspects: Sequence[Sequence[AspectSpec] | None] | None = None,
         captions: Sequence[str | None] | None = None,

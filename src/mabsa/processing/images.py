@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mabsa.data.records import Post
 from mabsa.processing.errors import ImageLoadError
 
 #: Default pixel limit (w*h): 64 MP covers any photo a phone makes and stops bombs early.
@@ -55,6 +56,15 @@ def resolve_image(image: str | None, image_root: str | Path | None = None) -> Pa
     if not path.is_file() and not path.is_absolute() and image_root:
         path = Path(image_root).expanduser() / path
     return path if path.is_file() else None
+
+
+def post_image(post: Post, image_root: str | Path | None = None) -> LoadedImage | Path | None:
+    """The image a post refers to, as ``load_image`` takes it: the decoded image the caller
+    handed over (``Post.decoded_image``), else its file (:func:`resolve_image`); ``None``
+    when it has neither."""
+    if isinstance(post.decoded_image, LoadedImage):
+        return post.decoded_image
+    return resolve_image(post.image, image_root)
 
 
 def bytes_digest(data: bytes) -> str:

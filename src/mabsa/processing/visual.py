@@ -29,7 +29,7 @@ from mabsa.data.records import Post
 from mabsa.errors import MabsaError
 from mabsa.processing.errors import LeakageError
 from mabsa.processing.image_text import IMAGE_TEXT_SOURCES
-from mabsa.processing.images import load_image, resolve_image
+from mabsa.processing.images import LoadedImage, load_image, post_image
 from mabsa.processing.processor import Processor
 
 VISUAL_SOURCES = ("image-text", "image")
@@ -87,8 +87,9 @@ class MultimodalProcessor(Processor):
         texts = [IMAGE_TEXT_SOURCES[s][1](post, None) for s in self.visual_text]
         return " ".join(t.strip() for t in texts if t and t.strip())
 
-    def image_path(self, post: Post) -> Path | None:
-        return resolve_image(post.image, self.image_root)
+    def image_source(self, post: Post) -> LoadedImage | Path | None:
+        """The post's decoded image, or its file (``None``: no image to read)."""
+        return post_image(post, self.image_root)
 
     def visual_batch(self, posts: Sequence[Post]) -> dict[str, torch.Tensor]:
         if self.visual_source == "image-text":
@@ -107,7 +108,7 @@ class MultimodalProcessor(Processor):
             )
         from PIL import Image
 
-        paths = [self.image_path(p) for p in posts]
+        paths = [self.image_source(p) for p in posts]
         missing = [p.image for p, path in zip(posts, paths) if path is None]
         if missing and not self._warned_missing:
             # once per processor: a wrong image_root would otherwise train a text-only model quietly

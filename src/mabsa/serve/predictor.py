@@ -14,12 +14,13 @@ from typing import Any, Protocol
 
 from mabsa.api import TruncationWarning, load
 from mabsa.errors import MabsaError
+from mabsa.processing.images import LoadedImage
 
 
 @dataclass(frozen=True)
 class PredictItem:
     text: str
-    image: str | None = None  # path of the image file, for models that read the image
+    image: str | LoadedImage | None = None  # for models that read the image: a file, or the decoded upload
     aspects: tuple[str, ...] | None = None  # masc models: the aspect terms to classify
     # per-image texts the server already perceived (evidence panel); None: perceive ``image``
     caption: str | None = None

@@ -8,12 +8,10 @@ import base64
 import binascii
 import io
 import logging
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mabsa.data import tokenize
@@ -170,24 +168,19 @@ class Service:
 
         async def infer(seen=None):
             t = time.perf_counter()
-            with tempfile.TemporaryDirectory(prefix="mabsa-serve-") as tmp:
-                path = None
-                if reads_image:  # the engine reads images from files (its perception or pixels)
-                    path = str(Path(tmp) / "image.png")
-                    await loop.run_in_executor(self.decode_pool, image.rgb.save, path)
-                item = PredictItem(
-                    text,
-                    path,
-                    tuple(aspects) if aspects else None,
-                    caption=seen.caption.text if seen is not None and seen.caption else None,
-                    faces=seen.faces if seen is not None else None,
-                )
-                try:
-                    return await slot.batcher.submit(item)
-                except MabsaError as e:
-                    raise ApiError(422, "bad_input", str(e), where) from None
-                finally:
-                    timing["model"] = _ms(t)
+            item = PredictItem(
+                text,
+                image if reads_image else None,  # the decoded upload itself: no file, no second decoding
+                tuple(aspects) if aspects else None,
+                caption=seen.caption.text if seen is not None and seen.caption else None,
+                faces=seen.faces if seen is not None else None,
+            )
+            try:
+                return await slot.batcher.submit(item)
+            except MabsaError as e:
+                raise ApiError(422, "bad_input", str(e), where) from None
+            finally:
+                timing["model"] = _ms(t)
 
         perception = None
         if share:  # perception first, then the model reads what it found

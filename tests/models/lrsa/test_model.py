@@ -27,6 +27,7 @@ from mabsa.models.pipeline.model import predict_two_stage
 from mabsa.models.saving import save_model
 from mabsa.modules.heads import ClassificationHead, TaggingHead
 from mabsa.processing.errors import LeakageError
+from mabsa.processing.images import load_image
 from model_support import train_steps
 
 TINY = {
@@ -258,6 +259,16 @@ def test_real_images_through_a_tiny_vit(posts, tmp_path):
     present = [names.index(with_images[f.post_index].image) < 2 for f in b["features"]]
     assert b["pixel_values"].shape[0] == len(b["features"]) and b["visual_present"].tolist() == present
     assert m.dual_attention.visual_in.in_features == 24  # the ViT width, projected to the text's
+    # a decoded image handed over in memory (Post.decoded_image) is read instead of a file
+    in_memory = [
+        replace(p, image="not-on-disk.png", decoded_image=load_image(tmp_path / names[i % 3]))
+        if i % 3 < 2
+        else p
+        for i, p in enumerate(with_images)
+    ]
+    b_memory = batch_of(m, in_memory)
+    assert torch.equal(b_memory["pixel_values"], b["pixel_values"])
+    assert b_memory["visual_present"].tolist() == present
     losses, _, _ = train_steps(m, b, steps=6)
     assert losses[-1] < losses[0]
     assert any(p.grad is not None for p in m.vision.parameters())

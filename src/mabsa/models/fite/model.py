@@ -47,7 +47,7 @@ from mabsa.models.text.model import TextClassifier
 from mabsa.modules.heads import ClassificationHead, cls_and_aspect
 from mabsa.perception.face_text import FaceTextBuilder
 from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE
-from mabsa.processing.images import resolve_image
+from mabsa.processing.images import post_image
 from mabsa.processing.processor import Feature, Processor
 
 #: branch -> the per-image Post field it reads (what a predictor must perceive for it)
@@ -150,7 +150,7 @@ class FiteProcessor(Processor):
         if self.face_source == "auto" and post.aspect_face_description is not None:
             return post.aspect_face_description.strip()
         # the similarity backend needs the photo: dataset posts name it relative to image_root
-        image = resolve_image(post.image, self.image_root) or post.image
+        image = post_image(post, self.image_root) or post.image
         return self.face_texts.build(post.faces, aspect.term, image)[0]
 
     def _encode_masc(self, posts: Sequence[Post], with_labels: bool) -> list[Feature]:  # FiteFeatures

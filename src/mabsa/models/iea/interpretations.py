@@ -26,7 +26,7 @@ from mabsa.perception.interpret import crop
 from mabsa.perception.regions import RegionConfig
 from mabsa.processing.errors import ImageLoadError
 from mabsa.processing.image_text import describe_face
-from mabsa.processing.images import resolve_image
+from mabsa.processing.images import post_image
 
 #: Expression -> sentiment rating of a region showing that face.
 EXPRESSION_RATING = {
@@ -112,12 +112,11 @@ class ImageViews:
         }
 
     def __call__(self, post: Post, with_images: bool = False) -> ImageView:
-        if self.mode == "perceive" or (self.mode == "auto" and resolve_image(post.image, self.image_root)):
+        if self.mode == "perceive" or (self.mode == "auto" and post_image(post, self.image_root)):
             return self.perceive(post, with_images)
         return stand_in_view(post, self.max_regions)
 
     def perceive(self, post: Post, with_images: bool = False) -> ImageView:
-        from PIL import Image
 
         if self._perceiver is None:
             self._perceiver = Perceiver(
@@ -128,16 +127,17 @@ class ImageViews:
                 ),
                 cache=self.cache,
             )
-        path = resolve_image(post.image, self.image_root)
-        if path is None:
+        source = post_image(post, self.image_root)
+        if source is None:
             hint = (
                 f"under image_root {self.image_root}"
                 if self.image_root
                 else "(a relative name: set model_args.image_root to the folder of the images)"
             )
             raise ImageLoadError(post.image or f"post {post.id}", f"no such file {hint}")
-        seen = self._perceiver.perceive(path)
-        whole = Image.open(path).convert("RGB") if with_images else None
+        image = self._perceiver.load(source)  # its decoding limits; a decoded image passes as is
+        seen = self._perceiver.perceive(image)
+        whole = image.rgb if with_images else None
         units: list[RegionUnit] = []
         for r in seen.regions or ():
             if r.is_background:

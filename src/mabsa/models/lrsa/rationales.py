@@ -37,7 +37,7 @@ from mabsa.perception.errors import BackendSpecError
 from mabsa.perception.interpret import RationaleGenerator
 from mabsa.perception.llm import build_chat_backend, mabsa_cache_dir
 from mabsa.processing.image_text import describe_faces
-from mabsa.processing.images import load_image, resolve_image
+from mabsa.processing.images import load_image, post_image
 
 TEMPLATE_FILE = "lrsa_rationale.txt"
 MODES = ("aspect", "post")
@@ -176,8 +176,8 @@ class RationaleSource:
         return self._backend if isinstance(self._backend, str) else getattr(self._backend, "id", "backend")
 
     def _image(self, post: Post):
-        path = resolve_image(post.image, self.image_root)
-        return load_image(path) if path is not None else None
+        source = post_image(post, self.image_root)
+        return load_image(source) if source is not None else None
 
     def __call__(self, post: Post, aspect: Aspect | None = None) -> Rationale | None:
         if self.mode == "aspect" and aspect is None:
