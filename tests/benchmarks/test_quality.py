@@ -57,6 +57,23 @@ def test_pipeline_scores_each_seed_and_the_ensemble(quality, tmp_path):
     assert set(saved["ensemble"]) >= {"dev", "test"}
     assert any("mabsa ensemble" in c for c in saved["commands"])
 
+    # results/best.json and the docs block: the pipeline's scores, the stages' training cost
+    for stage, cpu in (("mate", 1.5), ("masc", 0.25)):
+        metrics = {"test.masc.accuracy": {"mean": 0.8, "std": 0.01, "values": [0.79, 0.81]}}
+        (tmp_path / "results" / f"quality_t15-{stage}-best.json").write_text(
+            json.dumps({"cpu_hours": cpu, "metrics": metrics})
+        )
+    summary = quality.best_summary()["twitter2015"]
+    assert summary["jmasa_f1"] == {
+        "mean": round(100 * sum(values) / 2, 1),
+        "std": round(100 * saved["metrics"]["test.jmasa.f1"]["std"], 1),
+        "seeds": 2,
+    }
+    assert summary["masc_acc"] == {"mean": 80.0, "std": 1.0, "seeds": 2} and summary["cpu_hours_to_train"] == 1.75
+    assert summary["ensemble_jmasa_f1"] == round(100 * saved["ensemble"]["test"]["jmasa"]["f1"], 1)
+    block = quality.best_block({"twitter2015": summary})
+    assert "| twitter2015 | **" in block and "66.0 / 68.9" in block and "mabsa pipeline" in block
+
 
 def test_pipeline_names_missing_stage_checkpoints(quality, tmp_path):
     with pytest.raises(SystemExit, match="t15-mate-best/seed1"):

@@ -322,3 +322,31 @@ def test_explain_cli_prints_the_instruction(tiny_aligner):
     assert "Post: " in out.output and "<region 1:" in out.output and "region 1 box=" in out.output
     text = CliRunner().invoke(iea, ["explain", "--text", "Chuck Bass is everything", "--caption", "a man in a suit"])
     assert "Image: a man in a suit" in text.output and "Post: Chuck Bass is everything" in text.output
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_constrained_decoding_makes_invalid_answers_impossible(llama_dir, constrained):
+    """A random-init generator writes junk; constrained, every answer parses and names only
+    spans of its post (the free run shows the junk is there to be prevented)."""
+    from mabsa.engine.inference import predict_posts
+    from mabsa.models import get_model_class
+
+    torch.manual_seed(0)
+    args = {
+        "generator": f"hf:{llama_dir}",
+        "random_init": True,
+        "ablation": "no_aligner",
+        "max_new_tokens": 16,
+        "constrained": constrained,
+    }
+    model = get_model_class("iea").create(args, "jmasa").eval()
+    posts = load_dataset("twitter2015", "dev")[:8]
+    pred = predict_posts(model, posts).posts
+    log = model.generation_log
+    if constrained:
+        assert log["posts"] == 8 and log["unparseable"] == 0 and log["unmatched_terms"] == 0
+        assert log["cut_by_budget"] < 8  # answers still open after 16 tokens: counted apart
+    else:
+        assert log["unparseable"] + log["unmatched_terms"] > 0
+    for post, p in zip(posts, pred):
+        assert all(a.term == " ".join(post.tokens[a.start : a.end]) for a in p.aspects)

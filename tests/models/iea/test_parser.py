@@ -77,3 +77,14 @@ def test_masc_answer_polarity_word():
     }
     for text, expected in cases.items():
         assert parse_polarity(text) == expected, text
+
+
+def test_one_polarity_per_span_the_first_and_spans_without_one_dropped():
+    """As the field's span metric (AoM's) counts: a span is predicted once, with the polarity
+    the generator gave it first; a span given no polarity is no JMASA prediction."""
+    text = "(Chuck Bass, positive); (Chuck Bass, negative); (# MCM); (# MCM, neutral)"
+    parsed = parse_generation(text, TOKENS)
+    assert spans(parsed) == [(4, 6, "POS"), (8, 10, "NEU")]
+    assert parsed.unmatched == ("# MCM",)  # counted among the terms that gave no prediction
+    # the same text for MATE: spans only, each once
+    assert spans(parse_generation(text, TOKENS, with_polarity=False)) == [(4, 6, None), (8, 10, None)]

@@ -261,9 +261,7 @@ def test_real_images_through_a_tiny_vit(posts, tmp_path):
     assert m.dual_attention.visual_in.in_features == 24  # the ViT width, projected to the text's
     # a decoded image handed over in memory (Post.decoded_image) is read instead of a file
     in_memory = [
-        replace(p, image="not-on-disk.png", decoded_image=load_image(tmp_path / names[i % 3]))
-        if i % 3 < 2
-        else p
+        replace(p, image="not-on-disk.png", decoded_image=load_image(tmp_path / names[i % 3])) if i % 3 < 2 else p
         for i, p in enumerate(with_images)
     ]
     b_memory = batch_of(m, in_memory)

@@ -38,5 +38,7 @@ class IEAConfig(ModelConfig):
     max_target_length: int = 48
     max_new_tokens: int = 24
     max_interpretation_words: int = 16
+    #: decode only answers the parser reads, over the post's own words (False: free generation)
+    constrained: bool = True
     #: seed of the random-regions ablation
     seed: int = 0

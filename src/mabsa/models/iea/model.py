@@ -3,8 +3,8 @@ Nearest-to-Match Instruction and writing ``(aspect, polarity)`` pairs.
 
 Two generators behind one model (``model_args.generator``):
 
-* ``"smollm2"`` (CPU path, default) or ``"hf:<id or dir>"``: a causal LM reads the instruction
-  as text (regions as ``<region k: interpretation>`` after their aligned phrase);
+* ``"smollm2"`` (CPU path, default), ``"gemma3-270m"`` (embedded, ``mabsa models install
+  gemma3-270m``) or ``"hf:<id or dir>"``: a causal LM reads the instruction as text (regions as ``<region k: interpretation>`` after their aligned phrase);
 * ``"vlm:<id or dir>"`` (the paper's path, GPU): a Qwen-VL-class ``AutoModelForImageTextToText``
   reads the whole image, and each region's crop right after its phrase, with its interpretation.
 
@@ -35,11 +35,13 @@ import torch
 from torch import nn
 
 from mabsa.data.records import Aspect, Post
+from mabsa.embedded import embedded_path
 from mabsa.errors import MabsaError
 from mabsa.models.base import MabsaModel, register
 from mabsa.models.config import ModelConfig
 from mabsa.models.iea.aligner import Aligner
 from mabsa.models.iea.config import IEAConfig
+from mabsa.models.iea.constrained import AnswerGrammar, ConstrainedDecoding
 from mabsa.models.iea.instructions import (
     TASK_PROMPT,
     TASK_PROMPT_MASC,
@@ -125,6 +127,10 @@ class CausalLMGenerator(nn.Module):
         self.lm, self.tokenizer = lm, tokenizer
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        # a model whose tokenizer starts every text with BOS (Gemma) was trained with it and
+        # degrades without it; SmolLM2's adds none, so its prompts are unchanged
+        adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+        self.bos = [tokenizer.bos_token_id] if adds_bos else []
 
     def encode(
         self, instruction: Instruction, target: str | None, max_length: int, max_target_length: int
@@ -132,9 +138,9 @@ class CausalLMGenerator(nn.Module):
         tok = self.tokenizer
         body = tok(instruction.text(), add_special_tokens=False)["input_ids"]
         suffix = tok(ANSWER, add_special_tokens=False)["input_ids"]
-        room = max(1, max_length - len(suffix))
+        room = max(1, max_length - len(suffix) - len(self.bos))
         truncated = len(body) > room
-        prompt = body[:room] + suffix
+        prompt = self.bos + body[:room] + suffix
         tgt = None
         if target is not None:
             tgt = tok(" " + target, add_special_tokens=False)["input_ids"][:max_target_length]
@@ -171,7 +177,9 @@ class CausalLMGenerator(nn.Module):
         ).loss
 
     @torch.no_grad()
-    def generate(self, batch: Mapping[str, Any], max_new_tokens: int) -> tuple[list[str], list[float]]:
+    def generate(
+        self, batch: Mapping[str, Any], max_new_tokens: int, grammars: Sequence[AnswerGrammar] | None = None
+    ) -> tuple[list[str], list[float]]:
         ids = batch["gen_input_ids"]
         out = self.lm.generate(
             input_ids=ids,
@@ -182,6 +190,7 @@ class CausalLMGenerator(nn.Module):
             eos_token_id=self.tokenizer.eos_token_id,
             output_scores=True,
             return_dict_in_generate=True,
+            prefix_allowed_tokens_fn=ConstrainedDecoding(grammars, self.tokenizer, ids.shape[1]) if grammars else None,
         )
         return _new_token_texts(self.tokenizer, out, ids.shape[1])
 
@@ -244,8 +253,11 @@ class VisionLanguageGenerator(nn.Module):
         return self.lm(**batch["train"], labels=batch["labels"]).loss
 
     @torch.no_grad()
-    def generate(self, batch: Mapping[str, Any], max_new_tokens: int) -> tuple[list[str], list[float]]:
+    def generate(
+        self, batch: Mapping[str, Any], max_new_tokens: int, grammars: Sequence[AnswerGrammar] | None = None
+    ) -> tuple[list[str], list[float]]:
         inputs = batch["gen"]
+        width = inputs["input_ids"].shape[1]
         out = self.lm.generate(
             **inputs,
             max_new_tokens=max_new_tokens,
@@ -254,12 +266,17 @@ class VisionLanguageGenerator(nn.Module):
             eos_token_id=self.tokenizer.eos_token_id,
             output_scores=True,
             return_dict_in_generate=True,
+            prefix_allowed_tokens_fn=ConstrainedDecoding(grammars, self.tokenizer, width) if grammars else None,
         )
         return _new_token_texts(self.tokenizer, out, inputs["input_ids"].shape[1])
 
     def save_base(self, directory: Path) -> None:
         base_state_save(self.lm, directory)
         self.processor.save_pretrained(str(directory))
+
+
+#: Embedded generators that are plain checkpoints (``embedded_path(name).parent``).
+EMBEDDED_GENERATORS = ("gemma3-270m",)
 
 
 def build_generator(args: IEAConfig | Mapping[str, Any], base_dir: str | Path | None = None) -> nn.Module:
@@ -274,9 +291,11 @@ def build_generator(args: IEAConfig | Mapping[str, Any], base_dir: str | Path | 
         chat = load_smollm2()
         return CausalLMGenerator(lora_wrap(chat.model, lora, lora["target_modules"]), chat.tokenizer)
     kind, _, source = spec.partition(":")
+    if spec in EMBEDDED_GENERATORS:  # an embedded plain checkpoint: loaded like any HF directory
+        kind, source = "hf", str(embedded_path(spec).parent)
     if kind not in ("hf", "vlm", "smollm2") or (kind != "smollm2" and not source):
         raise GeneratorError(
-            f"generator {spec!r}: use 'smollm2', 'hf:<id or dir>' or "
+            f"generator {spec!r}: use 'smollm2', 'gemma3-270m', 'hf:<id or dir>' or "
             "'vlm:<id or dir>' (a Qwen-VL-class image-text-to-text model)"
         )
     source = str(base_dir) if base_dir is not None else source
@@ -459,8 +478,9 @@ class IEA(MabsaModel):
         super().__init__(config, task, processor, None)
         self.generator: Any = generator
         self.max_new_tokens = config.max_new_tokens
+        self.constrained = config.constrained
         self.aligner_source = config.aligner
-        self.generation_log = {"posts": 0, "unparseable": 0, "unmatched_terms": 0}
+        self.generation_log = {"posts": 0, "unparseable": 0, "unmatched_terms": 0, "cut_by_budget": 0}
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -553,7 +573,10 @@ class IEA(MabsaModel):
 
     @torch.no_grad()
     def generate_texts(self, batch: Mapping[str, Any]) -> tuple[list[str], list[float]]:
-        return self.generator.generate(batch, self.max_new_tokens)
+        """Greedy answers; with ``constrained`` (the default) only answers the parser reads, over
+        each post's own words (:mod:`mabsa.models.iea.constrained`)."""
+        grammars = [AnswerGrammar(f.post.tokens, self.task) for f in batch["features"]] if self.constrained else None
+        return self.generator.generate(batch, self.max_new_tokens, grammars)
 
     @torch.no_grad()
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
@@ -565,7 +588,10 @@ class IEA(MabsaModel):
             parsed = parse_generation(text, feature.post.tokens, self.task == "jmasa", score=min(1.0, max(0.0, prob)))
             self.generation_log["posts"] += 1
             self.generation_log["unmatched_terms"] += len(parsed.unmatched)
-            if parsed.unparseable:
+            if parsed.unparseable and self.constrained:
+                # the start of a valid answer: max_new_tokens ran out before its first pair closed
+                self.generation_log["cut_by_budget"] += 1
+            elif parsed.unparseable:
                 self.generation_log["unparseable"] += 1
                 log.warning("IEA: unparseable generation for post %s (no prediction): %r", feature.post.id, text[:200])
             elif parsed.unmatched:

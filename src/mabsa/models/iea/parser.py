@@ -7,6 +7,10 @@ and maps each term back to token spans of the post: exact token match, then a no
 (case, ``#``/``@``, punctuation), then a fuzzy match (difflib ratio >= 0.8 over windows of
 similar length). Output that holds no readable pair and is not
 "none" is *unparseable*: no prediction for that post, and the caller logs and counts it.
+
+One polarity per span, as the field's span metric (AoM's) counts predictions: a span the
+generator writes twice keeps the polarity it was given **first**; a JMASA pair without a
+polarity is dropped (and counted in ``Parsed.unmatched``).
 """
 
 from __future__ import annotations
