@@ -3,7 +3,15 @@ import torch
 from PIL import Image
 from skimage import data
 
-from mabsa.perception.captions import EndpointCaptioner, HFCaptioner, build_captioner, phrase_labels
+from mabsa.data.records import Face
+from mabsa.perception.captions import (
+    UNCLEAR,
+    EndpointCaptioner,
+    HFCaptioner,
+    build_captioner,
+    describe_image,
+    phrase_labels,
+)
 from mabsa.perception.errors import BackendSpecError
 from mabsa.perception.llm import OpenAIChatClient
 from perception_support import fake_chat_server
@@ -17,13 +25,28 @@ def test_label_caption_on_real_photos_is_marked_label_derived():
     assert cap.caption(Image.fromarray(data.coffee())).text == "An image of an espresso."
 
 
-def test_phrase_labels():
+def test_phrase_labels_names_only_labels_above_the_floor():
     assert (
         phrase_labels([("tiger cat", 0.4), ("Egyptian cat", 0.35), ("tabby", 0.17)])
-        == "An image of a tiger cat, an Egyptian cat or a tabby."
+        == "An image of a tiger cat or an Egyptian cat."
     )
     assert phrase_labels([("espresso", 0.95), ("cup", 0.01)]) == "An image of an espresso."
-    assert phrase_labels([("cup", 0.02), ("mug", 0.01)]) == "An image of a cup."  # first always kept
+    # the astronaut photo's best guesses: none is named
+    assert phrase_labels([("football helmet", 0.16), ("bobsled", 0.11)]) == f"An image of {UNCLEAR}."
+
+
+def test_describe_image_names_the_people_first():
+    woman = Face(box=(1, 1, 5, 5), age=33.2, gender="Woman", emotion="happy", emotion_scores={"happy": 0.9})
+    man = Face(box=(9, 9, 5, 5), age=50, gender="Man", emotion="sad", emotion_scores={"sad": 0.3})  # unsure
+    assert describe_image([woman], [("football helmet", 0.16)]) == (
+        "An image of a 33-year-old woman with a happy expression."
+    )
+    assert describe_image([woman, man], [("tripod", 0.9)]) == (
+        "An image of 2 people: a 33-year-old woman with a happy expression and a 50-year-old man; "
+        "it also shows a tripod."
+    )
+    assert describe_image([], [("bobsled", 0.1)]) == f"An image of {UNCLEAR}."
+    assert describe_image(None, [("tiger cat", 0.39)]) == "An image of a tiger cat."
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,11 @@ def submit(page, server, text: str, image: Path | None):
     return response.value.json()
 
 
-def test_post_with_photo_shows_highlights_overlay_and_evidence(server, browser, tmp_path):
+def test_post_with_photo_shows_highlights_overlay_and_evidence(server, browser, tmp_path, monkeypatch):
+    # a name is never near a face's description ("a 33-year-old woman"), so no aspect of this post
+    # passes the alignment floor; without it, the nearest face or region is shown for every
+    # aspect, which is what the overlay and hover checks below need
+    monkeypatch.setattr("mabsa.serve.evidence.ALIGNMENT_FLOOR", -1.0)
     photo = tmp_path / "astronaut.jpg"
     photo.write_bytes(example_jpeg("astronaut"))
     page = browser.new_page()
@@ -117,6 +121,7 @@ def test_post_with_photo_shows_highlights_overlay_and_evidence(server, browser, 
 
     evidence = page.locator("#evidence-list").inner_text()
     assert data["image"]["caption"] in evidence and "There is 1 person" in evidence
+    assert data["image"]["confident"] and "woman" in data["image"]["caption"]  # the person comes first
     aligned = [i for i, a in enumerate(aspects) if a["aligned"] and a["aligned"]["kind"] != "background"]
     # the one face and the text naming her: alignment (on by default) must link an aspect to it
     assert aligned, [a["aligned"] for a in aspects]

@@ -2,6 +2,8 @@
 
 import logging
 
+import pytest
+
 from mabsa.serve import ServeConfig, create_app
 from serve_support import running_server, tiny_checkpoint
 
@@ -12,3 +14,32 @@ def test_ready_is_logged_once_with_the_url_when_readyz_turns_200(tmp_path_factor
     with running_server(create_app(config)):  # returns once /readyz answers 200
         ready = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ready")]
     assert ready == ["ready at http://h:1/ (models: tiny)"]
+
+
+@pytest.fixture(scope="module")
+def evidence():
+    from mabsa.serve.evidence import EvidenceBuilder, EvidenceConfig
+
+    return EvidenceBuilder(EvidenceConfig())
+
+
+def test_evidence_names_the_person_and_shows_only_near_alignments(evidence):
+    """The astronaut photo's caption names the woman found; a cat photo is no evidence for
+    "Obama"; an image with nothing recognised says so."""
+    import numpy as np
+    from skimage import data
+
+    from mabsa.serve.evidence import ALIGNMENT_FLOOR, image_summary
+
+    astronaut = evidence.perceive(evidence.perceiver.load(data.astronaut(), "astronaut"))
+    assert astronaut.faces and "woman" in astronaut.caption.text.split(";")[0]
+    assert "helmet" not in astronaut.caption.text  # its best label guesses are under the floor
+    cat = evidence.perceive(evidence.perceiver.load(data.chelsea(), "chelsea"))
+    obama, kitten = evidence.align(cat, ["Obama", "kitten"])
+    assert obama is None
+    assert kitten is not None and kitten["similarity"] >= ALIGNMENT_FLOOR
+    assert image_summary(cat)["confident"]
+    grey = evidence.perceive(evidence.perceiver.load(np.full((64, 64, 3), 128, np.uint8), "grey"))
+    summary = image_summary(grey)
+    assert not summary["confident"] and "nothing recognised with confidence" in summary["caption"]
+    assert evidence.align(grey, ["Obama"]) == [None]

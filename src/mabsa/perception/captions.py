@@ -11,18 +11,27 @@ Spec strings (:func:`build_captioner`):
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
 import torch
 from PIL import Image
 
+from mabsa.data.records import Face
 from mabsa.encoders.vision import EfficientNetLite0Encoder
 from mabsa.perception.errors import BackendSpecError
 from mabsa.perception.llm import ChatBackend, build_chat_backend, user_message
 from mabsa.perception.records import Caption
+from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE, describe_face
 
 CAPTION_PROMPT = "Describe this image in one short sentence."
+#: An ImageNet label is named only at or above this probability. Calibrated on scikit-image's
+#: photos (docs/perception.md): right labels scored 0.30-0.95 (tripod 0.94, espresso 0.95,
+#: tiger cat 0.39, missile 0.30), the wrong ones on the astronaut photo 0.06-0.16.
+LABEL_FLOOR = 0.25
+#: What a caption says when nothing in the image was recognised with confidence.
+UNCLEAR = "nothing recognised with confidence"
 
 
 class Captioner(Protocol):
@@ -37,26 +46,57 @@ def shared_efficientnet() -> EfficientNetLite0Encoder:
     return EfficientNetLite0Encoder().eval()
 
 
-def phrase_labels(labels: list[tuple[str, float]], min_prob: float = 0.05) -> str:
-    """'An image of a tiger cat, an Egyptian cat or a tabby.' (labels under ``min_prob`` dropped,
-    the first is always kept)."""
-    names = [n for i, (n, p) in enumerate(labels) if i == 0 or p >= min_prob]
-    names = [f"{'an' if n[0].lower() in 'aeiou' else 'a'} {n}" for n in names]
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-    return f"An image of {listed}."
+def list_labels(labels: Sequence[tuple[str, float]], floor: float = LABEL_FLOOR) -> str | None:
+    """'a tiger cat or an Egyptian cat': the labels at or above ``floor`` (``None``: none is)."""
+    names = [f"{'an' if n[0].lower() in 'aeiou' else 'a'} {n}" for n, p in labels if p >= floor]
+    if not names:
+        return None
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def phrase_labels(labels: Sequence[tuple[str, float]], floor: float = LABEL_FLOOR) -> str:
+    """'An image of a tiger cat or an Egyptian cat.' (only labels at or above ``floor``)."""
+    return f"An image of {list_labels(labels, floor) or UNCLEAR}."
+
+
+def describe_image(
+    faces: Sequence[Face] | None,
+    labels: Sequence[tuple[str, float]],
+    min_confidence: float = MIN_ATTRIBUTE_CONFIDENCE,
+    floor: float = LABEL_FLOOR,
+) -> str:
+    """A label-derived caption that names the people found first (their count, and the
+    attributes above ``min_confidence``), then the objects named with confidence:
+    'An image of a 33-year-old woman with a happy expression.'"""
+    people = [_lower_first(describe_face(f, min_confidence).rstrip(".")) for f in faces or ()]
+    things = list_labels(labels, floor)
+    who: str | None
+    if len(people) > 3:
+        who = f"{len(people)} people, among them {', '.join(people[:2])}"
+    elif len(people) > 1:
+        who = f"{len(people)} people: {', '.join(people[:-1])} and {people[-1]}"
+    else:
+        who = people[0] if people else None
+    if who and things:
+        return f"An image of {who}; it also shows {things}."
+    return f"An image of {who or things or UNCLEAR}."
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 class LabelCaptioner:
-    def __init__(self, k: int = 3, min_prob: float = 0.05):
-        self.k, self.min_prob = k, min_prob
+    def __init__(self, k: int = 3, floor: float = LABEL_FLOOR):
+        self.k, self.floor = k, floor
         self.encoder = shared_efficientnet()
-        self.id = f"imagenet-labels(efficientnet-lite0,k={k},min_prob={min_prob})"
+        self.id = f"imagenet-labels(efficientnet-lite0,k={k},floor={floor})"
 
     def labels(self, image: Image.Image, k: int = 5) -> list[tuple[str, float]]:
         return self.encoder.top_labels([image], k)[0]
 
     def caption(self, image: Image.Image) -> Caption:
-        return Caption(phrase_labels(self.labels(image, self.k), self.min_prob), self.id, label_derived=True)
+        return Caption(phrase_labels(self.labels(image, self.k), self.floor), self.id, label_derived=True)
 
 
 class HFCaptioner:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from mabsa.data.records import Face, Rationale
 from mabsa.perception.cache import cache_key
-from mabsa.perception.captions import phrase_labels, shared_efficientnet
+from mabsa.perception.captions import LABEL_FLOOR, list_labels, shared_efficientnet
 from mabsa.perception.llm import ChatBackend, build_chat_backend, user_message
 from mabsa.perception.records import Region
 
@@ -30,6 +30,8 @@ REGION_TEXT_PROMPT = (
     "A region of a social-media photo was analysed automatically: {evidence} "
     "In one sentence, say what the region shows and what feeling it conveys."
 )
+#: How an interpretation names a region whose labels are all under the floor.
+UNCLEAR_REGION = "unclear"
 RATIONALE_DESCRIBE_PROMPT = 'Describe the image in one or two sentences, focusing on anything related to "{aspect}".'
 RATIONALE_PROMPT = (
     "Post: {text}\nImage: {description}\nAspect: {aspect}\n"
@@ -66,10 +68,10 @@ def faces_in_region(region: Region, faces: Sequence[Face]) -> list[Face]:
 
 
 class LabelRegionInterpreter:
-    def __init__(self, k: int = 3, min_prob: float = 0.05):
-        self.k, self.min_prob = k, min_prob
+    def __init__(self, k: int = 3, floor: float = LABEL_FLOOR):
+        self.k, self.floor = k, floor
         self.encoder = shared_efficientnet()
-        self.id = f"region-labels(efficientnet-lite0,k={k},min_prob={min_prob})+face-expression"
+        self.id = f"region-labels(efficientnet-lite0,k={k},floor={floor})+face-expression"
 
     def interpret(self, image: Image.Image, regions: Sequence[Region], faces: Sequence[Face] = ()) -> list[str]:
         if not regions:
@@ -77,8 +79,10 @@ class LabelRegionInterpreter:
         labels = self.encoder.top_labels([crop(image, r) for r in regions], self.k)
         out = []
         for region, top in zip(regions, labels):
-            what = phrase_labels(top, self.min_prob).removeprefix("An image of ").rstrip(".")
-            text = f"{'The background' if region.is_background else 'This region'} shows {what}."
+            what = list_labels(top, self.floor)
+            where = "The background" if region.is_background else "This region"
+            # a crop the labeller cannot name is "unclear", not given its best wrong guess
+            text = f"{where} shows {what}." if what else f"{where} is {UNCLEAR_REGION}."
             moods = [f.emotion for f in faces_in_region(region, faces) if f.emotion]
             if len(moods) == 1:
                 text += f" A person in it has a {moods[0]} expression."

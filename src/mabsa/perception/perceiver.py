@@ -15,7 +15,7 @@ import torch
 from mabsa.data.records import Face, Rationale
 from mabsa.encoders.vision import build_vision_encoder
 from mabsa.perception.cache import DiskCache, cache_key
-from mabsa.perception.captions import LabelCaptioner, build_captioner
+from mabsa.perception.captions import LabelCaptioner, build_captioner, describe_image
 from mabsa.perception.faces import FaceAnalyzer
 from mabsa.perception.interpret import RationaleGenerator, build_region_interpreter
 from mabsa.perception.llm import build_chat_backend
@@ -24,7 +24,9 @@ from mabsa.perception.regions import RegionConfig, build_segmenter, select_regio
 from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE, describe_faces
 from mabsa.processing.images import MAX_PIXELS, ImageSource, LoadedImage, load_image
 
-CACHE_VERSION = 1  # bump when the stored form of an output changes
+# Bump when the stored form of an output changes, or what a cached output says: 2 = labels and
+# region interpretations name only what is above perception.captions.LABEL_FLOOR (issue #29).
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,10 @@ class Perceiver:
         labels = self._cached(
             "labels", [img.digest, "efficientnet-lite0", cfg.label_k], lambda: self.labeler.labels(img.rgb, cfg.label_k)
         )
+        if caption is not None and caption.label_derived:
+            # the embedded captioner only names objects: say first who is in the picture
+            text = describe_image(faces, labels, cfg.min_attribute_confidence)
+            caption = Caption(text, caption.source + "+faces" if faces else caption.source, label_derived=True)
         regions = self.regions(img, faces or ()) if cfg.segmenter else None
         return Perception(
             image=img.name,

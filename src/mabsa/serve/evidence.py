@@ -22,8 +22,16 @@ import numpy as np
 
 from mabsa.encoders.text import TextEncoder, load_tokenizer
 from mabsa.perception import Perceiver, Perception, PerceptionConfig
+from mabsa.perception.captions import LABEL_FLOOR
+from mabsa.perception.interpret import UNCLEAR_REGION
 from mabsa.processing.image_text import describe_face
 from mabsa.processing.images import LoadedImage
+
+#: An aspect is shown as aligned to a face or region only at or above this MiniLM cosine
+#: similarity. Calibrated on scikit-image photos (docs/perception.md): ten unrelated terms
+#: ("Obama", "pizza", "election", ...) reached at most 0.23 against any face or region of five
+#: photos, related common nouns ("cat" 0.59, "tripod" 0.73, "coffee" 0.44, "launch" 0.29) more.
+ALIGNMENT_FLOOR = 0.25
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,8 @@ class EvidenceBuilder:
         return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
     def align(self, perception: Perception, terms: Sequence[str]) -> list[dict[str, Any] | None]:
-        """For each term, the face or region whose description is nearest to it."""
+        """For each term, the face or region whose description is nearest to it, if it is near
+        enough (:data:`ALIGNMENT_FLOOR`); ``None`` otherwise: an unrelated pair is not shown."""
         candidates = visual_candidates(perception)
         if not terms or not candidates:
             return [None] * len(terms)
@@ -84,7 +93,10 @@ class EvidenceBuilder:
         out: list[dict[str, Any] | None] = []
         for row in sims:
             best = int(np.argmax(row))
-            out.append({**candidates[best], "similarity": round(float(row[best]), 4)})
+            similarity = float(row[best])
+            out.append(
+                {**candidates[best], "similarity": round(similarity, 4)} if similarity >= ALIGNMENT_FLOOR else None
+            )
         return out
 
     def rationale(self, image: LoadedImage, text: str, term: str) -> dict[str, Any]:
@@ -101,7 +113,7 @@ def visual_candidates(perception: Perception) -> list[dict[str, Any]]:
         if face.box is not None:
             out.append({"kind": "face", "index": i, "box": list(face.box), "description": describe_face(face)})
     for i, region in enumerate(perception.regions or ()):
-        if region.interpretation:
+        if region.interpretation and not is_unclear(region.interpretation):
             out.append(
                 {
                     "kind": "background" if region.is_background else "region",
@@ -113,6 +125,21 @@ def visual_candidates(perception: Perception) -> list[dict[str, Any]]:
     return out
 
 
+def is_unclear(interpretation: str) -> bool:
+    """A region the labeller could not name (its faces' expressions may still be described)."""
+    return interpretation.split(".")[0].endswith(f" is {UNCLEAR_REGION}")
+
+
+def confident(perception: Perception) -> bool:
+    """Whether the image gave any confident evidence: a face, a label at or above the floor, or
+    a region it could name."""
+    return bool(
+        perception.faces
+        or any(p >= LABEL_FLOOR for _, p in perception.labels)
+        or any(r.interpretation and not is_unclear(r.interpretation) for r in perception.regions or ())
+    )
+
+
 def image_summary(perception: Perception) -> dict[str, Any]:
     """The per-image part of an answer (JSON-ready)."""
     width, height = perception.size or (None, None)
@@ -120,6 +147,7 @@ def image_summary(perception: Perception) -> dict[str, Any]:
         "name": perception.image,
         "width": width,
         "height": height,
+        "confident": confident(perception),
         "caption": perception.caption.text if perception.caption else None,
         "caption_source": perception.caption.source if perception.caption else None,
         "labels": [{"label": label, "probability": round(p, 4)} for label, p in perception.labels],

@@ -111,6 +111,7 @@ function renderEvidence(data) {
   const add = (term, ...desc) => { list.append(el("dt", {}, term)); desc.forEach((d) => list.append(el("dd", {}, d))); };
   const image = data.image;
   if (image) {
+    if (!image.confident) add("No confident evidence", "nothing in this image was recognised with confidence (no face, no object or region named above the floor)");
     if (image.caption) add("Caption", image.caption, el("span", { class: "muted" }, image.caption_source || ""));
     if (image.face_description) add("Faces", image.face_description);
     const regions = image.regions.map((r, i) => r.interpretation && `${r.is_background ? "background" : `region ${i + 1}`}: ${r.interpretation}`).filter(Boolean);
@@ -118,6 +119,7 @@ function renderEvidence(data) {
   }
   data.aspects.forEach((a) => {
     const parts = [];
+    if (image && !a.aligned) parts.push("no face or region of the image is near enough to this term to be shown as its evidence");
     if (a.aligned) parts.push(`aligned ${a.aligned.kind} ${a.aligned.index + 1} (similarity ${a.aligned.similarity.toFixed(2)}): ${a.aligned.description}`);
     if (a.rationale) parts.push(`rationale: ${[a.rationale.description, a.rationale.reason].filter(Boolean).join(" ")}`);
     if (parts.length) add(`"${a.term}"`, ...parts);
