@@ -87,6 +87,9 @@ class ImageOut(BaseModel):
     name: str
     width: int | None
     height: int | None
+    #: False when the image gave no confident evidence: no face, and no label or region named
+    #: above the label floor (the page says so)
+    confident: bool = True
     caption: str | None = None
     caption_source: str | None = None
     labels: list[LabelOut] = []
