@@ -108,7 +108,8 @@ def run(args) -> None:
     size = {(200, 120): "", (None, None): "_full"}.get(
         (args.train_posts, args.eval_posts), f"_{args.train_posts}x{args.eval_posts}"
     )
-    name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}{size}"
+    generator = "" if args.generator == "smollm2" else f"_{args.generator}"  # SmolLM2 runs keep their names
+    name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}{size}{generator}"
     if (RESULTS / f"iea_{name}.json").is_file():  # finished: keep its timings (delete the file to redo)
         print(f"{name}: done, results/iea_{name}.json")
         return
@@ -118,6 +119,7 @@ def run(args) -> None:
     # every 25 steps (200 posts, a few CPU-minutes): a full-size epoch survives a kill
     sets = [
         f"model_args.ablation={args.ablation}",
+        f"model_args.generator={args.generator}",
         f"train.max_train_posts={json.dumps(args.train_posts)}",
         f"train.max_eval_posts={json.dumps(args.eval_posts)}",
         f"train.epochs={args.epochs}",
@@ -132,12 +134,17 @@ def run(args) -> None:
 
     class Count(logging.Handler):
         n = 0
+        unmatched = 0  # answers naming a term that is not in the post
 
         def emit(self, record):
             if "unparseable" in record.getMessage():
                 Count.n += 1
+            elif "generated terms not in the post" in record.getMessage():
+                Count.unmatched += 1
 
-    logging.getLogger("mabsa.models.iea").addHandler(Count())
+    logger = logging.getLogger("mabsa.models.iea")
+    logger.addHandler(Count())
+    logger.setLevel(logging.INFO)  # the unmatched-term notes are INFO
     t0 = time.perf_counter()
     metrics = train(config, args.dataset, args.task, RUNS / name, resume=True, progress=False)
     wall = time.perf_counter() - t0
@@ -163,6 +170,8 @@ def run(args) -> None:
             "generation_note": "dev evaluation: instruction building + alignment + greedy batched "
             "generation + parsing, per post, 1 torch thread",
             "unparseable_generations_dev_and_test": Count.n,
+            "answers_with_terms_not_in_the_post_dev_and_test": Count.unmatched,
+            "generator": args.generator,
             "wall_seconds": wall,
             "paper": {field: paper(args.dataset, field) for field in PAPER_FIELDS},
         },
@@ -254,6 +263,7 @@ def run_command(r: dict) -> str:
     return (
         f"python benchmarks/iea.py run --dataset {r['dataset']} --task {r.get('task', 'jmasa')} "
         f"--ablation {r['ablation']} --seed {r['seed']} {size} --epochs {r['config']['train']['epochs']}"
+        + (f" --generator {r['generator']}" if r.get("generator", "smollm2") != "smollm2" else "")
     )
 
 
@@ -451,6 +461,7 @@ def main() -> None:
     r.add_argument("--eval-posts", type=int, default=RUN_DEFAULTS["eval_posts"])
     r.add_argument("--epochs", type=int, default=RUN_DEFAULTS["epochs"])
     r.add_argument("--full", action="store_true", help="all training posts, whole dev and test splits")
+    r.add_argument("--generator", default="smollm2", help="model_args.generator: smollm2 (default) or gemma3-270m")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sub.add_parser("report")
     sub.add_parser("coverage")
