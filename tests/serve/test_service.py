@@ -43,3 +43,17 @@ def test_evidence_names_the_person_and_shows_only_near_alignments(evidence):
     summary = image_summary(grey)
     assert not summary["confident"] and "nothing recognised with confidence" in summary["caption"]
     assert evidence.align(grey, ["Obama"]) == [None]
+
+
+def test_the_same_photo_posted_again_is_not_perceived_again(evidence, monkeypatch):
+    import numpy as np
+
+    calls = []
+    perceive = evidence.perceiver.perceive
+    monkeypatch.setattr(evidence.perceiver, "perceive", lambda image: calls.append(image.digest) or perceive(image))
+    pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    first = evidence.perceive(evidence.perceiver.load(pixels, "a.png"))
+    again = evidence.perceive(evidence.perceiver.load(pixels.copy(), "b.png"))
+    assert len(calls) == 1 and again.image == "b.png" and again.digest == first.digest
+    other = evidence.perceive(evidence.perceiver.load(pixels[::-1].copy(), "c.png"))
+    assert len(calls) == 2 and other.digest != first.digest

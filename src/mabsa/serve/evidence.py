@@ -13,8 +13,9 @@ it is off, and a failure in it is reported in the answer instead of failing the 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -44,16 +45,28 @@ class EvidenceConfig:
     cache_dir: str | None = None
 
 
+#: Perceptions the service keeps in memory, by image digest (the same photo posted again is
+#: answered without perceiving it again; a perception with its region masks is ~1-2 MB).
+PERCEPTIONS_KEPT = 64
+
+
 class EvidenceBuilder:
     def __init__(self, config: EvidenceConfig):
         self.config = config
         self.perceiver = Perceiver(config.perception, config.cache_dir)
         self._lock = threading.Lock()  # perception components are built lazily, once
+        self._recent: OrderedDict[str, Perception] = OrderedDict()  # digest -> perception, newest last
 
     # -- per image -------------------------------------------------------------------------
     def perceive(self, image: LoadedImage) -> Perception:
         with self._lock:
-            return self.perceiver.perceive(image)
+            seen = self._recent.pop(image.digest, None)
+            if seen is None:
+                seen = self.perceiver.perceive(image)
+            self._recent[image.digest] = seen
+            while len(self._recent) > PERCEPTIONS_KEPT:
+                self._recent.popitem(last=False)
+            return replace(seen, image=image.name)  # the same pixels under this request's name
 
     def warm_up(self) -> None:
         """Build every component on a small image, so the first request is not the slow one."""
