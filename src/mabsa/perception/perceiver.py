@@ -15,7 +15,7 @@ import torch
 from mabsa.data.records import Face, Rationale
 from mabsa.encoders.vision import build_vision_encoder
 from mabsa.perception.cache import DiskCache, cache_key
-from mabsa.perception.captions import LabelCaptioner, build_captioner, describe_image
+from mabsa.perception.captions import LABEL_FLOOR, LabelCaptioner, build_captioner, describe_image
 from mabsa.perception.faces import FaceAnalyzer
 from mabsa.perception.interpret import RationaleGenerator, build_region_interpreter
 from mabsa.perception.llm import build_chat_backend
@@ -95,20 +95,22 @@ class Perceiver:
         img = self.load(source, name)
         cfg = self.config
         faces = self.detect_faces(img) if cfg.face_detector else None
+        labels = self._cached(
+            "labels", [img.digest, "efficientnet-lite0", cfg.label_k], lambda: self.labeler.labels(img.rgb, cfg.label_k)
+        )
         caption = None
-        if cfg.captioner:
+        if cfg.captioner == "labels":
+            # the embedded captioner names the image's labels, which are at hand: no second
+            # classification of the same image; it says first who is in the picture
+            text = describe_image(faces, labels, cfg.min_attribute_confidence)
+            source = f"imagenet-labels(efficientnet-lite0,k={cfg.label_k},floor={LABEL_FLOOR})"
+            caption = Caption(text, source + ("+faces" if faces else ""), label_derived=True)
+        elif cfg.captioner:
             caption = Caption(
                 **self._cached(
                     "caption", [img.digest, cfg.captioner], lambda: self.captioner.caption(img.rgb).to_dict()
                 )
             )
-        labels = self._cached(
-            "labels", [img.digest, "efficientnet-lite0", cfg.label_k], lambda: self.labeler.labels(img.rgb, cfg.label_k)
-        )
-        if caption is not None and caption.label_derived:
-            # the embedded captioner only names objects: say first who is in the picture
-            text = describe_image(faces, labels, cfg.min_attribute_confidence)
-            caption = Caption(text, caption.source + "+faces" if faces else caption.source, label_derived=True)
         regions = self.regions(img, faces or ()) if cfg.segmenter else None
         return Perception(
             image=img.name,
