@@ -117,3 +117,14 @@ def test_rationale_through_an_endpoint_is_cached(photos, tmp_path):
         again = Perceiver(config, cache=tmp_path).rationale(photos / "chelsea.jpg", "My $T$ again", "cat")
         other = Perceiver(config, cache=tmp_path).rationale(photos / "chelsea.jpg", "My $T$ again", "dog")
     assert again == r and other != r and len(server.requests) == 4
+
+
+def test_cli_workers_give_the_same_answers_in_the_same_order(photos, tmp_path):
+    """--workers 2: two spawned processes, each with its own models; same output, same order."""
+    args = [str(photos), "--json", "--segmenter", "none"]
+    one = CliRunner().invoke(perceive, [*args, "--out", str(tmp_path / "a")])
+    two = CliRunner().invoke(perceive, [*args, "--out", str(tmp_path / "b"), "--workers", "2"])
+    assert one.exit_code == two.exit_code == 0, two.output
+    answers = [json.loads(line) for line in two.output.splitlines()]
+    assert [a["image"] for a in answers] == [str(photos / n) for n in ("astronaut.png", "chelsea.jpg", "clear.png")]
+    assert answers == [json.loads(line) for line in one.output.splitlines()]

@@ -47,6 +47,46 @@ def _format(p: Perception) -> str:
     return "\n".join(lines)
 
 
+# -- a process pool for many images (--workers): each worker builds its own Perceiver once ------
+_WORKER: dict[str, object] = {}
+
+
+def _worker_init(config: object, cache_root: str, threads: int) -> None:
+    import torch
+
+    from mabsa.perception.cache import DiskCache
+    from mabsa.perception.perceiver import Perceiver
+
+    torch.set_num_threads(threads)
+    _WORKER["perceiver"] = Perceiver(config, DiskCache(cache_root))  # type: ignore[arg-type]
+
+
+def _worker_perceive(job: tuple[str, str | None]) -> tuple[Perception | None, str | None, int]:
+    """(perception or None, error message or None, cache hits of this image)."""
+    perceiver = _WORKER["perceiver"]
+    cache = perceiver.cache  # type: ignore[attr-defined]
+    before = cache.hits
+    try:
+        return perceiver.perceive(job[0], name=job[1]), None, cache.hits - before  # type: ignore[attr-defined]
+    except MabsaError as e:
+        return None, str(e), cache.hits - before
+
+
+def _perceive_all(jobs, config, cache, threads: int, workers: int):
+    """Perceive each (path, name) job in order: in this process, or in ``workers`` processes
+    (spawned: a forked child of a process that loaded torch may hang)."""
+    if workers <= 1:
+        _worker_init(config, str(cache.root), threads)
+        yield from map(_worker_perceive, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, _worker_init, (config, str(cache.root), threads)) as pool:
+        yield from pool.map(_worker_perceive, jobs, chunksize=4)
+
+
 def _dataset_images(dataset: str) -> list[str]:
     from mabsa.data.registry import SPLITS, load_dataset
 
@@ -80,15 +120,24 @@ def _dataset_images(dataset: str) -> list[str]:
     help="labels | smollm2 | hf:<id|dir> | openai:<url>#<model> | none",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image instead of text.")
-@click.option("--threads", default=1, show_default=True, help="torch threads (1 is fastest on 2 shared cores).")
-def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, segmenter, interpreter, as_json, threads):
+@click.option("--threads", default=1, show_default=True, help="torch threads per worker (1 is fastest on 2 cores).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Processes perceiving images in parallel (each loads the models once; about one per core).",
+)
+def perceive(
+    paths, dataset, images_dir, cache_dir, face_detector, captioner, segmenter, interpreter, as_json, threads, workers
+):
     """Faces, caption, labels and regions for each image in PATHS (files or folders), offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
     import torch
 
     from mabsa.perception.cache import DiskCache
     from mabsa.perception.llm import mabsa_cache_dir
-    from mabsa.perception.perceiver import Perceiver, PerceptionConfig
+    from mabsa.perception.perceiver import PerceptionConfig
 
     torch.set_num_threads(threads)
     if not paths and not dataset:
@@ -107,38 +156,35 @@ def perceive(paths, dataset, images_dir, cache_dir, face_detector, captioner, se
     )
     cache = DiskCache(cache_dir or Path(mabsa_cache_dir()) / "perception")
     cache.clean()
-    perceiver = Perceiver(config, cache)
     failures = 0
 
     if dataset:
         from tqdm import tqdm
 
         ids = _dataset_images(dataset)
-        missing, done = [], 0
-        for image_id in tqdm(ids, desc=f"perceive {dataset}", unit="img", file=sys.stderr):
-            path = Path(images_dir) / image_id
-            if not path.is_file():
-                missing.append(image_id)
-                continue
-            try:
-                perceiver.perceive(path, name=image_id)
+        present = [i for i in ids if (Path(images_dir) / i).is_file()]
+        missing = [i for i in ids if not (Path(images_dir) / i).is_file()]
+        done = hits = 0
+        jobs = [(str(Path(images_dir) / i), i) for i in present]
+        results = _perceive_all(jobs, config, cache, threads, workers)
+        for _, error, n_hits in tqdm(results, total=len(jobs), desc=f"perceive {dataset}", unit="img", file=sys.stderr):
+            hits += n_hits
+            if error is None:
                 done += 1
-            except MabsaError as e:
+            else:
                 failures += 1
-                tqdm.write(f"error: {e}", file=sys.stderr)
+                tqdm.write(f"error: {error}", file=sys.stderr)
         click.echo(
-            f"{dataset}: {done} of {len(ids)} images perceived ({cache.hits} cache hits), "
+            f"{dataset}: {done} of {len(ids)} images perceived ({hits} cache hits), "
             f"{len(missing)} missing from {images_dir}, {failures} failed; cache: {cache.root}"
         )
         if missing:
             click.echo("missing (first 5): " + ", ".join(missing[:5]), err=True)
 
-    for path in files:
-        try:
-            p = perceiver.perceive(path)
-        except MabsaError as e:
+    for p, error, _ in _perceive_all([(str(f), None) for f in files], config, cache, threads, workers):
+        if error is not None:
             failures += 1
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {error}", err=True)
             continue
         click.echo(json.dumps(p.to_dict(), ensure_ascii=False) if as_json else _format(p))
     if failures:
