@@ -181,8 +181,9 @@ def report() -> str:
         "",
         "Base-size encoders on Twitter-2015, seed 1, text only (no image-derived text unless the",
         "row says so); the recipe is chosen on **dev only** and reused on Twitter-2017 unchanged.",
-        "Sweep points report no test score. Exact command per row; raw JSON in",
-        "`results/quality_<name>.json`.",
+        "Sweep points report no test score. Rows named `*-best` are the final runs of the chosen",
+        "recipes, one row per seed; their test scores are in the best-configuration block at the",
+        "top. Exact command per row; raw JSON in `results/quality_<name>.json`.",
         "",
         "| run | task | what it tries | dev (metric) | best epoch | dev curve | CPU-h | command |",
         "|---|---|---|---|---|---|---|---|",
@@ -252,20 +253,22 @@ def best_block(summary: dict) -> str:
         "(count in brackets); MASC is the polarity stage alone on the gold aspects. Raw JSON: "
         "`results/best.json`, `results/best_<dataset>.json`, `results/quality_<run>.json`.",
         "",
-        "| dataset | JMASA F1 | required / stretch | MATE F1 (required) | sentiment acc. on found terms "
-        "| MASC acc. (required) | ensemble JMASA | CPU-h to train |",
+        "| dataset | JMASA F1 | required / stretch | MATE F1 | sentiment acc. on found terms "
+        "| MASC acc. | ensemble JMASA | CPU-h to train |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for dataset, r in summary.items():
         k = 0 if dataset == "twitter2015" else 1
 
-        def cell(m: dict) -> str:
-            return f"{m['mean']:.1f} ± {m['std']:.1f} ({m['seeds']})"
+        def cell(m: dict) -> str:  # one seed has no spread to report
+            if m["seeds"] == 1:
+                return f"{m['mean']:.1f} (1 seed)"
+            return f"{m['mean']:.1f} ± {m['std']:.1f} ({m['seeds']} seeds)"
 
         lines.append(
             f"| {dataset} | **{cell(r['jmasa_f1'])}** | {targets['jmasa_f1']['required'][k]:.1f} / "
-            f"{targets['jmasa_f1']['stretch'][k]:.1f} | {cell(r['mate_f1'])} ({targets['mate_f1']['required'][k]:.1f}) "
-            f"| {cell(r['sentiment_acc_on_found'])} | {cell(r['masc_acc'])} ({targets['masc_acc']['required'][k]:.1f}) "
+            f"{targets['jmasa_f1']['stretch'][k]:.1f} | {cell(r['mate_f1'])}; req. {targets['mate_f1']['required'][k]:.1f} "
+            f"| {cell(r['sentiment_acc_on_found'])} | {cell(r['masc_acc'])}; req. {targets['masc_acc']['required'][k]:.1f} "
             f"| {r.get('ensemble_jmasa_f1', '-')} | {r['cpu_hours_to_train']:.1f} |"
         )
     lines += ["", "Commands (each dataset's training runs, then the pipelines and their scores):", ""]
