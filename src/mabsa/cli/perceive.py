@@ -162,10 +162,14 @@ def perceive(
         from tqdm import tqdm
 
         ids = _dataset_images(dataset)
-        present = [i for i in ids if (Path(images_dir) / i).is_file()]
-        missing = [i for i in ids if not (Path(images_dir) / i).is_file()]
+        jobs, missing = [], []
+        for image_id in ids:
+            path = Path(images_dir) / image_id
+            if path.is_file():
+                jobs.append((str(path), image_id))
+            else:
+                missing.append(image_id)
         done = hits = 0
-        jobs = [(str(Path(images_dir) / i), i) for i in present]
         results = _perceive_all(jobs, config, cache, threads, workers)
         for _, error, n_hits in tqdm(results, total=len(jobs), desc=f"perceive {dataset}", unit="img", file=sys.stderr):
             hits += n_hits

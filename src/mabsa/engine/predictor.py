@@ -90,15 +90,15 @@ class Predictor:
         tokens = tokenize(text)
         if not tokens:
             raise InputError(f"text #{index} has no tokens: {text!r}")
-        if isinstance(image, Path):
-            image = str(image)
-        # an image given as bytes, a PIL image or an array is decoded once, here (a path is read
-        # where it is needed); a LoadedImage (the service's upload) passes as it is
-        decoded = load_image(image) if image is not None and not isinstance(image, str) else None
+        # a path is read where it is needed; bytes, a PIL image or an array are decoded once,
+        # here; a LoadedImage (the service's upload) passes as it is
+        path = str(image) if isinstance(image, (str, Path)) else None
+        decoded = load_image(image) if image is not None and path is None else None
+        source = decoded if decoded is not None else path
         # Per-image texts given by the caller (e.g. the server's evidence panel already perceived
         # the image) are used as they are; otherwise the image is perceived here.
-        if image is not None and self.model.processor.reads_image_texts and caption is None and faces is None:
-            caption, faces = self._perceive(decoded or str(image))
+        if source is not None and self.model.processor.reads_image_texts and caption is None and faces is None:
+            caption, faces = self._perceive(source)
         given: list[Aspect] = []
         if self.task not in EXTRACTION_TASKS:
             if not aspects:
@@ -113,7 +113,7 @@ class Predictor:
             id=str(index),
             tokens=tuple(tokens),
             text=text,
-            image=decoded.name if decoded is not None else (image if isinstance(image, str) else None),
+            image=decoded.name if decoded is not None else path,
             caption=caption,
             faces=faces,
             aspects=tuple(given),

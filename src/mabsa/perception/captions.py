@@ -82,6 +82,11 @@ def describe_image(
     return f"An image of {who or things or UNCLEAR}."
 
 
+def label_caption_source(k: int, floor: float = LABEL_FLOOR) -> str:
+    """What a label-derived caption names as its source (a cache key part: spelt once)."""
+    return f"imagenet-labels(efficientnet-lite0,k={k},floor={floor})"
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
@@ -90,7 +95,7 @@ class LabelCaptioner:
     def __init__(self, k: int = 3, floor: float = LABEL_FLOOR):
         self.k, self.floor = k, floor
         self.encoder = shared_efficientnet()
-        self.id = f"imagenet-labels(efficientnet-lite0,k={k},floor={floor})"
+        self.id = label_caption_source(k, floor)
 
     def labels(self, image: Image.Image, k: int = 5) -> list[tuple[str, float]]:
         return self.encoder.top_labels([image], k)[0]

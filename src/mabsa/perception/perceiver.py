@@ -15,7 +15,7 @@ import torch
 from mabsa.data.records import Face, Rationale
 from mabsa.encoders.vision import build_vision_encoder
 from mabsa.perception.cache import DiskCache, cache_key
-from mabsa.perception.captions import LABEL_FLOOR, LabelCaptioner, build_captioner, describe_image
+from mabsa.perception.captions import LabelCaptioner, build_captioner, describe_image, label_caption_source
 from mabsa.perception.faces import FaceAnalyzer
 from mabsa.perception.interpret import RationaleGenerator, build_region_interpreter
 from mabsa.perception.llm import build_chat_backend
@@ -103,8 +103,8 @@ class Perceiver:
             # the embedded captioner names the image's labels, which are at hand: no second
             # classification of the same image; it says first who is in the picture
             text = describe_image(faces, labels, cfg.min_attribute_confidence)
-            source = f"imagenet-labels(efficientnet-lite0,k={cfg.label_k},floor={LABEL_FLOOR})"
-            caption = Caption(text, source + ("+faces" if faces else ""), label_derived=True)
+            source = label_caption_source(cfg.label_k) + ("+faces" if faces else "")
+            caption = Caption(text, source, label_derived=True)
         elif cfg.captioner:
             caption = Caption(
                 **self._cached(

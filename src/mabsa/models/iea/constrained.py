@@ -19,6 +19,7 @@ that is not in the post, a malformed pair or a fourth polarity.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -110,15 +111,15 @@ class TokenIndex:
                 self.by_start.setdefault(text[:2], []).append(i)
 
 
-_INDEXES: dict[int, TokenIndex] = {}
+# weak keys: an index lives as long as its tokenizer (an id() key could be reused by another)
+_INDEXES: weakref.WeakKeyDictionary[Any, TokenIndex] = weakref.WeakKeyDictionary()
 
 
 def token_index(tokenizer: Any) -> TokenIndex:
     """One index per tokenizer object (building it decodes the whole vocabulary once)."""
-    key = id(tokenizer)
-    if key not in _INDEXES:
-        _INDEXES[key] = TokenIndex(tokenizer)
-    return _INDEXES[key]
+    if tokenizer not in _INDEXES:
+        _INDEXES[tokenizer] = TokenIndex(tokenizer)
+    return _INDEXES[tokenizer]
 
 
 class ConstrainedDecoding:
@@ -148,7 +149,7 @@ class ConstrainedDecoding:
             return [self.pad if self.pad is not None else self.eos]
         grammar = self.grammars[row]
         states = self.states(row, generated)
-        starts = {a for a in self._next_chars(grammar, states)}
+        starts = self._next_chars(grammar, states)
         starts |= {a + b for a in list(starts) for b in self._next_chars(grammar, grammar.step(states, a))}
         allowed = [
             token

@@ -117,7 +117,6 @@ class ImageViews:
         return stand_in_view(post, self.max_regions)
 
     def perceive(self, post: Post, with_images: bool = False) -> ImageView:
-
         if self._perceiver is None:
             self._perceiver = Perceiver(
                 PerceptionConfig(

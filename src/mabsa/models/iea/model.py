@@ -4,7 +4,8 @@ Nearest-to-Match Instruction and writing ``(aspect, polarity)`` pairs.
 Two generators behind one model (``model_args.generator``):
 
 * ``"smollm2"`` (CPU path, default), ``"gemma3-270m"`` (embedded, ``mabsa models install
-  gemma3-270m``) or ``"hf:<id or dir>"``: a causal LM reads the instruction as text (regions as ``<region k: interpretation>`` after their aligned phrase);
+  gemma3-270m``) or ``"hf:<id or dir>"``: a causal LM reads the instruction as text (regions as
+  ``<region k: interpretation>`` after their aligned phrase);
 * ``"vlm:<id or dir>"`` (the paper's path, GPU): a Qwen-VL-class ``AutoModelForImageTextToText``
   reads the whole image, and each region's crop right after its phrase, with its interpretation.
 
@@ -268,7 +269,7 @@ class VisionLanguageGenerator(nn.Module):
             return_dict_in_generate=True,
             prefix_allowed_tokens_fn=ConstrainedDecoding(grammars, self.tokenizer, width) if grammars else None,
         )
-        return _new_token_texts(self.tokenizer, out, inputs["input_ids"].shape[1])
+        return _new_token_texts(self.tokenizer, out, width)
 
     def save_base(self, directory: Path) -> None:
         base_state_save(self.lm, directory)
