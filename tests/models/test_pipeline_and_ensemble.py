@@ -77,8 +77,9 @@ def test_polarity_stage_reads_shipped_per_aspect_text_only_in_the_labelled_mode(
         assert any(read) if reads_shipped else not any(read)
 
 
-def test_corrupting_the_gold_changes_no_prediction(stages, posts, tmp_path):
-    pipe, _ = load_model(compose_pipeline(stages / "every", stages / "fite", tmp_path / "p"))
+@pytest.mark.parametrize("polarity", ["fite", "cls1"])  # cls1: text-cls, the best configuration's kind
+def test_corrupting_the_gold_changes_no_prediction(stages, posts, tmp_path, polarity):
+    pipe, _ = load_model(compose_pipeline(stages / "every", stages / polarity, tmp_path / "p"))
     corrupted = [
         replace(
             p,
