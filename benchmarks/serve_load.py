@@ -3,6 +3,12 @@ requests mixed in. Bounded in request count and in time.
 
     python benchmarks/serve_load.py --checkpoint checkpoints/text-crf_twitter2015_jmasa \
         --clients 50 --requests 2000 --soak-requests 1000 --output results/serve_load.json
+    python benchmarks/serve_load.py --checkpoint checkpoints/text-crf_twitter2015_jmasa --images \
+        --clients 10 50 --requests 300 --soak-requests 200 --output results/serve_load_images.json
+
+With ``--images`` every valid post carries its own photo (``mabsa.serve.examples.distinct_photos``:
+no two requests share an image, so no perception is answered from a cache) and the server runs
+with image evidence (faces, caption, regions, alignment; ``--perception-workers`` processes).
 
 Starts ``python -m mabsa.serve`` as its own process (or uses ``--url``), waits for ``/readyz``,
 runs the phases, stops the server. Reports latency p50/p95/p99, throughput, the error count
@@ -65,8 +71,10 @@ async def run_phase(
     max_seconds: float,
     malformed_ratio: float = 0.0,
     seed: int = 0,
+    photos: list[str] | None = None,
 ) -> dict[str, Any]:
-    """``clients`` concurrent loops share ``requests`` posts; stops early after ``max_seconds``."""
+    """``clients`` concurrent loops share ``requests`` posts; stops early after ``max_seconds``.
+    With ``photos`` (base64 JPEGs), valid post i carries photo i."""
     rng = random.Random(seed)
     plan = []
     for i in range(requests):
@@ -75,6 +83,9 @@ async def run_phase(
             kind = rng.choice(sorted(MALFORMED))
             build, expected = MALFORMED[kind]
             plan.append((kind, build, text, expected))
+        elif photos:
+            photo = photos[i % len(photos)]
+            plan.append(("valid", lambda t, photo=photo: {"json": {"text": t, "image_base64": photo}}, text, 200))
         else:
             plan.append(("valid", lambda t: {"json": {"text": t}}, text, 200))
     next_index = 0
@@ -153,12 +164,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", help="served by a server this script starts")
     ap.add_argument("--url", help="an already running server instead")
-    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--clients", type=int, nargs="+", default=[50], help="one load phase per value")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--soak-requests", type=int, default=1000)
     ap.add_argument("--malformed", type=float, default=0.25, help="share of malformed requests in the soak")
     ap.add_argument("--max-seconds", type=float, default=180, help="time limit of each phase")
     ap.add_argument("--max-batch", type=int, default=16)
+    ap.add_argument("--images", action="store_true", help="a distinct photo per valid post, image evidence on")
+    ap.add_argument("--perception-workers", type=int, default=2)
     ap.add_argument("--output", type=Path)
     args = ap.parse_args(argv)
     if bool(args.checkpoint) == bool(args.url):
@@ -180,20 +193,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "--port",
             str(port),
             "--no-access-log",
-            "--no-evidence",
+            *(["--perception-workers", str(args.perception_workers)] if args.images else ["--no-evidence"]),
             "--max-batch",
             str(args.max_batch),
         ]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_ready(base, 300, process)
         texts = post_texts()
-        asyncio.run(run_phase(base, texts, 4, 40, 60))  # warm-up, not reported
-        load = asyncio.run(run_phase(base, texts, args.clients, args.requests, args.max_seconds))
+        photos = None
+        if args.images:  # made while the server loads; seed 1 for the warm-up, 2 onwards per phase
+            from mabsa.serve.examples import distinct_photos
+
+            def encoded(n: int, seed: int) -> list[str]:
+                return [base64.b64encode(p).decode() for p in distinct_photos(n, seed)]
+
+            warm = encoded(8, 1)
+            phases = [encoded(args.requests, 2 + i) for i in range(len(args.clients))]
+            photos = encoded(args.soak_requests, 2 + len(args.clients))
+        wait_ready(base, 300, process)
+        asyncio.run(run_phase(base, texts, 4, 8 if args.images else 40, 60, photos=warm if args.images else None))
+        load = [
+            asyncio.run(
+                run_phase(base, texts, n, args.requests, args.max_seconds, photos=phases[i] if args.images else None)
+            )
+            for i, n in enumerate(args.clients)
+        ]
         soak = asyncio.run(
             run_phase(
-                base, texts, args.clients, args.soak_requests, args.max_seconds, malformed_ratio=args.malformed, seed=1
+                base,
+                texts,
+                args.clients[-1],
+                args.soak_requests,
+                args.max_seconds,
+                malformed_ratio=args.malformed,
+                seed=1,
+                photos=photos,
             )
         )
         after = httpx.post(f"{base}/v1/predict", json={"text": texts[0]}, timeout=30)
@@ -216,9 +251,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "evidence": models["evidence"],
             "max_batch": args.max_batch,
             "torch_threads": 1,
+            "images": "a distinct photo per valid post" if args.images else None,
         },
         "machine": machine(),
-        "load": load,
+        "load": load if len(load) > 1 else load[0],
         "soak": soak,
         "serving_after_soak": after.status_code == 200,
         "micro_batches": {
@@ -226,6 +262,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "mean_size": round(sum(int(k) * v for k, v in sizes.items()) / n_batches, 2) if n_batches else None,
             "sizes": sizes,
         },
+        "perception_batches": stats.get("perception"),
     }
     text = json.dumps(report, indent=2)
     if args.output:

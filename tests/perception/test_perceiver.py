@@ -128,3 +128,23 @@ def test_cli_workers_give_the_same_answers_in_the_same_order(photos, tmp_path):
     answers = [json.loads(line) for line in two.output.splitlines()]
     assert [a["image"] for a in answers] == [str(photos / n) for n in ("astronaut.png", "chelsea.jpg", "clear.png")]
     assert answers == [json.loads(line) for line in one.output.splitlines()]
+
+
+def test_one_batched_labeler_pass_gives_what_each_stage_gives_alone(photos):
+    """perceive_batch labels images and region crops in one pass (the background's whole-image
+    crop labelled once): it must say what the captioner and the interpreter say on their own."""
+    from mabsa.perception.interpret import LabelRegionInterpreter
+    from mabsa.perception.labels import shared_labeler
+
+    perceiver = Perceiver(cache=None)
+    images = [perceiver.load(photos / name) for name in ("astronaut.png", "chelsea.jpg", "clear.png")]
+    batch = perceiver.perceive_batch(images)
+    assert [p.image for p in batch] == [str(photos / n) for n in ("astronaut.png", "chelsea.jpg", "clear.png")]
+    for image, seen in zip(images, batch):
+        assert seen == perceiver.perceive(image)
+        expected = [(n, pytest.approx(p, abs=1e-6)) for n, p in shared_labeler().top_labels([image.rgb], 5)[0]]
+        assert list(seen.labels) == expected
+        regions = perceiver.segment(image)
+        alone = LabelRegionInterpreter().interpret(image.rgb, regions, seen.faces or ())
+        assert [r.interpretation for r in seen.regions or ()] == alone
+    assert any(r.is_background and r.box == (0, 0, *img.size) for img, p in zip(images, batch) for r in p.regions)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
+import multiprocessing
 import shutil
 import sys
 import threading
@@ -398,9 +400,12 @@ def test_evidence_panel_and_model_share_one_perception(caption_checkpoint, astro
     out, photo = caption_checkpoint, astronaut_photo
     text = "Eileen Collins smiles before the launch"
     calls = []
-    perceive = Perceiver.perceive
-    monkeypatch.setattr(Perceiver, "perceive", lambda self, *a, **k: calls.append(1) or perceive(self, *a, **k))
-    app = create_app(ServeConfig(checkpoints={"captions": str(out)}, evidence=EvidenceConfig(align=False)))
+    perceive = Perceiver.perceive_batch
+    monkeypatch.setattr(
+        Perceiver, "perceive_batch", lambda self, images: calls.extend(images) or perceive(self, images)
+    )
+    evidence = EvidenceConfig(align=False, workers=0)  # in this process, where the count is kept
+    app = create_app(ServeConfig(checkpoints={"captions": str(out)}, evidence=evidence))
     with TestClient(app) as c:
         wait_ready(c)
         calls.clear()  # the warm-up perceives a small image once
@@ -409,6 +414,40 @@ def test_evidence_panel_and_model_share_one_perception(caption_checkpoint, astro
     assert r.json()["image_used"] is True and r.json()["image"] is not None
     assert len(calls) == 1
     same_aspects(r.json(), load(out).predict(text, image=str(photo)))
+
+
+def test_images_are_perceived_in_worker_processes(checkpoint, astronaut_photo):
+    """With perception workers, concurrent uploads are perceived in another process and the
+    panel shows what the same perception in this process shows."""
+    from mabsa.processing.images import load_image
+    from mabsa.serve.evidence import EvidenceBuilder, EvidenceConfig, image_summary
+
+    evidence = EvidenceConfig(align=False, workers=1)
+    app = create_app(ServeConfig(checkpoints={"tiny": str(checkpoint)}, evidence=evidence))
+    photos = [astronaut_photo.read_bytes(), png(40, 30)]
+    before = multiprocessing.active_children()
+    with TestClient(app) as c:
+        wait_ready(c)
+        answers: list = [None, None]
+
+        def post(i):
+            answers[i] = c.post("/v1/predict", data={"text": "a post"}, files={"image": ("p.png", photos[i])})
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert c.get("/v1/models").json()["evidence"]["workers"] == 1
+        workers = [p for p in multiprocessing.active_children() if p not in before]
+        assert len(workers) == 1 and workers[0].is_alive()
+    assert not workers[0].is_alive()  # the service's stop ends its perception processes
+    here = EvidenceBuilder(EvidenceConfig(align=False, workers=0))
+    for r, data in zip(answers, photos):
+        assert r.status_code == 200, r.text
+        assert r.json()["evidence_error"] is None
+        expected = image_summary(here.perceive(load_image(data, name="p.png")))
+        assert r.json()["image"] == json.loads(json.dumps(expected))
 
 
 def test_masc_model_classifies_the_aspects_it_is_given(checkpoint, tmp_path_factory):

@@ -49,11 +49,57 @@ def test_the_same_photo_posted_again_is_not_perceived_again(evidence, monkeypatc
     import numpy as np
 
     calls = []
-    perceive = evidence.perceiver.perceive
-    monkeypatch.setattr(evidence.perceiver, "perceive", lambda image: calls.append(image.digest) or perceive(image))
+    perceive = evidence.perceiver.perceive_batch
+    monkeypatch.setattr(
+        evidence.perceiver, "perceive_batch", lambda images: calls.extend(i.digest for i in images) or perceive(images)
+    )
     pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     first = evidence.perceive(evidence.perceiver.load(pixels, "a.png"))
     again = evidence.perceive(evidence.perceiver.load(pixels.copy(), "b.png"))
     assert len(calls) == 1 and again.image == "b.png" and again.digest == first.digest
     other = evidence.perceive(evidence.perceiver.load(pixels[::-1].copy(), "c.png"))
     assert len(calls) == 2 and other.digest != first.digest
+
+
+def test_a_bad_image_fails_alone_in_a_perception_batch():
+    """perceive_each: when the batched pass fails, each image is perceived alone, so only the
+    bad one gets an error, and that error is a plain RuntimeError (it crosses processes)."""
+    from mabsa.serve.evidence import perceive_each
+
+    class Perceiver:
+        def __init__(self):
+            self.calls = []
+
+        def perceive_batch(self, images):
+            self.calls.append(list(images))
+            if "bad" in images:
+                raise ValueError("cannot read")
+            return [f"seen {i}" for i in images]
+
+    p = Perceiver()
+    assert perceive_each(p, ["a", "b"]) == ["seen a", "seen b"] and p.calls == [["a", "b"]]
+    p.calls.clear()
+    out = perceive_each(p, ["a", "bad", "b"])
+    assert out[0] == "seen a" and out[2] == "seen b"
+    assert type(out[1]) is RuntimeError and str(out[1]) == "ValueError: cannot read"
+    assert p.calls == [["a", "bad", "b"], ["a"], ["bad"], ["b"]]
+
+
+def test_alignment_encodes_each_text_once(evidence, monkeypatch):
+    import numpy as np
+
+    from mabsa.serve import evidence as evidence_module
+
+    encoded = []
+    encode = evidence.encode
+    monkeypatch.setattr(evidence, "encode", lambda texts: encoded.extend(texts) or encode(texts))
+    monkeypatch.setattr(evidence_module, "EMBEDDINGS_KEPT", 3)
+    evidence._vectors.clear()
+    first = evidence.embed(["cat", "The background shows a tabby.", "cat"])
+    assert encoded == ["cat", "The background shows a tabby."]
+    assert np.allclose(first[0], first[2]) and np.allclose(
+        first, encode(["cat", "The background shows a tabby.", "cat"]), atol=1e-5
+    )
+    again = evidence.embed(["The background shows a tabby.", "dog", "Obama"])
+    assert encoded[2:] == ["dog", "Obama"] and np.allclose(again[0], first[1])
+    assert list(evidence._vectors) == ["The background shows a tabby.", "dog", "Obama"]  # "cat" was the oldest

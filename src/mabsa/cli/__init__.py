@@ -207,6 +207,10 @@ def models_install(names: tuple[str, ...], everything: bool) -> None:
     for name in chosen:
         embedded.install(name, quiet=True)
         click.echo(f"{name}: installed at {embedded.embedded_path(name)}")
+        if name == "efficientnet-lite0":  # perception runs it through ONNX Runtime: export it now
+            from mabsa.perception.labels import install_graph
+
+            click.echo(f"{name}: ONNX graph for perception at {install_graph()}")
 
 
 if __name__ == "__main__":  # pragma: no cover

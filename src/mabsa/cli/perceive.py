@@ -52,12 +52,10 @@ _WORKER: dict[str, object] = {}
 
 
 def _worker_init(config: object, cache_root: str, threads: int) -> None:
-    import torch
-
     from mabsa.perception.cache import DiskCache
-    from mabsa.perception.perceiver import Perceiver
+    from mabsa.perception.perceiver import Perceiver, use_threads
 
-    torch.set_num_threads(threads)
+    use_threads(threads)
     _WORKER["perceiver"] = Perceiver(config, DiskCache(cache_root))  # type: ignore[arg-type]
 
 
@@ -133,13 +131,11 @@ def perceive(
 ):
     """Faces, caption, labels and regions for each image in PATHS (files or folders), offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
-    import torch
-
     from mabsa.perception.cache import DiskCache
     from mabsa.perception.llm import mabsa_cache_dir
-    from mabsa.perception.perceiver import PerceptionConfig
+    from mabsa.perception.perceiver import PerceptionConfig, use_threads
 
-    torch.set_num_threads(threads)
+    use_threads(threads)
     if not paths and not dataset:
         raise click.UsageError("give image files/folders, or --dataset with --images")
     if dataset and not images_dir:

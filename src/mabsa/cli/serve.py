@@ -74,6 +74,13 @@ def parse_checkpoints(specs: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="Cache perception results on disk here.",
 )
+@click.option(
+    "--perception-workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Processes that perceive uploaded images (0: a thread of the service process).",
+)
 @click.option("--max-body-mb", default=8.0, show_default=True, help="Largest request body.")
 @click.option("--max-image-pixels", default=24_000_000, show_default=True, help="Largest image (w*h).")
 @click.option("--max-text-chars", default=2000, show_default=True)
@@ -94,6 +101,7 @@ def serve_command(
     rationales,
     chat,
     cache_dir,
+    perception_workers,
     max_body_mb,
     max_image_pixels,
     max_text_chars,
@@ -124,6 +132,7 @@ def serve_command(
         enabled=evidence,
         rationales=rationales,
         cache_dir=cache_dir,
+        workers=perception_workers,
         perception=PerceptionConfig(face_detector=None if faces == "none" else faces, chat=chat),
     )
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -69,8 +69,17 @@ def _resize_center_crop(image: Image.Image, short_side: int, crop: int) -> np.nd
     return np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32)
 
 
+def efficientnet_pixels(images: Sequence[Image.Image], image_size: int = 224) -> np.ndarray:
+    """EfficientNet-Lite's input ``[B, 3, S, S]`` float32: resize the short side to S*256/224,
+    centre-crop S, scale to about [-1, 1] (shared by the encoder and the ONNX labeler)."""
+    short = round(image_size * 256 / 224)
+    batch = np.stack([_resize_center_crop(im.convert("RGB"), short, image_size) for im in images])
+    return np.ascontiguousarray(((batch - 127.0) / 128.0).transpose(0, 3, 1, 2))
+
+
 class EfficientNetLite0Encoder(VisionEncoder):
-    """ImageNet EfficientNet-Lite0 (4.65M params); also classifies (``classify``/``top_labels``)."""
+    """ImageNet EfficientNet-Lite0 (4.65M params); ``classify`` gives its ImageNet logits (the
+    perception labeler runs the same graph through ONNX Runtime: mabsa.perception.labels)."""
 
     spec = EFFICIENTNET_LITE0
     dim = 1280
@@ -91,9 +100,7 @@ class EfficientNetLite0Encoder(VisionEncoder):
         self.image_size = image_size
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        short = round(self.image_size * 256 / 224)
-        batch = np.stack([_resize_center_crop(im, short, self.image_size) for im in images])
-        return torch.from_numpy((batch - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous()
+        return torch.from_numpy(efficientnet_pixels(images, self.image_size))
 
     def forward(self, pixel_values: torch.Tensor) -> VisionFeatures:
         grid = self.net.extract_features(pixel_values)  # [B, 1280, h, w]
@@ -105,16 +112,6 @@ class EfficientNetLite0Encoder(VisionEncoder):
         """ImageNet-1k logits ``[B, 1000]``."""
         grid = self.net.extract_features(pixel_values)
         return self.net._fc(grid.mean((2, 3)))
-
-    @torch.no_grad()
-    def top_labels(self, images: Sequence[Image.Image], k: int = 5) -> list[list[tuple[str, float]]]:
-        """Top-k ImageNet labels (first synonym) with softmax probabilities, per image."""
-        self.eval()
-        probs = self.classify(self.preprocess([im.convert("RGB") for im in images])).softmax(-1)
-        top = probs.topk(k, dim=-1)
-        return [
-            [(imagenet_label(int(i)), float(p)) for p, i in zip(ps, ids)] for ps, ids in zip(top.values, top.indices)
-        ]
 
 
 def imagenet_label(index: int) -> str:

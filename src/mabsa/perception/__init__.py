@@ -6,7 +6,7 @@ Methods consume images only through this layer: :class:`Perceiver` for real imag
 """
 
 from mabsa.perception.errors import BackendSpecError, EndpointError
-from mabsa.perception.perceiver import Perceiver, PerceptionConfig
+from mabsa.perception.perceiver import Perceiver, PerceptionConfig, use_threads
 from mabsa.perception.records import AspectEvidence, Caption, Perception, Region
 from mabsa.perception.regions import RegionConfig
 from mabsa.perception.standin import StandInPerceiver
@@ -22,4 +22,5 @@ __all__ = [
     "Region",
     "RegionConfig",
     "StandInPerceiver",
+    "use_threads",
 ]

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any, Protocol
 
 import torch
 from PIL import Image
 
 from mabsa.data.records import Face
-from mabsa.encoders.vision import EfficientNetLite0Encoder
 from mabsa.perception.errors import BackendSpecError
+from mabsa.perception.labels import shared_labeler
 from mabsa.perception.llm import ChatBackend, build_chat_backend, user_message
 from mabsa.perception.records import Caption
 from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE, describe_face
@@ -38,12 +37,6 @@ class Captioner(Protocol):
     id: str
 
     def caption(self, image: Image.Image) -> Caption: ...
-
-
-@lru_cache(maxsize=1)
-def shared_efficientnet() -> EfficientNetLite0Encoder:
-    """One EfficientNet-Lite0 per process for labels (captions, region interpretations)."""
-    return EfficientNetLite0Encoder().eval()
 
 
 def list_labels(labels: Sequence[tuple[str, float]], floor: float = LABEL_FLOOR) -> str | None:
@@ -94,14 +87,11 @@ def _lower_first(text: str) -> str:
 class LabelCaptioner:
     def __init__(self, k: int = 3, floor: float = LABEL_FLOOR):
         self.k, self.floor = k, floor
-        self.encoder = shared_efficientnet()
         self.id = label_caption_source(k, floor)
 
-    def labels(self, image: Image.Image, k: int = 5) -> list[tuple[str, float]]:
-        return self.encoder.top_labels([image], k)[0]
-
     def caption(self, image: Image.Image) -> Caption:
-        return Caption(phrase_labels(self.labels(image, self.k), self.floor), self.id, label_derived=True)
+        labels = shared_labeler().top_labels([image], self.k)[0]
+        return Caption(phrase_labels(labels, self.floor), self.id, label_derived=True)
 
 
 class HFCaptioner:

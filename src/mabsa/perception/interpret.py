@@ -21,7 +21,8 @@ from PIL import Image
 
 from mabsa.data.records import Face, Rationale
 from mabsa.perception.cache import cache_key
-from mabsa.perception.captions import LABEL_FLOOR, list_labels, shared_efficientnet
+from mabsa.perception.captions import LABEL_FLOOR, list_labels
+from mabsa.perception.labels import shared_labeler
 from mabsa.perception.llm import ChatBackend, build_chat_backend, user_message
 from mabsa.perception.records import Region
 
@@ -51,6 +52,10 @@ def crop(image: Image.Image, region: Region) -> Image.Image:
     return image.crop((x, y, x + max(1, w), y + max(1, h)))
 
 
+def crops(image: Image.Image, regions: Sequence[Region]) -> list[Image.Image]:
+    return [crop(image, r) for r in regions]
+
+
 def faces_in_region(region: Region, faces: Sequence[Face]) -> list[Face]:
     out = []
     for f in faces:
@@ -70,16 +75,21 @@ def faces_in_region(region: Region, faces: Sequence[Face]) -> list[Face]:
 class LabelRegionInterpreter:
     def __init__(self, k: int = 3, floor: float = LABEL_FLOOR):
         self.k, self.floor = k, floor
-        self.encoder = shared_efficientnet()
         self.id = f"region-labels(efficientnet-lite0,k={k},floor={floor})+face-expression"
 
     def interpret(self, image: Image.Image, regions: Sequence[Region], faces: Sequence[Face] = ()) -> list[str]:
         if not regions:
             return []
-        labels = self.encoder.top_labels([crop(image, r) for r in regions], self.k)
+        return self.phrase(regions, shared_labeler().top_labels(crops(image, regions), self.k), faces)
+
+    def phrase(
+        self, regions: Sequence[Region], labels: Sequence[Sequence[tuple[str, float]]], faces: Sequence[Face] = ()
+    ) -> list[str]:
+        """The interpretations of ``regions`` from their crops' top labels (the perceiver labels
+        the image and its crops in one pass and hands the crops' labels here)."""
         out = []
         for region, top in zip(regions, labels):
-            what = list_labels(top, self.floor)
+            what = list_labels(top[: self.k], self.floor)
             where = "The background" if region.is_background else "This region"
             # a crop the labeller cannot name is "unclear", not given its best wrong guess
             text = f"{where} shows {what}." if what else f"{where} is {UNCLEAR_REGION}."

@@ -3,7 +3,7 @@ every expensive step cached on disk and every model loaded only when a cache mis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -11,13 +11,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from mabsa.data.records import Face, Rationale
 from mabsa.encoders.vision import build_vision_encoder
 from mabsa.perception.cache import DiskCache, cache_key
-from mabsa.perception.captions import LabelCaptioner, build_captioner, describe_image, label_caption_source
+from mabsa.perception.captions import build_captioner, describe_image, label_caption_source
 from mabsa.perception.faces import FaceAnalyzer
-from mabsa.perception.interpret import RationaleGenerator, build_region_interpreter
+from mabsa.perception.interpret import LabelRegionInterpreter, RationaleGenerator, build_region_interpreter, crop
+from mabsa.perception.labels import shared_labeler
 from mabsa.perception.llm import build_chat_backend
 from mabsa.perception.records import Caption, Perception, Region
 from mabsa.perception.regions import RegionConfig, build_segmenter, select_regions
@@ -25,8 +27,20 @@ from mabsa.processing.image_text import MIN_ATTRIBUTE_CONFIDENCE, describe_faces
 from mabsa.processing.images import MAX_PIXELS, ImageSource, LoadedImage, load_image
 
 # Bump when the stored form of an output changes, or what a cached output says: 2 = labels and
-# region interpretations name only what is above perception.captions.LABEL_FLOOR (issue #29).
-CACHE_VERSION = 2
+# region interpretations name only what is above perception.captions.LABEL_FLOOR; 3 = labels from
+# ONNX Runtime (float64 softmax), the classical segmenter at 192 px, dlib's HOG on the grey
+# image (issue #29).
+CACHE_VERSION = 3
+
+
+def use_threads(n: int) -> None:
+    """Threads of every perception library in this process: torch, OpenCV (which otherwise
+    takes every core for each resize and colour conversion: worker processes then fight over
+    the cores) and ONNX Runtime (the labeler reads torch's number)."""
+    import cv2
+
+    torch.set_num_threads(max(1, n))
+    cv2.setNumThreads(max(1, n))
 
 
 @dataclass(frozen=True)
@@ -62,10 +76,6 @@ class Perceiver:
         return build_captioner(self.config.captioner)
 
     @cached_property
-    def labeler(self):
-        return LabelCaptioner()
-
-    @cached_property
     def segmenter(self):
         return build_segmenter(self.config.segmenter)
 
@@ -92,12 +102,75 @@ class Perceiver:
         return load_image(source, self.config.max_pixels, name)
 
     def perceive(self, source: ImageSource, name: str | None = None) -> Perception:
-        img = self.load(source, name)
+        return self.perceive_batch([self.load(source, name)])[0]
+
+    def perceive_batch(self, images: Sequence[LoadedImage]) -> list[Perception]:
+        """Perceive several images: faces and regions image by image, then ONE labeler pass over
+        every image and region crop whose labels are not cached (the service batches the
+        images of concurrent requests here; ``mabsa perceive`` a chunk of files)."""
         cfg = self.config
-        faces = self.detect_faces(img) if cfg.face_detector else None
-        labels = self._cached(
-            "labels", [img.digest, "efficientnet-lite0", cfg.label_k], lambda: self.labeler.labels(img.rgb, cfg.label_k)
-        )
+        faces = [self.detect_faces(img) if cfg.face_detector else None for img in images]
+        regions = [self.segment(img) if cfg.segmenter else None for img in images]
+        keys = [self._key(img.digest, "efficientnet-lite0", cfg.label_k) for img in images]
+        labels = [self.cache.get("labels", key) if self.cache else None for key in keys]
+        texts: list[list[str] | None] = [None] * len(images)
+        text_keys: dict[int, str] = {}  # images with regions to interpret -> their cache key
+        for i, (img, found) in enumerate(zip(images, regions)):
+            if found and cfg.interpreter is not None:
+                face_dicts = [f.to_dict() for f in faces[i] or ()]
+                key = text_keys[i] = self._key(self._regions_key(img), cfg.interpreter, face_dicts)
+                texts[i] = self.cache.get("interpretations", key) if self.cache else None
+        # the one batched pass: images without cached labels, crops of regions without cached
+        # interpretations (when the embedded label interpreter names them); a crop that is the
+        # whole image (the background's box, mostly) is the image: labelled once
+        by_labels = self.label_interpreter
+        batch: list[Image.Image] = []
+        slot: dict[tuple[int, tuple[int, int, int, int]], int] = {}  # (image, box) -> batch index
+
+        def label(i: int, region: Region | None) -> None:
+            box = whole[i] if region is None else region.box
+            if (i, box) not in slot:
+                slot[i, box] = len(batch)
+                batch.append(crop(images[i].rgb, region) if region is not None and box != whole[i] else images[i].rgb)
+
+        whole = [(0, 0, *img.size) for img in images]
+        for i in range(len(images)):
+            if labels[i] is None:
+                label(i, None)
+            if by_labels is not None and i in text_keys and texts[i] is None:
+                for r in regions[i] or ():
+                    label(i, r)
+        computed: set[int] = set()  # images whose interpretations were just made
+        if batch:
+            k = max(cfg.label_k, by_labels.k if by_labels is not None else 0)
+            top = shared_labeler().top_labels(batch, k)
+            for i in range(len(images)):
+                if labels[i] is None:
+                    labels[i] = [[str(n), float(p)] for n, p in top[slot[i, whole[i]]][: cfg.label_k]]
+                    if self.cache:
+                        self.cache.put("labels", keys[i], labels[i])
+                if by_labels is not None and i in text_keys and texts[i] is None:
+                    crop_labels = [top[slot[i, r.box]] for r in regions[i] or ()]
+                    texts[i] = by_labels.phrase(regions[i] or (), crop_labels, faces[i] or ())
+                    computed.add(i)
+        for i, img in enumerate(images):  # other interpreters (a chat backend), image by image
+            if i in text_keys and texts[i] is None:
+                texts[i] = self.interpreter.interpret(img.rgb, regions[i] or (), faces[i] or ())
+                computed.add(i)
+        if self.cache:
+            for i in computed:
+                self.cache.put("interpretations", text_keys[i], texts[i])
+        return [self._perception(img, faces[i], labels[i] or [], regions[i], texts[i]) for i, img in enumerate(images)]
+
+    @property
+    def label_interpreter(self) -> LabelRegionInterpreter | None:
+        """The embedded interpreter, whose crops' labels join the perceiver's one labeler pass."""
+        if self.config.interpreter is None or not isinstance(self.interpreter, LabelRegionInterpreter):
+            return None
+        return self.interpreter
+
+    def _perception(self, img, faces, labels, regions, texts) -> Perception:
+        cfg = self.config
         caption = None
         if cfg.captioner == "labels":
             # the embedded captioner names the image's labels, which are at hand: no second
@@ -111,7 +184,10 @@ class Perceiver:
                     "caption", [img.digest, cfg.captioner], lambda: self.captioner.caption(img.rgb).to_dict()
                 )
             )
-        regions = self.regions(img, faces or ()) if cfg.segmenter else None
+        if regions is not None and texts is not None:
+            regions = tuple(
+                Region(r.box, r.score, r.area, r.sharpness, r.is_background, t, r.mask) for r, t in zip(regions, texts)
+            )
         return Perception(
             image=img.name,
             digest=img.digest,
@@ -131,39 +207,34 @@ class Perceiver:
         )
         return tuple(Face.from_dict(d) for d in found)
 
-    def regions(self, img: LoadedImage, faces: Iterable[Face] = ()) -> tuple[Region, ...]:
-        """IEA regions (selected, background last) with interpretations; masks cached as npz."""
+    def _key(self, *parts: Any) -> str:
+        return cache_key(CACHE_VERSION, *parts)
+
+    def _regions_key(self, img: LoadedImage) -> str:
+        return self._key(img.digest, self.config.segmenter, self.config.regions.to_dict())
+
+    def segment(self, img: LoadedImage) -> tuple[Region, ...]:
+        """IEA regions (selected, background last), without interpretations; masks cached as npz."""
         cfg = self.config
-        key_parts = [img.digest, cfg.segmenter, cfg.regions.to_dict()]
-        key = cache_key(CACHE_VERSION, *key_parts)
+        key = self._regions_key(img)
         stored = self.cache.get("regions", key) if self.cache else None
         packed = self.cache.get_arrays("region-masks", key) if self.cache and stored is not None else None
         if stored is None or packed is None:
             rgb = img.array()
             selected = select_regions(self.segmenter.propose(rgb), rgb, cfg.regions)
             stored = [r.to_dict() for r in selected]
+            if not self.cache:  # what a cache round trip gives, without packing the masks
+                return tuple(Region.from_dict(d, r.mask) for d, r in zip(stored, selected))
             packed = (
                 {"masks": np.packbits(np.stack([r.mask for r in selected if r.mask is not None]), axis=-1)}
                 if selected
                 else {"masks": np.zeros((0, img.size[1], (img.size[0] + 7) // 8), np.uint8)}
             )
-            if self.cache:
-                self.cache.put_arrays("region-masks", key, packed)
-                self.cache.put("regions", key, stored)  # written last: its presence means complete
+            self.cache.put_arrays("region-masks", key, packed)
+            self.cache.put("regions", key, stored)  # written last: its presence means complete
         w = img.size[0]
         masks = np.unpackbits(packed["masks"], axis=-1, count=w).astype(bool)
-        regions = tuple(Region.from_dict(d, m) for d, m in zip(stored, masks))
-        if cfg.interpreter is None or not regions:
-            return regions
-        faces = tuple(faces)
-        texts = self._cached(
-            "interpretations",
-            [key, cfg.interpreter, [f.to_dict() for f in faces]],
-            lambda: self.interpreter.interpret(img.rgb, regions, faces),
-        )
-        return tuple(
-            Region(r.box, r.score, r.area, r.sharpness, r.is_background, t, r.mask) for r, t in zip(regions, texts)
-        )
+        return tuple(Region.from_dict(d, m) for d, m in zip(stored, masks))
 
     def features(self, source: ImageSource) -> tuple[torch.Tensor, torch.Tensor]:
         """Visual tokens ``[N, D]`` and pooled ``[D]`` of one image (cached as npz)."""

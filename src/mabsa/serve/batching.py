@@ -1,9 +1,10 @@
 """Micro-batching: concurrent requests are gathered into one model call, off the event loop.
 
-One consumer task takes the first waiting item, waits at most ``max_wait_s`` for more (up to
-``max_batch``), and runs ``fn(items)`` in a single worker thread, so the model sees one batch at
-a time and the event loop keeps accepting requests. While a batch runs, new items queue up and
-form the next batch, so batches grow with load without any extra waiting.
+A consumer task takes the first waiting item, waits at most ``max_wait_s`` for more (up to
+``max_batch``), and runs ``fn(items)`` in the executor, so the event loop keeps accepting
+requests. While a batch runs, new items queue up and form the next batch, so batches grow with
+load without any extra waiting. One consumer (the model: one batch at a time in one thread) by
+default; image perception runs ``consumers`` batches at once in as many worker processes.
 """
 
 from __future__ import annotations
@@ -26,31 +27,39 @@ BatchFn = Callable[[Sequence[T]], Sequence["R | BaseException"]]
 
 class MicroBatcher(Generic[T, R]):
     def __init__(
-        self, fn: BatchFn, executor: Executor, max_batch: int = 16, max_wait_s: float = 0.005, max_queue: int = 512
+        self,
+        fn: BatchFn,
+        executor: Executor,
+        max_batch: int = 16,
+        max_wait_s: float = 0.005,
+        max_queue: int = 512,
+        consumers: int = 1,
     ):
-        if max_batch < 1:
-            raise ValueError("max_batch must be >= 1")
+        if max_batch < 1 or consumers < 1:
+            raise ValueError("max_batch and consumers must be >= 1")
         self.fn = fn
         self.executor = executor
         self.max_batch = int(max_batch)
         self.max_wait_s = float(max_wait_s)
         self.max_queue = int(max_queue)
+        self.consumers = int(consumers)
         self._queue: asyncio.Queue | None = None
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self.batch_sizes: Counter[int] = Counter()
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run(), name="micro-batcher") for _ in range(self.consumers)]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
-            self._task = None
+        self._tasks = []
         while self._queue is not None and not self._queue.empty():
             _, future = self._queue.get_nowait()
             if not future.done():

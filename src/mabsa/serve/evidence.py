@@ -12,7 +12,9 @@ it is off, and a failure in it is reported in the answer instead of failing the 
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mabsa.encoders.text import TextEncoder, load_tokenizer
-from mabsa.perception import Perceiver, Perception, PerceptionConfig
+from mabsa.perception import Perceiver, Perception, PerceptionConfig, use_threads
 from mabsa.perception.captions import LABEL_FLOOR
 from mabsa.perception.interpret import UNCLEAR_REGION
 from mabsa.processing.image_text import describe_face
@@ -43,8 +45,66 @@ class EvidenceConfig:
     align_encoder: str = "minilm"
     rationales: bool = False  # chat-LLM rationale per aspect (seconds per aspect on a CPU)
     cache_dir: str | None = None
+    # processes that perceive uploaded images, each with its own models and one CPU thread
+    # (batches of concurrent requests' images go to whichever is free); 0: a thread of the
+    # service process (no start-up cost, one image at a time)
+    workers: int = 2
 
 
+def warm_up_image():
+    from skimage import data
+
+    return data.astronaut()[::4, ::4].copy()
+
+
+def perceive_each(perceiver: Perceiver, images: Sequence[LoadedImage]) -> list[Perception | BaseException]:
+    """One batched pass over ``images``; if it fails, image by image, so that a bad image fails
+    alone. A failure is returned as a plain ``RuntimeError`` (it crosses process boundaries)."""
+    try:
+        return list(perceiver.perceive_batch(images))
+    except Exception as e:
+        if len(images) == 1:
+            return [RuntimeError(f"{type(e).__name__}: {e}")]
+    return [perceive_each(perceiver, [image])[0] for image in images]
+
+
+# -- perception worker processes (EvidenceConfig.workers) --------------------------------------
+_worker_perceiver: Perceiver | None = None
+
+
+def start_worker(config: EvidenceConfig) -> None:
+    """Process-pool initializer: one thread per library, every model built once."""
+    global _worker_perceiver
+    _exit_with(os.getppid())
+    use_threads(1)
+    _worker_perceiver = Perceiver(config.perception, config.cache_dir)
+    _worker_perceiver.perceive(warm_up_image())
+
+
+def _exit_with(parent: int) -> None:
+    """Leave when the service process is gone, however it went (a SIGKILL runs no clean-up):
+    an orphaned worker would keep its models in memory for ever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mabsa-parent-watch", daemon=True).start()
+
+
+def perceive_in_worker(images: Sequence[LoadedImage]) -> list[Perception | BaseException]:
+    assert _worker_perceiver is not None, "start_worker did not run in this process"
+    return perceive_each(_worker_perceiver, images)
+
+
+def worker_ready() -> int:
+    """A no-op task: submitting one per worker makes the pool start (and warm up) all of them."""
+    return os.getpid()
+
+
+#: Sentence embeddings the aligner keeps in memory, by text (384 floats each: ~6 MB).
+EMBEDDINGS_KEPT = 4096
 #: Perceptions the service keeps in memory, by image digest (the same photo posted again is
 #: answered without perceiving it again; a perception with its region masks is ~1-2 MB).
 PERCEPTIONS_KEPT = 64
@@ -55,27 +115,40 @@ class EvidenceBuilder:
         self.config = config
         self.perceiver = Perceiver(config.perception, config.cache_dir)
         self._lock = threading.Lock()  # perception components are built lazily, once
+        self._recent_lock = threading.Lock()
         self._recent: OrderedDict[str, Perception] = OrderedDict()  # digest -> perception, newest last
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> embedding, newest last
 
     # -- per image -------------------------------------------------------------------------
-    def perceive(self, image: LoadedImage) -> Perception:
-        with self._lock:
+    def recall(self, image: LoadedImage) -> Perception | None:
+        """The perception of these pixels if it is among the last :data:`PERCEPTIONS_KEPT`."""
+        with self._recent_lock:
             seen = self._recent.pop(image.digest, None)
-            if seen is None:
-                seen = self.perceiver.perceive(image)
-            self._recent[image.digest] = seen
+            if seen is not None:
+                self._recent[image.digest] = seen  # newest again
+        return None if seen is None else replace(seen, image=image.name)  # under this request's name
+
+    def remember(self, image: LoadedImage, perception: Perception) -> Perception:
+        with self._recent_lock:
+            self._recent[image.digest] = perception
             while len(self._recent) > PERCEPTIONS_KEPT:
                 self._recent.popitem(last=False)
-            return replace(seen, image=image.name)  # the same pixels under this request's name
+        return replace(perception, image=image.name)
 
-    def warm_up(self) -> None:
-        """Build every component on a small image, so the first request is not the slow one."""
-        from skimage import data
+    def perceive(self, image: LoadedImage) -> Perception:
+        """One image, in this process."""
+        seen = self.recall(image)
+        if seen is not None:
+            return seen
+        result = self.perceive_batch([image])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return self.remember(image, result)
 
-        image = self.perceiver.load(data.astronaut()[::4, ::4].copy(), "warm-up")
-        perception = self.perceive(image)
-        if self.config.align:
-            self.align(perception, ["astronaut"])
+    def perceive_batch(self, images: Sequence[LoadedImage]) -> list[Perception | BaseException]:
+        """Several images in this process (the service's batcher when ``workers`` is 0)."""
+        with self._lock:
+            return perceive_each(self.perceiver, images)
 
     # -- per aspect ------------------------------------------------------------------------
     @cached_property
@@ -83,6 +156,19 @@ class EvidenceBuilder:
         return load_tokenizer(self.config.align_encoder), TextEncoder.from_pretrained(self.config.align_encoder).eval()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentence embeddings ``[len(texts), D]``; a text seen lately is not encoded again
+        (region and face descriptions repeat across photos, and so do aspect terms)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            for text, vector in zip(missing, self.encode(missing)):
+                self._vectors[text] = vector
+        for text in texts:
+            self._vectors.move_to_end(text)
+        while len(self._vectors) > EMBEDDINGS_KEPT:
+            self._vectors.popitem(last=False)
+        return np.stack([self._vectors[t] for t in texts])
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, L2-normalised sentence embeddings (the sentence-transformers recipe)."""
         import torch
 

@@ -46,6 +46,7 @@ def router(service: Service) -> APIRouter:
                 "faces": ev.perception.face_detector,
                 "captioner": ev.perception.captioner,
                 "segmenter": ev.perception.segmenter,
+                "workers": ev.workers,
                 "align": ev.align,
                 "rationales": ev.rationales,
             },
@@ -59,6 +60,12 @@ def router(service: Service) -> APIRouter:
             "models": {
                 n: {"queued": s.batcher.queued, "batch_sizes": dict(sorted(s.batcher.batch_sizes.items()))}
                 for n, s in service.slots.items()
+            },
+            "perception": None
+            if service.perception is None
+            else {
+                "queued": service.perception.queued,
+                "batch_sizes": dict(sorted(service.perception.batch_sizes.items())),
             },
         }
 

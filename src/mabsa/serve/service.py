@@ -8,9 +8,10 @@ import base64
 import binascii
 import io
 import logging
+import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,15 @@ from mabsa.processing.errors import ImageLoadError
 from mabsa.processing.images import load_image
 from mabsa.serve.batching import MicroBatcher
 from mabsa.serve.errors import ApiError
-from mabsa.serve.evidence import EvidenceBuilder, EvidenceConfig, image_summary
+from mabsa.serve.evidence import (
+    EvidenceBuilder,
+    EvidenceConfig,
+    image_summary,
+    perceive_in_worker,
+    start_worker,
+    warm_up_image,
+    worker_ready,
+)
 from mabsa.serve.limits import Limits
 from mabsa.serve.predictor import (
     EnginePredictor,
@@ -64,6 +73,8 @@ class Service:
         self.model_pool = ThreadPoolExecutor(1, thread_name_prefix="mabsa-model")
         self.evidence_pool = ThreadPoolExecutor(1, thread_name_prefix="mabsa-evidence")
         self.decode_pool = ThreadPoolExecutor(2, thread_name_prefix="mabsa-decode")
+        self.perception: MicroBatcher | None = None  # uploaded images -> Perception, batched
+        self.perception_pool: Executor | None = None
         self.ready = False
         self.load_error: str | None = None
         self.started = time.time()
@@ -96,8 +107,8 @@ class Service:
                 self.slots[name] = ModelSlot(name, predictor, batcher)
                 if self.config.warm_up and predictor.task != "masc":
                     await batcher.submit(PredictItem("warm up the model"))
-            if self.evidence is not None and self.config.warm_up:
-                await loop.run_in_executor(self.evidence_pool, self.evidence.warm_up)
+            if self.evidence is not None:
+                await self._start_perception()
             self.ready = True
             where = f" at {self.config.url}" if self.config.url else ""
             log.info("ready%s (models: %s)", where, ", ".join(self.names))
@@ -105,11 +116,50 @@ class Service:
             self.load_error = f"{type(e).__name__}: {e}"
             log.exception("loading failed")
 
+    async def _start_perception(self) -> None:
+        """Images are perceived in ``workers`` processes (each builds its models once, in the
+        background while the models load), batches of concurrent requests' images going to
+        whichever is free; with 0 workers, in the evidence thread of this process."""
+        assert self.evidence is not None
+        loop = asyncio.get_running_loop()
+        workers = self.evidence.config.workers
+        if workers > 0:
+            self.perception_pool = ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),  # fork and torch's threads do not mix
+                initializer=start_worker,
+                initargs=(self.evidence.config,),
+            )
+            # one task per worker starts them all; each warms up in its initializer
+            await asyncio.gather(*(loop.run_in_executor(self.perception_pool, worker_ready) for _ in range(workers)))
+            batch_fn = perceive_in_worker
+        else:
+            batch_fn = self.evidence.perceive_batch
+        self.perception = MicroBatcher(
+            batch_fn,
+            self.perception_pool or self.evidence_pool,
+            self.config.max_batch,
+            self.config.max_wait_ms / 1000,
+            self.limits.max_queue,
+            consumers=max(1, workers),
+        )
+        self.perception.start()
+        if self.config.warm_up:  # every component, so that the first request is not the slow one
+            seen = await self.perception.submit(load_image(warm_up_image(), name="warm-up"))
+            if self.evidence.config.align:
+                await loop.run_in_executor(self.evidence_pool, self.evidence.align, seen, ["astronaut"])
+
     async def stop(self) -> None:
         if self._loader is not None and not self._loader.done():
             self._loader.cancel()
-        for slot in self.slots.values():
-            await slot.batcher.stop()
+        for batcher in [*(slot.batcher for slot in self.slots.values()), self.perception]:
+            if batcher is not None:
+                await batcher.stop()
+        if self.perception_pool is not None:  # its processes must end with the service: wait for them
+            pool = self.perception_pool
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: pool.shutdown(wait=True, cancel_futures=True)
+            )
         for pool in (self.model_pool, self.evidence_pool, self.decode_pool):
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -155,9 +205,13 @@ class Service:
         evidence_error = None
 
         async def perceive():
+            assert builder is not None and self.perception is not None
             t = time.perf_counter()
             try:
-                return await loop.run_in_executor(self.evidence_pool, builder.perceive, image)
+                seen = builder.recall(image)
+                if seen is None:
+                    seen = builder.remember(image, await self.perception.submit(image))
+                return seen
             finally:
                 timing["perception"] = _ms(t)
 

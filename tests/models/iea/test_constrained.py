@@ -94,3 +94,14 @@ def test_the_hugging_face_hook_reads_the_tokens_after_the_prompt():
     assert sorted(decoding(0, prompt)) == sorted(decoding.allowed(0, []))
     finished = torch.tensor([5, 6, 7, TOKENIZER.eos_token_id, TOKENIZER.pad_token_id])
     assert decoding(0, finished) == [TOKENIZER.pad_token_id]
+
+
+def test_no_span_holds_a_bracket():
+    """The parser reads a pair as the text between "(" and ")": a post's bracket token cannot be
+    part of a span (hypothesis found "(Andy and Novak (, negative)" allowed and unparseable)."""
+    tokens = "Andy and Novak ( finally ) play".split()
+    grammar = AnswerGrammar(tokens, "jmasa")
+    assert not grammar.accepts(" (Andy and Novak (, negative)")
+    assert not grammar.accepts(" (( finally ), positive)")
+    assert grammar.accepts(" (Andy and Novak, negative); (finally, positive)")
+    assert parse_generation("(Andy and Novak, negative); (finally, positive)", tokens).aspects[1].term == "finally"

@@ -7,7 +7,7 @@ For one post the answers are (see :mod:`mabsa.models.iea.parser`)::
     masc:   " positive" | " neutral" | " negative"
 
 where SPAN is a run of the post's tokens joined by single spaces (as the targets write a term)
-of at most :data:`MAX_SPAN_WORDS` words. :class:`AnswerGrammar` recognises these strings one
+of at most :data:`MAX_SPAN_WORDS` words, none of them holding a bracket (the parser's delimiter). :class:`AnswerGrammar` recognises these strings one
 character at a time; :class:`ConstrainedDecoding` turns it into the token mask of Hugging
 Face's ``generate(prefix_allowed_tokens_fn=...)``: at each step only the tokens whose text keeps
 the answer a prefix of a valid one (or EOS once it is complete) may be chosen. A token may cross
@@ -48,10 +48,13 @@ class AnswerGrammar:
             self.items = frozenset(POLARITIES)
             self.many = self.none = False
         else:
+            # no span holds a bracket: the parser reads a pair as the text between "(" and ")"
+            usable = [not ("(" in t or ")" in t) for t in tokens]
             spans = {
                 " ".join(tokens[i:j])
                 for i in range(len(tokens))
                 for j in range(i + 1, min(len(tokens), i + max_span_words) + 1)
+                if all(usable[i:j])
             }
             if task == "jmasa":
                 self.items = frozenset(f"({s}, {p})" for s in spans for p in POLARITIES)
