@@ -192,8 +192,9 @@ def report() -> str:
         for s in r["runs"]:
             metric, value = selection({"task": r["task"], "dev": s["dev"]})
             curve = " ".join(f"{100 * v:.1f}" for v in s["dev_curve"])
+            seed = f" seed {s['seed']}" if len(r["runs"]) > 1 else ""
             lines.append(
-                f"| `{r['name']}` | {r['task']} | {r['note']} | {100 * value:.1f} ({metric}) | {s['best_epoch']} "
+                f"| `{r['name']}`{seed} | {r['task']} | {r['note']} | {100 * value:.1f} ({metric}) | {s['best_epoch']} "
                 f"| {curve} | {s['cpu_hours']:.1f} | `{r['command']}` |"
             )
     return "\n".join(lines) + "\n"
