@@ -487,6 +487,21 @@ def test_a_checkpoint_that_fails_to_load_keeps_readyz_at_503(checkpoint, tmp_pat
         assert c.get("/healthz").status_code == 200
 
 
+def test_a_perception_worker_that_cannot_start_says_why(checkpoint):
+    from mabsa.perception import PerceptionConfig
+    from mabsa.serve.evidence import EvidenceConfig
+
+    evidence = EvidenceConfig(workers=1, perception=PerceptionConfig(segmenter="sam:/no/such/sam"))
+    app = create_app(ServeConfig(checkpoints={"tiny": str(checkpoint)}, evidence=evidence))
+    with TestClient(app) as c:
+        deadline = time.monotonic() + 120
+        while "loading failed" not in c.get("/readyz").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        message = c.get("/readyz").json()["error"]["message"]
+    assert "a perception worker could not start" in message and "sam:/no/such/sam" in message
+
+
 def test_unknown_checkpoint_fails_before_serving(tmp_path, monkeypatch, capsys):
     from mabsa.cli.serve import main
 

@@ -70,15 +70,22 @@ def perceive_each(perceiver: Perceiver, images: Sequence[LoadedImage]) -> list[P
 
 # -- perception worker processes (EvidenceConfig.workers) --------------------------------------
 _worker_perceiver: Perceiver | None = None
+_worker_error: str | None = None  # why this worker could not start
 
 
 def start_worker(config: EvidenceConfig) -> None:
-    """Process-pool initializer: one thread per library, every model built once."""
-    global _worker_perceiver
+    """Process-pool initializer: one thread per library, every model built once. A failure is
+    kept and raised by this worker's tasks (an initializer that raises breaks the whole pool with
+    a message that does not say why)."""
+    global _worker_perceiver, _worker_error
     _exit_with(os.getppid())
     use_threads(1)
-    _worker_perceiver = Perceiver(config.perception, config.cache_dir)
-    _worker_perceiver.perceive(warm_up_image())
+    try:
+        perceiver = Perceiver(config.perception, config.cache_dir)
+        perceiver.perceive(warm_up_image())
+        _worker_perceiver = perceiver
+    except Exception as e:
+        _worker_error = f"{type(e).__name__}: {e}"
 
 
 def _exit_with(parent: int) -> None:
@@ -94,13 +101,20 @@ def _exit_with(parent: int) -> None:
 
 
 def perceive_in_worker(images: Sequence[LoadedImage]) -> list[Perception | BaseException]:
-    assert _worker_perceiver is not None, "start_worker did not run in this process"
-    return perceive_each(_worker_perceiver, images)
+    return perceive_each(_started_perceiver(), images)
 
 
 def worker_ready() -> int:
-    """A no-op task: submitting one per worker makes the pool start (and warm up) all of them."""
+    """Submitting one per worker makes the pool start (and warm up) all of them; raises why a
+    worker could not start."""
+    _started_perceiver()
     return os.getpid()
+
+
+def _started_perceiver() -> Perceiver:
+    if _worker_perceiver is None:
+        raise RuntimeError(f"a perception worker could not start: {_worker_error or 'start_worker did not run'}")
+    return _worker_perceiver
 
 
 #: Sentence embeddings the aligner keeps in memory, by text (384 floats each: ~6 MB).
