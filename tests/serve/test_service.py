@@ -103,3 +103,21 @@ def test_alignment_encodes_each_text_once(evidence, monkeypatch):
     again = evidence.embed(["The background shows a tabby.", "dog", "Obama"])
     assert encoded[2:] == ["dog", "Obama"] and np.allclose(again[0], first[1])
     assert list(evidence._vectors) == ["The background shows a tabby.", "dog", "Obama"]  # "cat" was the oldest
+
+
+def test_distinct_photos_for_load_benchmarks():
+    """Benchmarks that must not hit a cache get photos whose bytes all differ, 400-800 px on the
+    longer side, the same ones for the same seed."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from mabsa.serve.examples import distinct_photos
+
+    photos = distinct_photos(9, seed=3)
+    assert len({hashlib.sha256(p).hexdigest() for p in photos}) == 9
+    for p in photos:
+        with Image.open(io.BytesIO(p)) as image:
+            assert image.format == "JPEG" and 400 <= max(image.size) <= 800
+    assert distinct_photos(2, seed=3) == photos[:2] and distinct_photos(2, seed=4) != photos[:2]
