@@ -203,6 +203,28 @@ QUALITY_RUNS: dict[str, Run] = {
         sets=(MPNET, CAPTION, "train.lr=8e-5", *BASE_BUDGET),
         note="MPNet polarity stage with the caption as a second segment (no gold-keyed text)",
     ),
+    # the chosen polarity stage's 2-epoch budget, with image-derived text as a second segment
+    "t15-masc-mpnet-2ep-caption": Run(
+        "text-cls",
+        "masc",
+        "twitter2015",
+        sets=(MPNET, CAPTION, "train.lr=8e-5", "train.epochs=2", "train.save_every_steps=25", ONE_THREAD),
+        note="the best polarity stage + the caption (a pipeline may read it: per image)",
+    ),
+    "t15-masc-mpnet-2ep-caption-face": Run(
+        "text-cls",
+        "masc",
+        "twitter2015",
+        sets=(
+            MPNET,
+            'model_args.image_text=["caption","aspect_face_description"]',
+            "train.lr=8e-5",
+            "train.epochs=2",
+            "train.save_every_steps=25",
+            ONE_THREAD,
+        ),
+        note="+ caption + the aspect's face description (MASC row only: keyed by the given aspect)",
+    ),
 }
 
 #: Issue #26's final runs: the recipes chosen on T15 dev above, reused on T17 unchanged; test
