@@ -34,6 +34,7 @@ def test_evidence_names_the_person_and_shows_only_near_alignments(evidence):
     astronaut = evidence.perceive(evidence.perceiver.load(data.astronaut(), "astronaut"))
     assert astronaut.faces and "woman" in astronaut.caption.text.split(";")[0]
     assert "helmet" not in astronaut.caption.text  # its best label guesses are under the floor
+    assert astronaut.regions and all(r.mask is None for r in astronaut.regions)  # boxes are enough
     cat = evidence.perceive(evidence.perceiver.load(data.chelsea(), "chelsea"))
     obama, kitten = evidence.align(cat, ["Obama", "kitten"])
     assert obama is None
@@ -64,6 +65,8 @@ def test_the_same_photo_posted_again_is_not_perceived_again(evidence, monkeypatc
 def test_a_bad_image_fails_alone_in_a_perception_batch():
     """perceive_each: when the batched pass fails, each image is perceived alone, so only the
     bad one gets an error, and that error is a plain RuntimeError (it crosses processes)."""
+    from types import SimpleNamespace
+
     from mabsa.serve.evidence import perceive_each
 
     class Perceiver:
@@ -74,13 +77,13 @@ def test_a_bad_image_fails_alone_in_a_perception_batch():
             self.calls.append(list(images))
             if "bad" in images:
                 raise ValueError("cannot read")
-            return [f"seen {i}" for i in images]
+            return [SimpleNamespace(regions=None, seen=i) for i in images]
 
     p = Perceiver()
-    assert perceive_each(p, ["a", "b"]) == ["seen a", "seen b"] and p.calls == [["a", "b"]]
+    assert [x.seen for x in perceive_each(p, ["a", "b"])] == ["a", "b"] and p.calls == [["a", "b"]]
     p.calls.clear()
     out = perceive_each(p, ["a", "bad", "b"])
-    assert out[0] == "seen a" and out[2] == "seen b"
+    assert out[0].seen == "a" and out[2].seen == "b"
     assert type(out[1]) is RuntimeError and str(out[1]) == "ValueError: cannot read"
     assert p.calls == [["a", "bad", "b"], ["a"], ["bad"], ["b"]]
 

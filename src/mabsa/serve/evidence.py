@@ -59,13 +59,20 @@ def warm_up_image():
 
 def perceive_each(perceiver: Perceiver, images: Sequence[LoadedImage]) -> list[Perception | BaseException]:
     """One batched pass over ``images``; if it fails, image by image, so that a bad image fails
-    alone. A failure is returned as a plain ``RuntimeError`` (it crosses process boundaries)."""
+    alone. A failure is returned as a plain ``RuntimeError`` (it crosses process boundaries).
+    Region masks are dropped: the answer shows boxes, and a mask is ~0.5 MB to send and keep."""
     try:
-        return list(perceiver.perceive_batch(images))
+        return [without_masks(p) for p in perceiver.perceive_batch(images)]
     except Exception as e:
         if len(images) == 1:
             return [RuntimeError(f"{type(e).__name__}: {e}")]
     return [perceive_each(perceiver, [image])[0] for image in images]
+
+
+def without_masks(perception: Perception) -> Perception:
+    if not perception.regions:
+        return perception
+    return replace(perception, regions=tuple(replace(r, mask=None) for r in perception.regions))
 
 
 # -- perception worker processes (EvidenceConfig.workers) --------------------------------------
@@ -120,7 +127,7 @@ def _started_perceiver() -> Perceiver:
 #: Sentence embeddings the aligner keeps in memory, by text (384 floats each: ~6 MB).
 EMBEDDINGS_KEPT = 4096
 #: Perceptions the service keeps in memory, by image digest (the same photo posted again is
-#: answered without perceiving it again; a perception with its region masks is ~1-2 MB).
+#: answered without perceiving it again; without its region masks a perception is a few kB).
 PERCEPTIONS_KEPT = 64
 
 
