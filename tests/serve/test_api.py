@@ -47,6 +47,13 @@ def wait_ready(client: TestClient, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def wait_load_failed(client: TestClient, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while "loading failed" not in client.get("/readyz").text:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return tiny_checkpoint(tmp_path_factory)
@@ -476,10 +483,7 @@ def test_a_checkpoint_that_fails_to_load_keeps_readyz_at_503(checkpoint, tmp_pat
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     app = create_app(ServeConfig(checkpoints={"broken": str(broken)}, evidence=None))
     with TestClient(app) as c:
-        deadline = time.monotonic() + 30
-        while "loading failed" not in c.get("/readyz").text:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_load_failed(c, 30)
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
         r = c.post("/v1/predict", json={"text": "hi"})
@@ -494,10 +498,7 @@ def test_a_perception_worker_that_cannot_start_says_why(checkpoint):
     evidence = EvidenceConfig(workers=1, perception=PerceptionConfig(segmenter="sam:/no/such/sam"))
     app = create_app(ServeConfig(checkpoints={"tiny": str(checkpoint)}, evidence=evidence))
     with TestClient(app) as c:
-        deadline = time.monotonic() + 120
-        while "loading failed" not in c.get("/readyz").text:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_load_failed(c, 120)
         message = c.get("/readyz").json()["error"]["message"]
     assert "a perception worker could not start" in message and "sam:/no/such/sam" in message
 
