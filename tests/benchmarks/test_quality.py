@@ -78,3 +78,27 @@ def test_pipeline_scores_each_seed_and_the_ensemble(quality, tmp_path):
 def test_pipeline_names_missing_stage_checkpoints(quality, tmp_path):
     with pytest.raises(SystemExit, match="t15-mate-best/seed1"):
         quality.pipeline("t15", [1], False, tmp_path / "runs")
+
+
+def test_masc_candidates_are_ordered_by_t15_dev(quality):
+    """The MASC answer is the model T15 dev selects, whatever its test score; a dataset without a
+    record is 'not run', a model without a T15 record is left out."""
+    quality.RESULTS.mkdir(parents=True)
+
+    def record(name: str, dev: list[float], test: list[float]) -> None:
+        def summary(values):
+            mean = sum(values) / len(values)
+            std = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
+            return {"mean": mean, "std": std, "values": values}
+
+        metrics = {"dev.masc.accuracy": summary(dev), "test.masc.accuracy": summary(test)}
+        (quality.RESULTS / name).write_text(json.dumps({"metrics": metrics}))
+
+    record("quality_t15-masc-best.json", [0.75, 0.77], [0.81, 0.80])
+    record("fite_t15-fite-de.json", [0.78], [0.79])
+    record("fite_t17-fite-de.json", [0.70], [0.72])
+    record("fite_t17-fite.json", [0.90], [0.90])  # no T15 record: not a candidate
+    rows = quality.masc_candidates()
+    assert [r["model"].split(" ")[0] for r in rows] == ["FITE-DE", "MPNet"]
+    assert rows[0]["t15"]["dev"] == {"mean": 78.0, "std": 0.0, "seeds": 1}
+    assert rows[1]["t15"]["test"] == {"mean": 80.5, "std": 0.7, "seeds": 2} and "t17" not in rows[1]
