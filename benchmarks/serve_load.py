@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         texts = post_texts()
-        photos = None
+        # the photos of the warm-up, of each load phase and of the soak (None: text only)
+        warm, phases, photos = None, [None] * len(args.clients), None
         if args.images:  # made while the server loads; seed 1 for the warm-up, 2 onwards per phase
             from mabsa.serve.examples import distinct_photos
 
@@ -212,12 +213,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             phases = [encoded(args.requests, 2 + i) for i in range(len(args.clients))]
             photos = encoded(args.soak_requests, 2 + len(args.clients))
         wait_ready(base, 300, process)
-        asyncio.run(run_phase(base, texts, 4, 8 if args.images else 40, 60, photos=warm if args.images else None))
+        asyncio.run(run_phase(base, texts, 4, 8 if args.images else 40, 60, photos=warm))
         load = [
-            asyncio.run(
-                run_phase(base, texts, n, args.requests, args.max_seconds, photos=phases[i] if args.images else None)
-            )
-            for i, n in enumerate(args.clients)
+            asyncio.run(run_phase(base, texts, n, args.requests, args.max_seconds, photos=phase))
+            for n, phase in zip(args.clients, phases)
         ]
         soak = asyncio.run(
             run_phase(

@@ -95,7 +95,7 @@ class Perceiver:
     def _cached(self, kind: str, key_parts: list[Any], compute: Callable[[], Any]) -> Any:
         if self.cache is None:
             return compute()
-        return self.cache.get_or_compute(kind, cache_key(CACHE_VERSION, *key_parts), compute)
+        return self.cache.get_or_compute(kind, self._key(*key_parts), compute)
 
     # -- outputs ---------------------------------------------------------------------------
     def load(self, source: ImageSource, name: str | None = None) -> LoadedImage:
@@ -124,6 +124,8 @@ class Perceiver:
         # interpretations (when the embedded label interpreter names them); a crop that is the
         # whole image (the background's box, mostly) is the image: labelled once
         by_labels = self.label_interpreter
+        to_phrase = [i for i in text_keys if texts[i] is None] if by_labels is not None else []
+        whole = [(0, 0, *img.size) for img in images]
         batch: list[Image.Image] = []
         slot: dict[tuple[int, tuple[int, int, int, int]], int] = {}  # (image, box) -> batch index
 
@@ -133,14 +135,12 @@ class Perceiver:
                 slot[i, box] = len(batch)
                 batch.append(crop(images[i].rgb, region) if region is not None and box != whole[i] else images[i].rgb)
 
-        whole = [(0, 0, *img.size) for img in images]
         for i in range(len(images)):
             if labels[i] is None:
                 label(i, None)
-            if by_labels is not None and i in text_keys and texts[i] is None:
-                for r in regions[i] or ():
-                    label(i, r)
-        computed: set[int] = set()  # images whose interpretations were just made
+        for i in to_phrase:
+            for r in regions[i] or ():
+                label(i, r)
         if batch:
             k = max(cfg.label_k, by_labels.k if by_labels is not None else 0)
             top = shared_labeler().top_labels(batch, k)
@@ -149,10 +149,11 @@ class Perceiver:
                     labels[i] = [[str(n), float(p)] for n, p in top[slot[i, whole[i]]][: cfg.label_k]]
                     if self.cache:
                         self.cache.put("labels", keys[i], labels[i])
-                if by_labels is not None and i in text_keys and texts[i] is None:
-                    crop_labels = [top[slot[i, r.box]] for r in regions[i] or ()]
-                    texts[i] = by_labels.phrase(regions[i] or (), crop_labels, faces[i] or ())
-                    computed.add(i)
+            for i in to_phrase:
+                assert by_labels is not None  # to_phrase is empty otherwise
+                crop_labels = [top[slot[i, r.box]] for r in regions[i] or ()]
+                texts[i] = by_labels.phrase(regions[i] or (), crop_labels, faces[i] or ())
+        computed = set(to_phrase)  # images whose interpretations are made here
         for i, img in enumerate(images):  # other interpreters (a chat backend), image by image
             if i in text_keys and texts[i] is None:
                 texts[i] = self.interpreter.interpret(img.rgb, regions[i] or (), faces[i] or ())
@@ -239,7 +240,7 @@ class Perceiver:
     def features(self, source: ImageSource) -> tuple[torch.Tensor, torch.Tensor]:
         """Visual tokens ``[N, D]`` and pooled ``[D]`` of one image (cached as npz)."""
         img = self.load(source)
-        key = cache_key(CACHE_VERSION, img.digest, self.config.vision)
+        key = self._key(img.digest, self.config.vision)
         arrays = self.cache.get_arrays("features", key) if self.cache else None
         if arrays is None:
             out = self.vision.encode([img.rgb])

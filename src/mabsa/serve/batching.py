@@ -69,6 +69,10 @@ class MicroBatcher(Generic[T, R]):
     def queued(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
+    def stats(self) -> dict[str, Any]:
+        """What ``/v1/stats`` shows of this batcher: items waiting, and batches by size."""
+        return {"queued": self.queued, "batch_sizes": dict(sorted(self.batch_sizes.items()))}
+
     async def submit(self, item: T) -> R:
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not called")

@@ -57,16 +57,8 @@ def router(service: Service) -> APIRouter:
         return {
             "requests": service.requests,
             "ready": service.ready,
-            "models": {
-                n: {"queued": s.batcher.queued, "batch_sizes": dict(sorted(s.batcher.batch_sizes.items()))}
-                for n, s in service.slots.items()
-            },
-            "perception": None
-            if service.perception is None
-            else {
-                "queued": service.perception.queued,
-                "batch_sizes": dict(sorted(service.perception.batch_sizes.items())),
-            },
+            "models": {n: s.batcher.stats() for n, s in service.slots.items()},
+            "perception": None if service.perception is None else service.perception.stats(),
         }
 
     return api

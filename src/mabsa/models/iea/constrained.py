@@ -7,11 +7,12 @@ For one post the answers are (see :mod:`mabsa.models.iea.parser`)::
     masc:   " positive" | " neutral" | " negative"
 
 where SPAN is a run of the post's tokens joined by single spaces (as the targets write a term)
-of at most :data:`MAX_SPAN_WORDS` words, none of them holding a bracket (the parser's delimiter). :class:`AnswerGrammar` recognises these strings one
-character at a time; :class:`ConstrainedDecoding` turns it into the token mask of Hugging
-Face's ``generate(prefix_allowed_tokens_fn=...)``: at each step only the tokens whose text keeps
-the answer a prefix of a valid one (or EOS once it is complete) may be chosen. A token may cross
-the grammar's joints (``");"``, ``" (#"``): the check walks its characters.
+of at most :data:`MAX_SPAN_WORDS` words, none of them holding a bracket (the parser's
+delimiter). :class:`AnswerGrammar` recognises these strings one character at a time;
+:class:`ConstrainedDecoding` turns it into the token mask of Hugging Face's
+``generate(prefix_allowed_tokens_fn=...)``: at each step only the tokens whose text keeps the
+answer a prefix of a valid one (or EOS once it is complete) may be chosen. A token may cross the
+grammar's joints (``");"``, ``" (#"``): the check walks its characters.
 
 A span is any run of post words, so the generator can still choose wrong terms, but never one
 that is not in the post, a malformed pair or a fourth polarity.
