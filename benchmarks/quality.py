@@ -9,12 +9,18 @@ configuration. A thin command line over ``mabsa.engine.experiments.QUALITY_RUNS`
 Each run trains through ``mabsa train``'s code path (resumable per seed under ``--runs``, default
 ``runs/quality``), and writes ``results/quality_<name>.json``: the command, the config, dev scores
 and the dev curve per seed, CPU-hours; test scores only for final (non-sweep) runs, since sweep
-points are chosen on dev alone.
+points are chosen on dev alone. Seeds may be run one at a time, in different sessions: each run
+merges its seeds into the record.
 
-``pipeline`` composes the best term stage and the best polarity stage of each seed (the final runs
-``<dataset>-mate-best`` and ``<dataset>-masc-best``) into one ``pipeline`` checkpoint, as
-``mabsa pipeline`` does, scores it on dev and test, and with ``--ensemble`` also the pipeline of
-the two stages' seed ensembles (``mabsa ensemble``); it writes ``results/best_<dataset>.json``.
+A final run also records what each seed's checkpoint computes on train, dev and test
+(``results/stage_outputs/<name>/seed<k>.npz``, :mod:`mabsa.engine.stage_outputs`): checkpoints
+live outside the repository and may not outlive the session. Record the term stage
+(``<dataset>-mate-best``) before the polarity stage (``<dataset>-masc-best``): the polarity
+stage records its probabilities for the terms the recorded term stages find.
+
+``pipeline`` scores the pipeline of the two stages of each seed, as ``mabsa pipeline`` composes
+it, on dev and test, and with ``--ensemble`` also the pipeline of the two stages' seed ensembles
+(``mabsa ensemble``), from those records; it writes ``results/best_<dataset>.json``.
 """
 
 from __future__ import annotations
@@ -39,28 +45,89 @@ def cpu_hours(metrics: dict) -> float:
     return sum(h["train_cpu_seconds"] + h["eval_seconds"] for h in metrics["history"]) / 3600
 
 
+#: The splits a final run's stage outputs cover: dev and test to score pipelines and ensembles;
+#: train for distillation (issue #26 item 6: a student learns the teacher's labels of the
+#: training posts only).
+RECORDED_SPLITS = ("train", "dev", "test")
+
+
+def stage_outputs_path(name: str, seed: int) -> Path:
+    return RESULTS / "stage_outputs" / name / f"seed{seed}.npz"
+
+
+def term_records(short: str, split: str, seeds: list[int] | None = None) -> dict:
+    """The recorded term stage ``<short>-mate-best`` on ``split``, by seed (all recorded seeds
+    unless ``seeds`` says which)."""
+    from mabsa.engine.stage_outputs import load_records
+
+    name = f"{short}-mate-best"
+    found = {int(p.stem.removeprefix("seed")): p for p in (RESULTS / "stage_outputs" / name).glob("seed*.npz")}
+    missing = sorted(set(seeds or []) - set(found))
+    if missing:
+        raise SystemExit(f"no recorded outputs of {name} seeds {missing}: run `quality.py run {name} --seeds ...`")
+    return {s: load_records(found[s])[0][split] for s in sorted(seeds or found)}
+
+
+def record_stage_outputs(name: str, run: Run, seed: int, runs_dir: Path) -> None:
+    """results/stage_outputs/<name>/seed<k>.npz: what a final run's checkpoint computes on
+    ``RECORDED_SPLITS`` (a term stage's emissions; a polarity stage's probabilities for the gold aspects
+    and every term the recorded term stages find), so pipelines and ensembles can be scored
+    after the checkpoint is gone. A polarity record is redone while its checkpoint exists if
+    term stages were recorded since."""
+    from mabsa.data import load_dataset
+    from mabsa.engine.checkpoint import code_version
+    from mabsa.engine.stage_outputs import load_records, polarity_queries, record_polarity, record_terms, save_records
+    from mabsa.models.saving import load_model
+
+    path, short = stage_outputs_path(name, seed), name.split("-")[0]
+    term_seeds = sorted(term_records(short, "dev")) if run.task == "masc" else None
+    if path.is_file() and load_records(path)[1].get("term_seeds") == term_seeds:
+        return
+    checkpoint = runs_dir / name / f"seed{seed}"
+    if not (checkpoint / "config.json").is_file():
+        print(f"{path} not (re)recorded: no checkpoint at {checkpoint}")
+        return
+    model, _ = load_model(checkpoint)
+    records = {}
+    for split in RECORDED_SPLITS:
+        posts = load_dataset(run.dataset, split)
+        if run.task == "masc":
+            queries = polarity_queries(posts, list(term_records(short, split, term_seeds).values()))
+            records[split] = record_polarity(model, queries)
+        else:
+            records[split] = record_terms(model, posts)
+    meta = {"run": name, "seed": seed, "term_seeds": term_seeds, "code_version": code_version()}
+    print(f"wrote {save_records(path, records, **meta)}")
+
+
 def record(name: str, run: Run, seeds: list[int], runs_dir: Path) -> dict:
+    """Train (or resume) the seeds, then results/quality_<name>.json: these seeds' records
+    merged with the seeds recorded before (a seed run again replaces its old record)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from mabsa.engine.checkpoint import code_version
     from mabsa.engine.config import load_run_config
-    from mabsa.engine.trainer import train_seeds
+    from mabsa.engine.trainer import summarize, train_seeds
 
     config = load_run_config(run.model, list(run.presets), list(run.sets))
     # progress: bars on a terminal, one plain line per epoch in a log
-    summary = train_seeds(config, run.dataset, run.task, runs_dir / name, seeds, resume=True, progress=True)
-    per_seed = []
+    train_seeds(config, run.dataset, run.task, runs_dir / name, seeds, resume=True, progress=True)
+    path = RESULTS / f"quality_{name}.json"
+    earlier = json.loads(path.read_text())["runs"] if path.is_file() else []
+    per_seed = {r["seed"]: r for r in earlier}
     for s in seeds:
         metrics = json.loads((runs_dir / name / f"seed{s}" / "metrics.json").read_text())
-        per_seed.append(
-            {
-                "seed": s,
-                "best_epoch": metrics["best_epoch"],
-                "dev": metrics["dev"],
-                "dev_curve": [h["selection"] for h in metrics["history"]],
-                "cpu_hours": round(cpu_hours(metrics), 2),
-                **({} if run.sweep else {"test": metrics["test"]}),
-            }
-        )
+        per_seed[s] = {
+            "seed": s,
+            "best_epoch": metrics["best_epoch"],
+            "dev": metrics["dev"],
+            "dev_curve": [h["selection"] for h in metrics["history"]],
+            "cpu_hours": round(cpu_hours(metrics), 2),
+            **({} if run.sweep else {"test": metrics["test"]}),
+        }
+    runs = [per_seed[s] for s in sorted(per_seed)]
+    for r in [] if run.sweep else runs:  # earlier seeds too: a stale polarity record is redone
+        record_stage_outputs(name, run, r["seed"], runs_dir)
+    all_seeds = [r["seed"] for r in runs]
     out = {
         "name": name,
         "model": run.model,
@@ -68,74 +135,73 @@ def record(name: str, run: Run, seeds: list[int], runs_dir: Path) -> dict:
         "dataset": run.dataset,
         "note": run.note,
         "sweep": run.sweep,
-        "seeds": seeds,
-        "command": run.command(seeds, f"runs/quality/{name}"),
+        "seeds": all_seeds,
+        "command": run.command(all_seeds, f"runs/quality/{name}"),
         "config": config,
-        "runs": per_seed,
-        "cpu_hours": round(sum(r["cpu_hours"] for r in per_seed), 2),
+        "runs": runs,
+        "cpu_hours": round(sum(r["cpu_hours"] for r in runs), 2),
         "code_version": code_version(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     if not run.sweep:
-        out["metrics"] = {k: v for k, v in summary["metrics"].items() if k.startswith(("dev.", "test."))}
-    path = RESULTS / f"quality_{name}.json"
+        out["metrics"] = {k: v for k, v in summarize(runs)["metrics"].items() if k.startswith(("dev.", "test."))}
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")
     return out
 
 
-def stage_dirs(runs_dir: Path, short: str, seeds: list[int]) -> dict[str, list[Path]]:
-    """Each stage's seed checkpoints; an error naming the missing ones (train them first)."""
-    dirs = {stage: [runs_dir / f"{short}-{stage}-best" / f"seed{s}" for s in seeds] for stage in ("mate", "masc")}
-    missing = [str(d) for ds in dirs.values() for d in ds if not (d / "config.json").is_file()]
-    if missing:
-        raise SystemExit(f"no checkpoint at {', '.join(missing)}: run `quality.py run {short}-mate-best ...` first")
-    return dirs
-
-
-def score_pipeline(terms: Path, polarity: Path, out: Path, dataset: str) -> dict:
-    """Compose one pipeline checkpoint and score it on dev and test (each once)."""
-    from mabsa.data import load_dataset
-    from mabsa.engine import checkpoint as ckpt
-    from mabsa.engine.inference import evaluate
-    from mabsa.models.pipeline.model import compose_pipeline
-
-    compose_pipeline(terms, polarity, out)
-    model, _ = ckpt.load_model(out)
-    start = time.process_time()
-    scores = {split: evaluate(model, load_dataset(dataset, split)) for split in ("dev", "test")}
-    return {**scores, "eval_cpu_seconds": round(time.process_time() - start, 1)}
-
-
-def pipeline(short: str, seeds: list[int], ensemble: bool, runs_dir: Path) -> dict:
-    """results/best_<dataset>.json: the pipeline of each seed's stages, and of their ensembles."""
+def pipeline(short: str, seeds: list[int], ensemble: bool) -> dict:
+    """results/best_<dataset>.json: the pipeline of each seed's two stages, and of the two
+    stages' seed ensembles, scored from the stages' recorded outputs (exactly what the composed
+    checkpoints predict: tests/engine/test_stage_outputs.py), so no checkpoint is needed."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from mabsa.data import load_dataset
     from mabsa.engine.checkpoint import code_version
+    from mabsa.engine.inference import task_scores
     from mabsa.engine.reports import mean_std
-    from mabsa.models.ensemble.model import compose_ensemble
+    from mabsa.engine.stage_outputs import load_records, pipeline_posts
 
     dataset = DATASETS[short]
-    dirs = stage_dirs(runs_dir, short, seeds)
-    out_dir = runs_dir / "pipelines"
-    show = {stage: f"runs/quality/{short}-{stage}-best" for stage in dirs}
-    per_seed = []
-    for s, terms, polarity in zip(seeds, dirs["mate"], dirs["masc"]):
-        print(f"{short} seed {s}: pipeline of {terms} and {polarity}", flush=True)
-        per_seed.append({"seed": s, **score_pipeline(terms, polarity, out_dir / f"{short}-seed{s}", dataset)})
+    gold = {split: load_dataset(dataset, split) for split in ("dev", "test")}
+    terms = {split: term_records(short, split, seeds) for split in gold}
+    polarity_name = f"{short}-masc-best"
+    missing = [s for s in seeds if not stage_outputs_path(polarity_name, s).is_file()]
+    if missing:
+        raise SystemExit(
+            f"no recorded outputs of {polarity_name} seeds {missing}: run `quality.py run {polarity_name}`"
+        )
+    polarity_files = {s: load_records(stage_outputs_path(polarity_name, s))[0] for s in seeds}
+    polarity = {split: {s: polarity_files[s][split] for s in seeds} for split in gold}
+
+    def scores(term_seeds: list[int], polarity_seeds: list[int]) -> dict:
+        return {
+            split: task_scores(
+                posts,
+                pipeline_posts(
+                    [terms[split][s] for s in term_seeds], [polarity[split][s] for s in polarity_seeds], posts
+                ),
+                "jmasa",
+            )
+            for split, posts in gold.items()
+        }
+
+    per_seed = [{"seed": s, **scores([s], [s])} for s in seeds]
     keys = ("jmasa.f1", "mate.f1", "polarity.sentiment_acc_on_found")
 
     def value(scores: dict, key: str) -> float:
         group, name = key.split(".")
         return scores[group][name]
 
+    show = {stage: f"runs/quality/{short}-{stage}-best" for stage in ("mate", "masc")}
     record: dict = {
         "name": f"{short}-jmasa-pipeline",
         "dataset": dataset,
         "task": "jmasa",
-        "note": "the best term stage x the best polarity stage, composed per seed (nothing trained here)",
+        "note": "the best term stage x the best polarity stage, composed per seed (nothing trained here); "
+        "scored from the stages' recorded outputs, results/stage_outputs/",
         "seeds": seeds,
         "commands": [
-            *(QUALITY_RUNS[f"{short}-{stage}-best"].command(seeds, show[stage]) for stage in dirs),
+            *(QUALITY_RUNS[f"{short}-{stage}-best"].command(seeds, show[stage]) for stage in show),
             *(
                 f"mabsa pipeline --terms {show['mate']}/seed{s} --polarity {show['masc']}/seed{s} "
                 f"--output runs/quality/pipelines/{short}-seed{s}"
@@ -149,14 +215,12 @@ def pipeline(short: str, seeds: list[int], ensemble: bool, runs_dir: Path) -> di
         },
     }
     if ensemble:
-        print(f"{short}: ensembles of seeds {seeds}", flush=True)
-        members = {stage: compose_ensemble(ds, out_dir / f"{short}-{stage}-ensemble") for stage, ds in dirs.items()}
-        record["ensemble"] = score_pipeline(members["mate"], members["masc"], out_dir / f"{short}-ensemble", dataset)
+        record["ensemble"] = scores(seeds, seeds)
         record["commands"] += [
             *(
                 f"mabsa ensemble {' '.join(f'{show[stage]}/seed{s}' for s in seeds)} "
                 f"--output runs/quality/pipelines/{short}-{stage}-ensemble"
-                for stage in dirs
+                for stage in show
             ),
             f"mabsa pipeline --terms runs/quality/pipelines/{short}-mate-ensemble "
             f"--polarity runs/quality/pipelines/{short}-masc-ensemble --output runs/quality/pipelines/{short}-ensemble",
@@ -351,7 +415,6 @@ def main() -> None:
     pipe.add_argument("dataset", choices=sorted(DATASETS))
     pipe.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     pipe.add_argument("--ensemble", action="store_true", help="also the pipeline of the two stages' seed ensembles")
-    pipe.add_argument("--runs", type=Path, default=WS.runs("quality"), help="checkpoint root (not committed)")
     sub.add_parser("report")
     args = parser.parse_args()
     if args.cmd == "list":
@@ -361,7 +424,7 @@ def main() -> None:
         for name in args.names:
             record(name, QUALITY_RUNS[name], args.seeds, args.runs)
     elif args.cmd == "pipeline":
-        pipeline(args.dataset, args.seeds, args.ensemble, args.runs)
+        pipeline(args.dataset, args.seeds, args.ensemble)
     else:
         write_report()
 

@@ -4,6 +4,7 @@ pipeline and scored once per split, their seed ensembles too; the record's means
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -12,12 +13,13 @@ from benchmark_support import load_script
 from mabsa.data import load_dataset
 from mabsa.engine.inference import evaluate
 from mabsa.engine.reports import Workspace
+from mabsa.engine.stage_outputs import load_records
 from mabsa.models import get_model_class
 from mabsa.models.pipeline.model import compose_pipeline
 from mabsa.models.saving import load_model, save_model
 from model_support import TINY_ENCODER
 
-POSTS = {split: load_dataset("twitter2015", split)[:6] for split in ("dev", "test")}
+POSTS = {split: load_dataset("twitter2015", split)[:6] for split in ("train", "dev", "test")}
 
 
 def tiny(model: str, task: str, seed: int):
@@ -35,22 +37,35 @@ def quality(tmp_path, monkeypatch):
     return module
 
 
-def test_pipeline_scores_each_seed_and_the_ensemble(quality, tmp_path):
-    runs = tmp_path / "runs"
-    for s in (1, 2):
+def record_stages(quality, runs, seeds):
+    """Tiny checkpoints of both stages per seed, recorded as a final run records them: the term
+    stage first (the polarity stage answers for the terms it finds)."""
+    for s in seeds:
         save_model(tiny("text-crf", "mate", seed=s), runs / "t15-mate-best" / f"seed{s}")
         save_model(tiny("text-cls", "masc", seed=10 + s), runs / "t15-masc-best" / f"seed{s}")
+    for stage in ("mate", "masc"):
+        name = f"t15-{stage}-best"
+        for s in seeds:
+            quality.record_stage_outputs(name, quality.QUALITY_RUNS[name], s, runs)
 
-    record = quality.pipeline("t15", [1, 2], True, runs)
+
+def test_pipeline_scores_each_seed_and_the_ensemble(quality, tmp_path):
+    runs = tmp_path / "runs"
+    record_stages(quality, runs, [1, 2])
+    for s in (1, 2):  # the checkpoints are gone: the records are enough
+        shutil.rmtree(runs / "t15-masc-best" / f"seed{s}")
+
+    record = quality.pipeline("t15", [1, 2], True)
 
     saved = json.loads((tmp_path / "results" / "best_twitter2015.json").read_text())
     assert saved["seeds"] == [1, 2] and saved["task"] == "jmasa"
     # seed 2's row is the score of that seed's two stages composed by hand
-    by_hand, _ = load_model(
-        compose_pipeline(runs / "t15-mate-best" / "seed2", runs / "t15-masc-best" / "seed2", tmp_path / "by-hand")
-    )
+    save_model(tiny("text-cls", "masc", seed=12), tmp_path / "masc2")
+    by_hand, _ = load_model(compose_pipeline(runs / "t15-mate-best" / "seed2", tmp_path / "masc2", tmp_path / "hand"))
     expected = evaluate(by_hand, POSTS["test"])
+    assert expected["mate"]["n_pred"] > 0
     assert record["runs"][1]["test"]["jmasa"] == expected["jmasa"]
+    assert record["runs"][1]["test"]["mate"] == expected["mate"]
     values = [r["test"]["jmasa"]["f1"] for r in record["runs"]]
     assert saved["metrics"]["test.jmasa.f1"]["values"] == values
     assert saved["metrics"]["test.jmasa.f1"]["mean"] == pytest.approx(sum(values) / 2)
@@ -75,9 +90,43 @@ def test_pipeline_scores_each_seed_and_the_ensemble(quality, tmp_path):
     assert "| twitter2015 | **" in block and "66.0 / 68.9" in block and "mabsa pipeline" in block
 
 
-def test_pipeline_names_missing_stage_checkpoints(quality, tmp_path):
-    with pytest.raises(SystemExit, match="t15-mate-best/seed1"):
-        quality.pipeline("t15", [1], False, tmp_path / "runs")
+def test_pipeline_names_missing_stage_records(quality, tmp_path):
+    with pytest.raises(SystemExit, match="no recorded outputs of t15-mate-best seeds \\[1\\]"):
+        quality.pipeline("t15", [1], False)
+    record_stages(quality, tmp_path / "runs", [1])
+    quality.stage_outputs_path("t15-masc-best", 1).unlink()
+    with pytest.raises(SystemExit, match="no recorded outputs of t15-masc-best seeds \\[1\\]"):
+        quality.pipeline("t15", [1], False)
+
+
+def test_a_run_merges_its_seeds_and_rerecords_a_stale_polarity_stage(quality, tmp_path, monkeypatch):
+    """Seeds run in different sessions end in one record; a polarity record made before a term
+    seed was recorded is redone while its checkpoint exists."""
+    runs = tmp_path / "runs"
+    record_stages(quality, runs, [1])
+    trained = []
+
+    def train_seeds(config, dataset, task, out, seeds, **kwargs):
+        trained.extend(seeds)
+        for s in seeds:
+            scores = {"masc": {"accuracy": 0.7 + s / 100}}
+            history = [{"selection": 0.7, "train_cpu_seconds": 1800, "eval_seconds": 0}]
+            metrics = {"best_epoch": 1, "dev": scores, "test": scores, "history": history}
+            (out / f"seed{s}" / "metrics.json").write_text(json.dumps(metrics))
+
+    monkeypatch.setattr("mabsa.engine.trainer.train_seeds", train_seeds)
+    name, run = "t15-masc-best", quality.QUALITY_RUNS["t15-masc-best"]
+    quality.record(name, run, [1], runs)
+    save_model(tiny("text-crf", "mate", seed=2), runs / "t15-mate-best" / "seed2")
+    quality.record_stage_outputs("t15-mate-best", quality.QUALITY_RUNS["t15-mate-best"], 2, runs)
+    save_model(tiny("text-cls", "masc", seed=12), runs / name / "seed2")
+    out = quality.record(name, run, [2], runs)
+    assert trained == [1, 2] and out["seeds"] == [1, 2] and [r["seed"] for r in out["runs"]] == [1, 2]
+    assert out["metrics"]["test.masc.accuracy"]["values"] == pytest.approx([0.71, 0.72])
+    assert out["cpu_hours"] == 1.0 and "--seeds 1 2" in out["command"]
+    for s in (1, 2):
+        _, meta = load_records(quality.stage_outputs_path(name, s))
+        assert meta["term_seeds"] == [1, 2] and meta["seed"] == s
 
 
 def test_masc_candidates_are_ordered_by_t15_dev(quality):

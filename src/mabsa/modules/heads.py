@@ -12,7 +12,7 @@ first member's head.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -22,7 +22,7 @@ from mabsa.data.records import Aspect
 from mabsa.modules.crf import CRF, bio_transition_constraints
 from mabsa.modules.outputs import ModelOutput
 from mabsa.processing.processor import POLARITIES
-from mabsa.tagging import get_scheme, ids_to_tags, tags_to_aspects
+from mabsa.tagging import TagScheme, get_scheme, ids_to_tags, tags_to_aspects
 
 
 def gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -80,15 +80,25 @@ class TaggingHead(nn.Module):
         passes its members' mean emissions and mean CRF), scored by their marginal probabilities."""
         crf = crf if crf is not None else self.crf
         mask = mask if mask is not None else batch["word_mask"]
-        paths = crf.decode(emissions, mask)
-        probs = crf.marginals(emissions, mask)
-        results = []
-        for i, (feature, path) in enumerate(zip(batch["features"], paths)):
-            chosen = probs[i, torch.arange(len(path)), torch.tensor(path)].tolist()
-            missing = feature.n_words - len(path)  # words cut by truncation: predicted O
-            tags = ids_to_tags(path, self.scheme) + ["O"] * missing
-            results.append(tags_to_aspects(feature.post.tokens, tags, self.scheme, chosen + [1.0] * missing))
-        return results
+        words = [(f.post.tokens, f.n_words) for f in batch["features"]]
+        return viterbi_aspects(crf, emissions, mask, words, self.scheme)
+
+
+def viterbi_aspects(
+    crf: CRF, emissions: torch.Tensor, mask: torch.Tensor, words: Sequence[tuple[Sequence[str], int]], scheme: TagScheme
+) -> list[list[Aspect]]:
+    """The Viterbi spans of each row of word ``emissions`` ``(B, N, L)`` under ``crf``, scored by
+    their marginal probabilities. ``words`` gives each row's post tokens and word count: words cut
+    by truncation (beyond the row's unmasked length) are predicted ``O``."""
+    paths = crf.decode(emissions, mask)
+    probs = crf.marginals(emissions, mask)
+    results = []
+    for i, ((tokens, n_words), path) in enumerate(zip(words, paths)):
+        chosen = probs[i, torch.arange(len(path)), torch.tensor(path, dtype=torch.long)].tolist()
+        missing = n_words - len(path)
+        tags = ids_to_tags(path, scheme) + ["O"] * missing
+        results.append(tags_to_aspects(tokens, tags, scheme, chosen + [1.0] * missing))
+    return results
 
 
 class ClassificationHead(nn.Module):
