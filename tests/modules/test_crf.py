@@ -117,3 +117,32 @@ def test_marginals_of_a_near_certain_label_stay_probabilities():
     assert probs.min() >= 0 and probs.max() <= 1
     assert torch.allclose(probs[0].sum(-1), torch.ones(9), atol=1e-4)
     assert torch.allclose(probs[:, :, labels.index("B-NEU")][mask], torch.ones(int(mask.sum())), atol=1e-4)
+
+
+@torch.no_grad()
+def test_soft_nll_is_the_expected_nll_under_independent_soft_targets():
+    """Brute force: E_{y ~ prod_t q_t}[-log p(y)] over every path of an unconstrained CRF, on a
+    padded batch; and a one-hot allowed path under BIO constraints gives forward()'s NLL."""
+    torch.manual_seed(3)
+    crf, lengths = CRF(3), [4, 2]
+    emissions = torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]).bool()
+    q = torch.softmax(torch.randn(2, 4, 3), -1)
+    expected = []
+    for b, n in enumerate(lengths):
+        log_z = crf.log_partition(emissions[b : b + 1, :n], mask[b : b + 1, :n])
+        total = torch.zeros(())
+        for path in itertools.product(range(3), repeat=n):
+            s = crf._start()[path[0]] + emissions[b, 0, path[0]] + crf.end[path[-1]]
+            s = s + sum(crf._trans()[path[t - 1], path[t]] + emissions[b, t, path[t]] for t in range(1, n))
+            weight = torch.prod(torch.stack([q[b, t, y] for t, y in enumerate(path)]))
+            total = total + weight * (log_z[0] - s)
+        expected.append(total)
+    assert float(crf.soft_nll(emissions, q, mask)) == pytest.approx(float(torch.stack(expected).mean()), abs=1e-5)
+
+    allowed, allowed_start = bio_transition_constraints(JMASA.labels)
+    bio = CRF(len(JMASA.labels), allowed, allowed_start)
+    tags = torch.tensor([[1, 2, 0, 5], [3, 4, 0, 0]])  # B-POS I-POS O B-NEG / B-NEU I-NEU
+    emissions = torch.randn(2, 4, len(JMASA.labels))
+    one_hot = torch.nn.functional.one_hot(tags, len(JMASA.labels)).float()
+    assert float(bio.soft_nll(emissions, one_hot, mask)) == pytest.approx(float(bio(emissions, tags, mask)), abs=1e-4)

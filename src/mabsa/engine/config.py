@@ -53,6 +53,8 @@ class TrainConfig:
     log_every: int = 50  # steps between JSONL step records
     save_every_steps: int = 0  # also save the resume state every N steps inside an epoch (0: epoch ends only)
     keep_last: bool = False  # keep the resume state (last/: weights + optimizer) once the run has finished
+    teacher: str | None = None  # a teacher's soft JMASA tags of the training posts (mabsa.engine.distillation)
+    distill_weight: float = 0.5  # with a teacher: loss = (1 - w) * gold NLL + w * the teacher's soft NLL
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:

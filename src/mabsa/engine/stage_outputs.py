@@ -119,9 +119,9 @@ def polarity_queries(posts: Sequence[Post], term_records: Sequence[TermRecord]) 
     return queries
 
 
-def decode_terms(records: Sequence[TermRecord], posts: Sequence[Post]) -> list[list[Aspect]]:
-    """The terms of one record, or of several as an ensemble does it: each word's emissions
-    averaged over the records that kept it, Viterbi under the mean CRF."""
+def mean_emissions(records: Sequence[TermRecord], posts: Sequence[Post]) -> tuple[CRF, torch.Tensor, torch.Tensor]:
+    """The records' mean CRF, and their word emissions ``(posts, words, labels)`` averaged over
+    the records that kept each word, with the mask of the words any record kept."""
     for r in records:
         _check_ids(r.ids, posts, "a term record")
     crf = CRF(len(get_scheme(records[0].scheme).labels))
@@ -130,16 +130,33 @@ def decode_terms(records: Sequence[TermRecord], posts: Sequence[Post]) -> list[l
         state[k] = torch.from_numpy(np.mean([r.crf[k] for r in records], axis=0))
     crf.load_state_dict(state)
     width = max(1, max((len(e) for r in records for e in r.emissions), default=1))
-    n_labels = crf.num_tags
-    total = torch.zeros(len(posts), width, n_labels)
+    total = torch.zeros(len(posts), width, crf.num_tags)
     count = torch.zeros(len(posts), width)
     for r in records:
         for i, e in enumerate(r.emissions):
             total[i, : len(e)] += torch.from_numpy(e)
             count[i, : len(e)] += 1
-    mean = total / count.clamp(min=1).unsqueeze(-1)
+    return crf, total / count.clamp(min=1).unsqueeze(-1), count > 0
+
+
+def decode_terms(records: Sequence[TermRecord], posts: Sequence[Post]) -> list[list[Aspect]]:
+    """The terms of one record, or of several as an ensemble does it: each word's emissions
+    averaged over the records that kept it, Viterbi under the mean CRF."""
+    crf, mean, mask = mean_emissions(records, posts)
     words = [(p.tokens, len(p.tokens)) for p in posts]
-    return viterbi_aspects(crf, mean, count > 0, words, get_scheme(records[0].scheme))
+    return viterbi_aspects(crf, mean, mask, words, get_scheme(records[0].scheme))
+
+
+def span_probs(records: Sequence[PolarityRecord], post: Post, index: int, span: Aspect) -> np.ndarray:
+    """The records' mean polarity probabilities (``POLARITIES`` order) for ``span`` of ``post``
+    (the ``index``-th post of the records)."""
+    key = (index, span.start, span.end)
+    if any(key not in r.probs for r in records):
+        raise MabsaError(
+            f"a polarity record has no probabilities for {span.term!r} (post {post.id}, words "
+            f"{span.start}-{span.end}): record the polarity stage after the term stages it classifies"
+        )
+    return np.mean([r.probs[key] for r in records], axis=0)
 
 
 def classify(records: Sequence[PolarityRecord], posts: Sequence[Post], terms: Sequence[Sequence[Aspect]]) -> list[Post]:
@@ -151,14 +168,7 @@ def classify(records: Sequence[PolarityRecord], posts: Sequence[Post], terms: Se
     for i, (post, found) in enumerate(zip(posts, terms)):
         aspects = []
         for a in found:
-            key = (i, a.start, a.end)
-            missing = [r for r in records if key not in r.probs]
-            if missing:
-                raise MabsaError(
-                    f"a polarity record has no probabilities for {a.term!r} (post {post.id}, words "
-                    f"{a.start}-{a.end}): record the polarity stage after the term stages it classifies"
-                )
-            probs = np.mean([r.probs[key] for r in records], axis=0)
+            probs = span_probs(records, post, i, a)
             k = int(probs.argmax())
             classified = Aspect(a.start, a.end, a.term, POLARITIES[k], score=float(probs[k]))
             aspects.append(combine(replace(a, polarity=None), classified))
@@ -177,7 +187,7 @@ def pipeline_posts(
 # -- files ---------------------------------------------------------------------------------------
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``path`` (a compressed ``.npz``) whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -204,7 +214,7 @@ def save_records(path: str | Path, records: dict[str, TermRecord | PolarityRecor
             keys = sorted(r.probs)
             arrays[f"{split}/spans"] = np.array(keys, dtype=np.int64).reshape(-1, 3)
             arrays[f"{split}/probs"] = np.array([r.probs[k] for k in keys], dtype=np.float32).reshape(-1, 3)
-    return _atomic_savez(Path(path), arrays)
+    return atomic_savez(Path(path), arrays)
 
 
 def load_records(path: str | Path) -> tuple[dict[str, TermRecord | PolarityRecord], dict[str, Any]]:

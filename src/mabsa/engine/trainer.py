@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Sampler
 from mabsa.data import load_dataset
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine.config import ConfigError, TrainConfig, run_differences
+from mabsa.engine.distillation import Teacher
 from mabsa.engine.inference import predict_posts, selection_value, task_scores
 from mabsa.errors import MabsaError
 from mabsa.models import get_model_class
@@ -237,6 +238,7 @@ class Trainer:
         self.train_posts = _limit(load_dataset(self.dataset, "train"), tc.max_train_posts)
         self.dev_posts = _limit(load_dataset(self.dataset, "dev"), tc.max_eval_posts)
         features = processor.encode(self.train_posts)
+        self.teacher = None if tc.teacher is None else Teacher(tc.teacher, tc.distill_weight, model, self.train_posts)
         self.sampler = LengthGroupedBatchSampler(
             [len(f.input_ids) for f in features], tc.batch_size, tc.seed, tc.group_by_length
         )
@@ -347,9 +349,12 @@ class Trainer:
 
     def step(self, batch: Any) -> float:
         """One optimizer step on one batch; its loss."""
-        loss = self.model(batch).loss
+        output = self.model(batch)
+        loss = output.loss
         if loss is None:
             raise MabsaError(f"{self.model.name}: forward gave no loss for a labelled batch")
+        if self.teacher is not None:
+            loss = self.teacher.loss(loss, output.emissions, batch, self.unwrapped.head.crf)
         self.acc.backward(loss)
         if self.tc.max_grad_norm:
             self.acc.clip_grad_norm_(self.model.parameters(), self.tc.max_grad_norm)

@@ -85,6 +85,25 @@ class CRF(nn.Module):
             return nll.mean()
         raise ValueError(f"bad reduction {reduction!r}")
 
+    def soft_nll(self, emissions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the CRF under soft per-position targets ``(B, T, L)`` (a teacher's
+        label probabilities, rows summing to 1), averaged over sequences: ``log Z`` minus the
+        path score expected when each position's label is drawn from its target independently.
+        One-hot targets of an allowed path give :meth:`forward`'s NLL exactly; target mass on a
+        forbidden transition (a teacher unsure between ``O`` and ``I``) adds nothing."""
+        mask = self._check(emissions, mask)
+        maskf = mask.to(emissions.dtype)
+        q = targets.to(emissions.dtype) * maskf.unsqueeze(-1)
+        allowed_trans = torch.where(self.transition_penalty < 0, torch.zeros_like(self.transitions), self.transitions)
+        allowed_start = torch.where(self.start_penalty < 0, torch.zeros_like(self.start), self.start)
+        score = (q * emissions).sum((1, 2)) + q[:, 0] @ allowed_start
+        if emissions.shape[1] > 1:
+            pairs = torch.einsum("bti,ij,btj->bt", q[:, :-1], allowed_trans, q[:, 1:])
+            score = score + (pairs * maskf[:, 1:]).sum(1)
+        last = q.gather(1, (mask.sum(1) - 1).view(-1, 1, 1).expand(-1, 1, q.shape[-1])).squeeze(1)
+        score = score + last @ self.end
+        return (self.log_partition(emissions, mask) - score).mean()
+
     def path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor):
         mask = mask.bool()
         B, T, _ = emissions.shape
