@@ -4,6 +4,7 @@ configuration. A thin command line over ``mabsa.engine.experiments.QUALITY_RUNS`
     python benchmarks/quality.py list
     python benchmarks/quality.py run t15-mate-gemma-frozen-lr3e-5 [--seeds 1] [--runs DIR]
     python benchmarks/quality.py pipeline t15 [--seeds 1 2 3] [--ensemble]
+    python benchmarks/quality.py teacher t15     # soft tags of the training posts for a student
     python benchmarks/quality.py report          # results/quality_*.json -> docs/results.md
 
 Each run trains through ``mabsa train``'s code path (resumable per seed under ``--runs``, default
@@ -31,7 +32,7 @@ import os
 import time
 from pathlib import Path
 
-from mabsa.engine.experiments import DATASETS, QUALITY_RUNS, QUALITY_TARGETS, Run
+from mabsa.engine.experiments import DATASETS, QUALITY_RUNS, QUALITY_TARGETS, Run, teacher_path
 from mabsa.engine.reports import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,6 +233,26 @@ def pipeline(short: str, seeds: list[int], ensemble: bool) -> dict:
     return record
 
 
+def teacher(short: str, output: Path) -> Path:
+    """The soft JMASA tags of the training posts by the pipeline of every recorded seed of both
+    stages (their seed ensembles): what a distilled student learns besides the gold."""
+    from mabsa.data import load_dataset
+    from mabsa.engine.distillation import save_targets, teacher_targets
+    from mabsa.engine.stage_outputs import load_records
+
+    terms = term_records(short, "train")
+    name = f"{short}-masc-best"
+    missing = [s for s in terms if not stage_outputs_path(name, s).is_file()]
+    if missing:
+        raise SystemExit(f"no recorded outputs of {name} seeds {missing}: run `quality.py run {name}`")
+    polarity = {s: load_records(stage_outputs_path(name, s))[0]["train"] for s in terms}
+    posts = load_dataset(DATASETS[short], "train")
+    targets = teacher_targets(list(terms.values()), list(polarity.values()), posts)
+    path = save_targets(output, targets, teacher=f"{short} pipeline, seeds {sorted(terms)} of both stages")
+    print(f"wrote {path}: soft JMASA tags of {len(targets)} training posts (seeds {sorted(terms)})")
+    return path
+
+
 def selection(r: dict) -> tuple[str, float]:
     task = r["task"]
     key = {"jmasa": ("jmasa", "f1"), "mate": ("mate", "f1"), "masc": ("masc", "accuracy")}[task]
@@ -415,6 +436,8 @@ def main() -> None:
     pipe.add_argument("dataset", choices=sorted(DATASETS))
     pipe.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     pipe.add_argument("--ensemble", action="store_true", help="also the pipeline of the two stages' seed ensembles")
+    teach = sub.add_parser("teacher", help="the best pipeline's soft tags of the training posts, for a student")
+    teach.add_argument("dataset", choices=sorted(DATASETS))
     sub.add_parser("report")
     args = parser.parse_args()
     if args.cmd == "list":
@@ -425,6 +448,8 @@ def main() -> None:
             record(name, QUALITY_RUNS[name], args.seeds, args.runs)
     elif args.cmd == "pipeline":
         pipeline(args.dataset, args.seeds, args.ensemble)
+    elif args.cmd == "teacher":
+        teacher(args.dataset, ROOT / teacher_path(args.dataset))
     else:
         write_report()
 

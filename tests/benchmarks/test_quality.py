@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from benchmark_support import load_script
 from mabsa.data import load_dataset
+from mabsa.engine.distillation import load_targets
 from mabsa.engine.inference import evaluate
 from mabsa.engine.reports import Workspace
 from mabsa.engine.stage_outputs import load_records
@@ -88,6 +90,19 @@ def test_pipeline_scores_each_seed_and_the_ensemble(quality, tmp_path):
     assert summary["ensemble_jmasa_f1"] == round(100 * saved["ensemble"]["test"]["jmasa"]["f1"], 1)
     block = quality.best_block({"twitter2015": summary})
     assert "| twitter2015 | **" in block and "66.0 / 68.9" in block and "mabsa pipeline" in block
+
+
+def test_teacher_is_the_seed_ensemble_pipeline_on_the_training_posts(quality, tmp_path):
+    record_stages(quality, tmp_path / "runs", [1, 2])
+    path = quality.teacher("t15", tmp_path / "teacher.npz")
+    targets = load_targets(path)
+    assert list(targets) == [p.id for p in POSTS["train"]]
+    assert all(
+        t.shape == (len(p.tokens), 7) and np.allclose(t.sum(1), 1) for p, t in zip(POSTS["train"], targets.values())
+    )
+    quality.stage_outputs_path("t15-masc-best", 2).unlink()
+    with pytest.raises(SystemExit, match="t15-masc-best seeds \\[2\\]"):
+        quality.teacher("t15", tmp_path / "teacher.npz")
 
 
 def test_pipeline_names_missing_stage_records(quality, tmp_path):

@@ -245,3 +245,28 @@ QUALITY_RUNS.update(
         )
     }
 )
+
+
+#: Issue #26 item 6, distillation: the text baseline's MiniLM `text-crf` recipe (3 epochs, text
+#: only: results/baselines_<dataset>-jmasa-minilm.json) trained on the gold and on the soft JMASA
+#: tags the best pipeline's seed ensemble gives the training posts (``quality.py teacher``
+#: writes them to :func:`teacher_path`). The weight of the teacher is chosen on T15 dev.
+STUDENT = ("model_args.encoder=minilm", TEXT_ONLY, "train.epochs=3", ONE_THREAD)
+
+
+def teacher_path(short: str) -> str:
+    return f"runs/quality/teachers/{short}.npz"
+
+
+QUALITY_RUNS.update(
+    {
+        f"t15-jmasa-minilm-distil-w{w}": Run(
+            "text-crf",
+            "jmasa",
+            "twitter2015",
+            sets=(*STUDENT, f"train.teacher={teacher_path('t15')}", f"train.distill_weight={w}"),
+            note=f"MiniLM student of the best pipeline, teacher weight {w}",
+        )
+        for w in ("0.5", "0.9")
+    }
+)
