@@ -17,6 +17,18 @@ TINY_ENCODER = {
     },
 }
 
+#: ``--set`` items of a one-epoch engine run of a tiny random-init encoder on 16 training posts.
+TINY_RUN_SETS = [
+    "model_args.random_init=true",
+    'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
+    '"num_attention_heads": 2, "intermediate_size": 37}',
+    "train.max_train_posts=16",
+    "train.max_eval_posts=8",
+    "train.batch_size=8",
+    "train.epochs=1",
+    "train.patience=0",
+]
+
 
 def train_steps(model, batch, steps: int, lr: float = 1e-3, head_lr: float = 1e-2):
     """``steps`` AdamW steps of ``model`` on one fixed batch, with the model's own parameter groups.

@@ -14,17 +14,9 @@ from mabsa.engine.stage_outputs import PolarityRecord, TermRecord
 from mabsa.errors import ConfigError
 from mabsa.modules.crf import CRF, bio_transition_constraints
 from mabsa.tagging import JMASA, MATE, spans_to_tags, tags_to_ids
+from model_support import TINY_RUN_SETS
 
-TINY = [
-    "model_args.random_init=true",
-    'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
-    '"num_attention_heads": 2, "intermediate_size": 37}',
-    "train.max_train_posts=16",
-    "train.max_eval_posts=8",
-    "train.batch_size=8",
-    "train.epochs=1",
-    "train.patience=0",
-]
+TINY = TINY_RUN_SETS
 
 
 def crf_state():

@@ -6,17 +6,9 @@ import pytest
 from mabsa.engine import trainer
 from mabsa.engine.config import TrainConfig, load_run_config, model_arg_defaults, run_differences
 from mabsa.errors import MabsaError
+from model_support import TINY_RUN_SETS
 
-TINY_SETS = [
-    "model_args.random_init=true",
-    'model_args.encoder_overrides={"hidden_size": 32, "num_hidden_layers": 2, '
-    '"num_attention_heads": 2, "intermediate_size": 37}',
-    "train.max_train_posts=16",
-    "train.max_eval_posts=8",
-    "train.batch_size=8",
-    "train.epochs=1",
-    "train.patience=0",
-]
+TINY_SETS = TINY_RUN_SETS
 
 
 def requested(model="text-crf", task="jmasa", dataset="twitter2015", args=None, **train):
