@@ -366,7 +366,9 @@ def best_block(summary: dict) -> str:
         "`text-cls`, 2 epochs) as one `pipeline` model: text only, no image-derived text and no "
         "gold-keyed lookup. Recipes chosen on T15 dev (sweep below), reused on T17 unchanged; "
         "test evaluated once per seed. Test scores in %, mean ± sample std over the seeds "
-        "(count in brackets); MASC is the polarity stage alone on the gold aspects. Raw JSON: "
+        "(count in brackets); MASC is the polarity stage alone on the gold aspects. Pipelines and "
+        "ensembles are scored from each stage's recorded outputs (`results/stage_outputs/`), "
+        "which give exactly what the composed checkpoints predict. Raw JSON: "
         "`results/best.json`, `results/best_<dataset>.json`, `results/quality_<run>.json`.",
         "",
         "| dataset | JMASA F1 | required / stretch | MATE F1 | sentiment acc. on found terms "
