@@ -14,7 +14,7 @@ from mabsa.data.records import Polarity, Post
 from mabsa.engine import checkpoint as ckpt
 from mabsa.engine import trainer
 from mabsa.engine.config import load_run_config
-from mabsa.errors import MabsaError
+from mabsa.errors import ConfigError, MabsaError
 from mabsa.models.iea.config import DEFAULT_LORA
 from mabsa.models.iea.instructions import build_instruction
 from mabsa.models.iea.interpretations import ImageView, RegionUnit
@@ -23,6 +23,7 @@ from mabsa.models.iea.model import (
     IEAFeature,
     IEAProcessor,
     VisionLanguageGenerator,
+    build_generator,
     lora_wrap,
 )
 
@@ -126,6 +127,26 @@ def test_engine_train_checkpoint_and_predict(llama_dir, tmp_path):
     views.perceive = lambda post, with_images=False: seen.append(post.image) or original(post, with_images)
     with_photo = predictor.predict("Eileen Collins smiles", image=str(tmp_path / "astronaut.png"))
     assert seen == [str(tmp_path / "astronaut.png")] and with_photo.tokens[:2] == ("Eileen", "Collins")
+
+
+def test_full_finetuning_trains_and_saves_every_generator_weight(llama_dir, tmp_path):
+    config = load_run_config(
+        "iea", sets=tiny_sets(llama_dir, "model_args.ablation=no_aligner", "model_args.finetune=full")
+    )
+    trainer.train(config, "twitter2015", "jmasa", tmp_path / "run", progress=False)
+    out = tmp_path / "run"
+    weights = load_file(str(out / ckpt.WEIGHTS_FILE))
+    initial = load_file(str(next((out / "generator").glob("*.safetensors"))))
+    assert not any("lora_" in k for k in weights)
+    assert len(weights) == len({n for n, _ in ckpt.load_model(out)[0].generator.named_parameters()})
+    trained = {k.removeprefix("generator.lm."): v for k, v in weights.items()}
+    changed = [k for k in initial if k in trained and not torch.equal(initial[k], trained[k])]
+    assert any("layers.0.mlp" in k for k in changed)  # the base weights moved, not an adapter
+    model, _ = ckpt.load_model(out)
+    restored = model.state_dict()
+    assert set(restored) == set(weights) and all(torch.equal(restored[k], weights[k]) for k in weights)
+    with pytest.raises(ConfigError, match="model_args.finetune: expected one of"):
+        build_generator({"generator": f"hf:{llama_dir}", "random_init": True, "finetune": "half"})
 
 
 def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):

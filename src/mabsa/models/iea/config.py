@@ -31,6 +31,8 @@ class IEAConfig(ModelConfig):
     image_root: str | None = None
     perception_cache: str | None = None
     max_regions: int = 5
+    #: "lora": train a LoRA adapter (``lora``); "full": every weight of the generator
+    finetune: str = "lora"
     #: merged over DEFAULT_LORA key by key (``--set model_args.lora.r=16`` keeps the rest)
     lora: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LORA))
     #: prompt subwords, target subwords, generated tokens, words per region interpretation

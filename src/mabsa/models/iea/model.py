@@ -9,15 +9,17 @@ Two generators behind one model (``model_args.generator``):
 * ``"vlm:<id or dir>"`` (the paper's path, GPU): a Qwen-VL-class ``AutoModelForImageTextToText``
   reads the whole image, and each region's crop right after its phrase, with its interpretation.
 
-Both are wrapped with LoRA (peft) and trained with the engine's loop on the NLL of the target
-sequence; only the adapter is trainable and only the adapter is in ``model.safetensors``.
+Both are trained with the engine's loop on the NLL of the target sequence. ``finetune`` says
+which weights: ``"lora"`` (default) wraps the generator with LoRA (peft), so only the adapter is
+trainable and only the adapter is in ``model.safetensors``; ``"full"`` trains, and saves, every
+weight of the generator (a small causal LM on a CPU: SmolLM2-135M is 540 MB in float32).
 Decoding is greedy, batched, and parsed back to token spans by :mod:`mabsa.models.iea.parser`
 (unparseable outputs count as no prediction and are logged).
 
 ``model_args``: ``generator``, ``aligner`` (an aligner checkpoint dir; copied into the IEA
 checkpoint), ``ablation`` (``nmi`` | ``no_aligner`` | ``no_interpretation`` |
 ``random_regions`` | ``text_only``), ``regions`` (``auto`` | ``stand-in`` | ``perceive``),
-``segmenter``, ``interpreter``, ``lora`` ({r, alpha, dropout, target_modules}), ``max_length``
+``segmenter``, ``interpreter``, ``finetune``, ``lora`` ({r, alpha, dropout, target_modules}), ``max_length``
 (prompt tokens), ``max_target_length``, ``max_new_tokens``, ``max_interpretation_words``,
 ``random_init`` (tests: base weights from the config, saved in the checkpoint).
 """
@@ -37,7 +39,7 @@ from torch import nn
 
 from mabsa.data.records import Aspect, Post
 from mabsa.embedded import embedded_path
-from mabsa.errors import MabsaError
+from mabsa.errors import ConfigError, MabsaError
 from mabsa.models.base import MabsaModel, register
 from mabsa.models.config import ModelConfig
 from mabsa.models.iea.aligner import Aligner
@@ -95,7 +97,10 @@ def lora_wrap(model: nn.Module, lora: Mapping[str, Any], target_modules: Any) ->
 
 
 def base_state_save(peft_model: Any, directory: Path) -> None:
-    """Save the frozen base model without its LoRA layers (as ``from_pretrained`` expects)."""
+    """Save the base model without its LoRA layers (as ``from_pretrained`` expects)."""
+    if not hasattr(peft_model, "get_base_model"):  # fully fine-tuned: no adapter
+        peft_model.save_pretrained(str(directory))
+        return
     base = peft_model.get_base_model()
     state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if ".lora_" not in k}
     base.save_pretrained(str(directory), state_dict=state)
@@ -278,6 +283,8 @@ class VisionLanguageGenerator(nn.Module):
 
 #: Embedded generators that are plain checkpoints (``embedded_path(name).parent``).
 EMBEDDED_GENERATORS = ("gemma3-270m",)
+#: which generator weights train: a LoRA adapter, or all of them
+FINETUNE = ("lora", "full")
 
 
 def build_generator(args: IEAConfig | Mapping[str, Any], base_dir: str | Path | None = None) -> nn.Module:
@@ -287,10 +294,16 @@ def build_generator(args: IEAConfig | Mapping[str, Any], base_dir: str | Path | 
     spec = config.generator.strip()
     spec = "smollm2" if spec == "smollm2-135m-instruct" else spec  # one name from here on (restore too)
     lora = config.lora
+    if config.finetune not in FINETUNE:
+        raise ConfigError(f"model_args.finetune: expected one of {FINETUNE}, got {config.finetune!r}")
+
+    def trainable(model: nn.Module, target_modules: Any) -> nn.Module:
+        return lora_wrap(model, lora, target_modules) if config.finetune == "lora" else model
+
     random_init = config.random_init and base_dir is None
     if spec == "smollm2" and base_dir is None:
         chat = load_smollm2()
-        return CausalLMGenerator(lora_wrap(chat.model, lora, lora["target_modules"]), chat.tokenizer)
+        return CausalLMGenerator(trainable(chat.model, lora["target_modules"]), chat.tokenizer)
     kind, _, source = spec.partition(":")
     if spec in EMBEDDED_GENERATORS:  # an embedded plain checkpoint: loaded like any HF directory
         kind, source = "hf", str(embedded_path(spec).parent)
@@ -313,7 +326,7 @@ def build_generator(args: IEAConfig | Mapping[str, Any], base_dir: str | Path | 
                 else AutoModelForImageTextToText.from_pretrained(source)
             )
             target = lora.get("target_modules_vlm", VLM_TARGET)
-            return VisionLanguageGenerator(lora_wrap(model, lora, target), processor)
+            return VisionLanguageGenerator(trainable(model, target), processor)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -324,7 +337,7 @@ def build_generator(args: IEAConfig | Mapping[str, Any], base_dir: str | Path | 
         )
     except (OSError, ValueError) as e:
         raise GeneratorError(f"generator {spec!r}: cannot load {source!r} offline: {e}") from None
-    return CausalLMGenerator(lora_wrap(model, lora, lora["target_modules"]), tokenizer)
+    return CausalLMGenerator(trainable(model, lora["target_modules"]), tokenizer)
 
 
 # -- processor -----------------------------------------------------------------------------------
@@ -543,28 +556,28 @@ class IEA(MabsaModel):
         if self.processor.aligner is not None and self.aligner_source:
             self.processor.aligner.save(directory / ALIGNER_DIR, self.aligner_source)
 
-    # -- weights: the adapter only ---------------------------------------------------------------
-    def adapter_keys(self) -> set[str]:
+    # -- weights: the trainable ones (the adapter, or the whole generator) -----------------------
+    def trainable_keys(self) -> set[str]:
         return {n for n, p in self.named_parameters() if p.requires_grad}
 
     def state_dict(self, *args: Any, **kwargs: Any):
         full = super().state_dict(*args, **kwargs)
-        keep = self.adapter_keys()
+        keep = self.trainable_keys()
         prefix = kwargs.get("prefix", "")
         return OrderedDict((k, v) for k, v in full.items() if k[len(prefix) :] in keep)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        keep = self.adapter_keys()
+        keep = self.trainable_keys()
         missing = sorted(keep - set(state_dict))
         unexpected = sorted(set(state_dict) - keep)
         super().load_state_dict({k: v for k, v in state_dict.items() if k in keep}, strict=False, assign=assign)
         if strict and (missing or unexpected):
-            raise RuntimeError(f"adapter weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise RuntimeError(f"trained weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
         return nn.modules.module._IncompatibleKeys(missing, unexpected)
 
     def parameter_groups(self, lr: float, head_lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
-        """All trainable parameters are LoRA adapters: one group at ``lr`` (they have no layer
-        order to decay along)."""
+        """All trainable parameters (the LoRA adapter, or the whole generator) in one group at
+        ``lr``: a generator is tuned at one rate."""
         params = [p for p in self.parameters() if p.requires_grad]
         return [{"params": params, "lr": lr, "weight_decay": weight_decay}]
 
