@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -93,6 +94,16 @@ def aligner(args) -> None:
 RUN_DEFAULTS = {"train_posts": 200, "eval_posts": 120, "epochs": 1}
 
 
+def set_suffix(items: list[str]) -> str:
+    """A run name's part for its ``--set`` items, so budget sweep points get records of their own:
+    ``["model_args.finetune=full", "train.lr=1e-4"]`` -> ``_finetune-full_lr-1e-4``."""
+    parts = []
+    for item in items:
+        key, _, value = item.partition("=")
+        parts.append(re.sub(r"[^A-Za-z0-9.+]+", "-", f"{key.rsplit('.', 1)[-1]}-{value}").strip("-"))
+    return "".join(f"_{p}" for p in parts)
+
+
 def run(args) -> None:
     """Train IEA (CPU path) with the engine's loop: first N train posts, 1 epoch, dev and test =
     the first M posts of each split (one test evaluation, with the dev-selected weights)."""
@@ -109,7 +120,7 @@ def run(args) -> None:
         (args.train_posts, args.eval_posts), f"_{args.train_posts}x{args.eval_posts}"
     )
     generator = "" if args.generator == "smollm2" else f"_{args.generator}"  # SmolLM2 runs keep their names
-    name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}{size}{generator}"
+    name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}{size}{generator}{set_suffix(args.set)}"
     if (RESULTS / f"iea_{name}.json").is_file():  # finished: keep its timings (delete the file to redo)
         print(f"{name}: done, results/iea_{name}.json")
         return
