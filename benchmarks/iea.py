@@ -189,6 +189,35 @@ def run(args) -> None:
     )
 
 
+def invalid(args) -> None:
+    """Issue #30 item 2, before and after: the same trained checkpoint decodes the first
+    ``--posts`` posts of a split freely and then constrained; counts answers the parser cannot
+    read and generated terms that are not in the post, and the scores of both.
+    Writes results/iea_invalid_<checkpoint name>.json."""
+    import torch
+
+    from mabsa.data import load_dataset
+    from mabsa.engine import checkpoint as ckpt
+    from mabsa.engine.inference import evaluate
+
+    torch.set_num_threads(1)
+    model, config = ckpt.load_model(args.checkpoint)
+    posts = load_dataset(config["data"]["dataset"], args.split)[: args.posts]
+    out: dict = {"checkpoint": str(args.checkpoint), "split": args.split, "posts": len(posts)}
+    for constrained in (False, True):
+        model.constrained = constrained
+        model.generation_log = dict.fromkeys(model.generation_log, 0)
+        t0 = time.process_time()
+        scores = evaluate(model, posts, batch_size=16)
+        out["constrained" if constrained else "free"] = {
+            "generation_log": dict(model.generation_log),
+            "jmasa_f1": scores.get("jmasa", {}).get("f1"),
+            "mate_f1": scores.get("mate", {}).get("f1"),
+            "cpu_seconds": round(time.process_time() - t0, 1),
+        }
+    _write(f"iea_invalid_{Path(args.checkpoint).name}.json", out)
+
+
 def coverage(args) -> None:
     """How the aligner places the stand-in regions on real posts (dev splits): share of regions
     aligned to a phrase, and share of aligned phrases that overlap a gold aspect (the paper's
@@ -474,10 +503,15 @@ def main() -> None:
     r.add_argument("--full", action="store_true", help="all training posts, whole dev and test splits")
     r.add_argument("--generator", default="smollm2", help="model_args.generator: smollm2 (default) or gemma3-270m")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    inv = sub.add_parser("invalid", help="invalid answers of one checkpoint, decoded freely and constrained")
+    inv.add_argument("checkpoint", type=Path)
+    inv.add_argument("--split", default="dev", choices=["dev", "test"])
+    inv.add_argument("--posts", type=int, default=120)
     sub.add_parser("report")
     sub.add_parser("coverage")
     args = ap.parse_args()
-    {"aligner": aligner, "run": run, "report": report, "coverage": coverage}[args.cmd](args)
+    commands = {"aligner": aligner, "run": run, "invalid": invalid, "report": report, "coverage": coverage}
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -10,3 +10,39 @@ def test_set_items_name_the_run():
     assert iea.set_suffix(["model_args.finetune=full", "train.lr=1e-4"]) == "_finetune-full_lr-1e-4"
     assert iea.set_suffix(['model_args.lora={"r": 16}']) == "_lora-r-16"
     assert iea.set_suffix(["train.lr=1e-4"]) != iea.set_suffix(["train.lr=3e-4"])
+
+
+def test_invalid_counts_free_and_constrained_answers_of_one_checkpoint(tmp_path, monkeypatch):
+    """A random tiny generator writes answers the parser cannot read; constrained, it cannot."""
+    import json
+
+    from iea_support import tiny_llama_dir
+    from mabsa.engine import trainer
+    from mabsa.engine.config import load_run_config
+    from mabsa.engine.reports import Workspace
+
+    iea = load_script("iea")
+    monkeypatch.setattr(iea, "RESULTS", Workspace(tmp_path).results)
+    llama = tiny_llama_dir(tmp_path / "llama")
+    sets = [
+        f"model_args.generator=hf:{llama}",
+        "model_args.random_init=true",
+        "model_args.ablation=no_aligner",
+        "model_args.max_new_tokens=8",
+        "train.max_train_posts=8",
+        "train.max_eval_posts=4",
+        "train.batch_size=8",
+        "train.epochs=1",
+    ]
+    trainer.train(load_run_config("iea", sets=sets), "twitter2015", "jmasa", tmp_path / "tiny", progress=False)
+
+    class Args:
+        checkpoint, split, posts = tmp_path / "tiny", "dev", 6
+
+    iea.invalid(Args)
+    record = json.loads((tmp_path / "results" / "iea_invalid_tiny.json").read_text())
+    assert record["posts"] == 6
+    assert record["free"]["generation_log"]["posts"] == record["constrained"]["generation_log"]["posts"] == 6
+    assert record["free"]["generation_log"]["unparseable"] + record["free"]["generation_log"]["unmatched_terms"] > 0
+    assert record["constrained"]["generation_log"]["unparseable"] == 0
+    assert record["constrained"]["generation_log"]["unmatched_terms"] == 0
