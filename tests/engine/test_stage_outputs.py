@@ -3,6 +3,8 @@ and one polarity stage, and of ensembles of each (including members that cut lon
 different lengths); the files round-trip exactly; a term the polarity record was not asked about
 is an error, not a silent guess."""
 
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -22,7 +24,7 @@ from mabsa.errors import MabsaError
 from mabsa.models import get_model_class
 from mabsa.models.ensemble.model import compose_ensemble
 from mabsa.models.pipeline.model import compose_pipeline
-from mabsa.models.saving import load_model, save_model
+from mabsa.models.saving import default_file_mode, load_model, save_model
 from model_support import TINY_ENCODER
 
 
@@ -85,6 +87,7 @@ def test_records_round_trip_exactly(stages, posts, tmp_path):
     assert p["dev"].probs.keys() == pol.probs.keys()
     assert all(np.array_equal(p["dev"].probs[k], pol.probs[k]) for k in pol.probs)
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    assert stat.S_IMODE((tmp_path / "t.npz").stat().st_mode) == default_file_mode()  # not private
 
 
 def test_unrecorded_term_or_other_posts_are_errors(stages, posts):

@@ -37,6 +37,7 @@ from mabsa.data.records import Aspect, Post
 from mabsa.errors import MabsaError
 from mabsa.models.pipeline.model import combine
 from mabsa.models.prediction import iter_batches
+from mabsa.models.saving import default_file_mode
 from mabsa.modules.crf import CRF
 from mabsa.modules.heads import viterbi_aspects
 from mabsa.processing.processor import POLARITIES
@@ -196,6 +197,7 @@ def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as f:
         f.write(buffer.getvalue())
+    os.chmod(tmp, default_file_mode())  # mkstemp makes it private; a record is shared like any file
     os.replace(tmp, path)
     return path
 
