@@ -438,6 +438,18 @@ def report_text() -> str:
             + ' of those phrases overlap a gold aspect (the paper\'s "cover rate" idea; gold read only to '
             "score): `python benchmarks/iea.py coverage`.",
         ]
+    for path in sorted(RESULTS.glob("iea_invalid_*.json")):
+        r = json.loads(path.read_text())
+        free, constrained = (r[k]["generation_log"] for k in ("free", "constrained"))
+        lines += [
+            "",
+            f"**Invalid answers, free vs constrained decoding** (one checkpoint, `{r['checkpoint']}`, first "
+            f"{r['posts']} {r['split']} posts): answers the parser cannot read {free['unparseable']} -> "
+            f"{constrained['unparseable']}, generated terms not in the post {free['unmatched_terms']} -> "
+            f"{constrained['unmatched_terms']}; JMASA F1 {_pct(r['free']['jmasa_f1'])} -> "
+            f"{_pct(r['constrained']['jmasa_f1'])} (a term the free decoder invents scores nothing; constrained, "
+            f"the same answer must name a span of the post): `{r['command']}`.",
+        ]
     speed = [r for r in extraction if r["ablation"] == "nmi" and r.get("generation_posts_per_second")]
     if speed:
         lines += [
