@@ -56,17 +56,20 @@ def stage_outputs_path(name: str, seed: int) -> Path:
     return RESULTS / "stage_outputs" / name / f"seed{seed}.npz"
 
 
-def term_records(short: str, split: str, seeds: list[int] | None = None) -> dict:
-    """The recorded term stage ``<short>-mate-best`` on ``split``, by seed (all recorded seeds
-    unless ``seeds`` says which)."""
+def recorded_seeds(name: str) -> list[int]:
+    return sorted(int(p.stem.removeprefix("seed")) for p in (RESULTS / "stage_outputs" / name).glob("seed*.npz"))
+
+
+def stage_records(name: str, seeds: list[int] | None = None) -> dict[int, dict]:
+    """The recorded outputs of the final run ``name``, by seed and then split (every recorded
+    seed unless ``seeds`` says which); each file is read once."""
     from mabsa.engine.stage_outputs import load_records
 
-    name = f"{short}-mate-best"
-    found = {int(p.stem.removeprefix("seed")): p for p in (RESULTS / "stage_outputs" / name).glob("seed*.npz")}
-    missing = sorted(set(seeds or []) - set(found))
+    seeds = recorded_seeds(name) if seeds is None else seeds
+    missing = [s for s in seeds if not stage_outputs_path(name, s).is_file()]
     if missing:
         raise SystemExit(f"no recorded outputs of {name} seeds {missing}: run `quality.py run {name} --seeds ...`")
-    return {s: load_records(found[s])[0][split] for s in sorted(seeds or found)}
+    return {s: load_records(stage_outputs_path(name, s))[0] for s in seeds}
 
 
 def record_stage_outputs(name: str, run: Run, seed: int, runs_dir: Path) -> None:
@@ -80,8 +83,8 @@ def record_stage_outputs(name: str, run: Run, seed: int, runs_dir: Path) -> None
     from mabsa.engine.stage_outputs import load_records, polarity_queries, record_polarity, record_terms, save_records
     from mabsa.models.saving import load_model
 
-    path, short = stage_outputs_path(name, seed), name.split("-")[0]
-    term_seeds = sorted(term_records(short, "dev")) if run.task == "masc" else None
+    path, terms_name = stage_outputs_path(name, seed), f"{name.split('-')[0]}-mate-best"
+    term_seeds = recorded_seeds(terms_name) if run.task == "masc" else None
     if path.is_file() and load_records(path)[1].get("term_seeds") == term_seeds:
         return
     checkpoint = runs_dir / name / f"seed{seed}"
@@ -89,12 +92,12 @@ def record_stage_outputs(name: str, run: Run, seed: int, runs_dir: Path) -> None
         print(f"{path} not (re)recorded: no checkpoint at {checkpoint}")
         return
     model, _ = load_model(checkpoint)
+    terms = stage_records(terms_name, term_seeds) if term_seeds is not None else {}
     records = {}
     for split in RECORDED_SPLITS:
         posts = load_dataset(run.dataset, split)
         if run.task == "masc":
-            queries = polarity_queries(posts, list(term_records(short, split, term_seeds).values()))
-            records[split] = record_polarity(model, queries)
+            records[split] = record_polarity(model, polarity_queries(posts, [t[split] for t in terms.values()]))
         else:
             records[split] = record_terms(model, posts)
     meta = {"run": name, "seed": seed, "term_seeds": term_seeds, "code_version": code_version()}
@@ -160,26 +163,18 @@ def pipeline(short: str, seeds: list[int], ensemble: bool) -> dict:
     from mabsa.engine.checkpoint import code_version
     from mabsa.engine.inference import task_scores
     from mabsa.engine.reports import mean_std
-    from mabsa.engine.stage_outputs import load_records, pipeline_posts
+    from mabsa.engine.stage_outputs import pipeline_posts
 
     dataset = DATASETS[short]
     gold = {split: load_dataset(dataset, split) for split in ("dev", "test")}
-    terms = {split: term_records(short, split, seeds) for split in gold}
-    polarity_name = f"{short}-masc-best"
-    missing = [s for s in seeds if not stage_outputs_path(polarity_name, s).is_file()]
-    if missing:
-        raise SystemExit(
-            f"no recorded outputs of {polarity_name} seeds {missing}: run `quality.py run {polarity_name}`"
-        )
-    polarity_files = {s: load_records(stage_outputs_path(polarity_name, s))[0] for s in seeds}
-    polarity = {split: {s: polarity_files[s][split] for s in seeds} for split in gold}
+    terms, polarity = (stage_records(f"{short}-{stage}-best", seeds) for stage in ("mate", "masc"))
 
     def scores(term_seeds: list[int], polarity_seeds: list[int]) -> dict:
         return {
             split: task_scores(
                 posts,
                 pipeline_posts(
-                    [terms[split][s] for s in term_seeds], [polarity[split][s] for s in polarity_seeds], posts
+                    [terms[s][split] for s in term_seeds], [polarity[s][split] for s in polarity_seeds], posts
                 ),
                 "jmasa",
             )
@@ -238,14 +233,9 @@ def teacher(short: str, output: Path) -> Path:
     stages (their seed ensembles): what a distilled student learns besides the gold."""
     from mabsa.data import load_dataset
     from mabsa.engine.distillation import save_targets, teacher_targets
-    from mabsa.engine.stage_outputs import load_records
 
-    terms = term_records(short, "train")
-    name = f"{short}-masc-best"
-    missing = [s for s in terms if not stage_outputs_path(name, s).is_file()]
-    if missing:
-        raise SystemExit(f"no recorded outputs of {name} seeds {missing}: run `quality.py run {name}`")
-    polarity = {s: load_records(stage_outputs_path(name, s))[0]["train"] for s in terms}
+    terms = {s: r["train"] for s, r in stage_records(f"{short}-mate-best").items()}
+    polarity = {s: r["train"] for s, r in stage_records(f"{short}-masc-best", sorted(terms)).items()}
     posts = load_dataset(DATASETS[short], "train")
     targets = teacher_targets(list(terms.values()), list(polarity.values()), posts)
     path = save_targets(output, targets, teacher=f"{short} pipeline, seeds {sorted(terms)} of both stages")

@@ -17,6 +17,7 @@ The student (any CRF tagger, e.g. the MiniLM ``text-crf`` default) trains on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,11 @@ import numpy as np
 import torch
 
 from mabsa.data.records import Post
-from mabsa.engine.stage_outputs import (
-    PolarityRecord,
-    TermRecord,
-    atomic_savez,
-    decode_terms,
-    mean_emissions,
-    span_probs,
-)
+from mabsa.engine.stage_outputs import PolarityRecord, TermRecord, atomic_savez, mean_emissions, span_probs
 from mabsa.errors import ConfigError, MabsaError
+from mabsa.modules.heads import viterbi_aspects
 from mabsa.processing.processor import POLARITIES
-from mabsa.tagging import JMASA
+from mabsa.tagging import JMASA, get_scheme
 
 
 def teacher_targets(
@@ -44,7 +39,9 @@ def teacher_targets(
     """Each post's ``(words, 7)`` JMASA tag distribution (``JMASA.labels`` order), by post id."""
     crf, emissions, mask = mean_emissions(terms, posts)
     marginals = crf.marginals(emissions, mask).numpy()  # (posts, width, O/B/I)
-    found = decode_terms(terms, posts)
+    found = viterbi_aspects(
+        crf, emissions, mask, [(p.tokens, len(p.tokens)) for p in posts], get_scheme(terms[0].scheme)
+    )
     uniform = np.full(len(POLARITIES), 1 / len(POLARITIES))
     out = {}
     for i, post in enumerate(posts):
@@ -67,8 +64,6 @@ def teacher_targets(
 
 
 def save_targets(path: str | Path, targets: Mapping[str, np.ndarray], **meta: Any) -> Path:
-    import json
-
     ids = list(targets)
     arrays = {
         "ids": np.array(ids),
@@ -115,7 +110,7 @@ class Teacher:
     def batch_targets(self, batch: Mapping[str, Any], width: int) -> torch.Tensor:
         """``(B, width, 7)``: each feature's post targets over its kept words (O past them)."""
         out = torch.zeros(len(batch["features"]), width, len(JMASA.labels))
-        out[:, :, 0] = 1.0
+        out[:, :, JMASA.label2id["O"]] = 1.0
         for k, f in enumerate(batch["features"]):
             q = torch.from_numpy(self.targets[f.post.id][:width])
             out[k, : len(q)] = q

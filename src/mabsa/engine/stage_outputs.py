@@ -38,12 +38,11 @@ from mabsa.errors import MabsaError
 from mabsa.models.pipeline.model import combine
 from mabsa.models.prediction import iter_batches
 from mabsa.models.saving import default_file_mode
-from mabsa.modules.crf import CRF
-from mabsa.modules.heads import viterbi_aspects
+from mabsa.modules.crf import CRF, mean_crf
+from mabsa.modules.heads import mean_word_scores, viterbi_aspects
 from mabsa.processing.processor import POLARITIES
 from mabsa.tagging import get_scheme
 
-CRF_PARAMETERS = ("start", "end", "transitions")
 Span = tuple[int, int, int]  # post index, start, end
 
 
@@ -122,22 +121,19 @@ def polarity_queries(posts: Sequence[Post], term_records: Sequence[TermRecord]) 
 
 def mean_emissions(records: Sequence[TermRecord], posts: Sequence[Post]) -> tuple[CRF, torch.Tensor, torch.Tensor]:
     """The records' mean CRF, and their word emissions ``(posts, words, labels)`` averaged over
-    the records that kept each word, with the mask of the words any record kept."""
+    the records that kept each word, with the mask of the words any record kept: as an
+    ensemble of the recorded models averages them."""
     for r in records:
         _check_ids(r.ids, posts, "a term record")
-    crf = CRF(len(get_scheme(records[0].scheme).labels))
-    state = {k: torch.from_numpy(records[0].crf[k]) for k in records[0].crf}
-    for k in CRF_PARAMETERS:
-        state[k] = torch.from_numpy(np.mean([r.crf[k] for r in records], axis=0))
-    crf.load_state_dict(state)
     width = max(1, max((len(e) for r in records for e in r.emissions), default=1))
-    total = torch.zeros(len(posts), width, crf.num_tags)
-    count = torch.zeros(len(posts), width)
-    for r in records:
+    scores = torch.zeros(len(records), len(posts), width, len(get_scheme(records[0].scheme).labels))
+    masks = torch.zeros(len(records), len(posts), width, dtype=torch.bool)
+    for k, r in enumerate(records):
         for i, e in enumerate(r.emissions):
-            total[i, : len(e)] += torch.from_numpy(e)
-            count[i, : len(e)] += 1
-    return crf, total / count.clamp(min=1).unsqueeze(-1), count > 0
+            scores[k, i, : len(e)] = torch.from_numpy(e)
+            masks[k, i, : len(e)] = True
+    mean, kept = mean_word_scores(list(scores), list(masks))
+    return mean_crf([r.crf for r in records]), mean, kept
 
 
 def decode_terms(records: Sequence[TermRecord], posts: Sequence[Post]) -> list[list[Aspect]]:

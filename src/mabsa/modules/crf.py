@@ -12,7 +12,8 @@ agree on the space of paths.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -180,6 +181,15 @@ class CRF(nn.Module):
         # clamp: in float32, alpha + beta - log Z of a near-certain label can round above 0
         probs = torch.exp(alphas + beta_t - log_z.view(B, 1, 1)).clamp(max=1.0)
         return probs * mask.unsqueeze(-1).to(probs.dtype)
+
+
+def mean_crf(states: Sequence[Mapping[str, Any]]) -> CRF:
+    """A CRF whose scores are the mean of several CRFs' (their state dicts, tensors or arrays;
+    one label set, so the same constraints): with the members' mean emissions, Viterbi under it
+    finds the path of highest mean path score. What an ensemble of taggers decodes with."""
+    crf = CRF(states[0]["transitions"].shape[0])
+    crf.load_state_dict({k: torch.stack([torch.as_tensor(s[k]) for s in states]).mean(0) for k in states[0]})
+    return crf
 
 
 def bio_transition_constraints(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

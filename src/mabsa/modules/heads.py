@@ -101,6 +101,23 @@ def viterbi_aspects(
     return results
 
 
+def mean_word_scores(
+    scores: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Several members' word scores ``(B, N_i, L)`` of the same posts, each word's averaged over
+    the members whose mask ``(B, N_i)`` kept it (members may cut long posts at different
+    lengths); with the mask of the words any member kept."""
+    first = scores[0]
+    width = max(s.shape[1] for s in scores)
+    total = first.new_zeros(first.shape[0], width, first.shape[2])
+    count = first.new_zeros(first.shape[0], width)
+    for s, m in zip(scores, masks):
+        m = m.to(s.dtype)
+        total[:, : s.shape[1]] += s * m.unsqueeze(-1)
+        count[:, : s.shape[1]] += m
+    return total / count.clamp(min=1).unsqueeze(-1), count > 0
+
+
 class ClassificationHead(nn.Module):
     """A pooled vector per given aspect ``(B, width)`` -> dropout -> polarity logits."""
 

@@ -30,7 +30,8 @@ from mabsa.models.base import MabsaModel, get_model_class, register
 from mabsa.models.config import ModelConfig
 from mabsa.models.ensemble.config import EnsembleConfig
 from mabsa.models.saving import load_model, save_model
-from mabsa.modules.crf import CRF
+from mabsa.modules.crf import mean_crf
+from mabsa.modules.heads import mean_word_scores
 from mabsa.modules.outputs import ModelOutput
 from mabsa.processing.processor import EXTRACTION_TASKS
 
@@ -134,29 +135,10 @@ class Ensemble(MabsaModel):
         if not self.tagger:
             probs = torch.stack([m.logits(b).softmax(-1) for m, b in pairs]).mean(0)
             return first.aspects_from_probs(probs, batch)
-        width = max(b["word_mask"].shape[1] for _, b in pairs)
-        total: torch.Tensor | None = None
-        count: torch.Tensor | None = None
-        for m, b in pairs:
-            emissions = m.word_emissions(b)
-            mask = b["word_mask"].to(emissions.dtype)
-            pad = width - emissions.shape[1]
-            emissions = nn.functional.pad(emissions * mask.unsqueeze(-1), (0, 0, 0, pad))
-            mask = nn.functional.pad(mask, (0, pad))
-            total = emissions if total is None else total + emissions
-            count = mask if count is None else count + mask
-        assert total is not None and count is not None  # an ensemble has members
-        mean = total / count.clamp(min=1).unsqueeze(-1)
-        return first.head.aspects(mean, batch, mask=count > 0, crf=self.mean_crf())
-
-    def mean_crf(self) -> CRF:
-        """A CRF whose scores are the members' mean: with the mean emissions, Viterbi finds the
-        path of highest mean path score. The transition constraints are the first member's (all
-        members share the label set, so they are the same)."""
-        crfs = [m.head.crf for m in self.member_models]
-        mean = CRF(crfs[0].num_tags)
-        mean.load_state_dict({k: torch.stack([c.state_dict()[k] for c in crfs]).mean(0) for k in crfs[0].state_dict()})
-        return mean.to(crfs[0].transitions.device)
+        emissions = [m.word_emissions(b) for m, b in pairs]
+        mean, kept = mean_word_scores(emissions, [b["word_mask"] for _, b in pairs])
+        crf = mean_crf([m.head.crf.state_dict() for m in self.member_models]).to(emissions[0].device)
+        return first.head.aspects(mean, batch, mask=kept, crf=crf)
 
 
 def compose_ensemble(directories: Sequence[str | Path], output: str | Path) -> Path:
