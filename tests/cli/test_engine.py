@@ -265,15 +265,28 @@ def test_training_output_is_a_header_epoch_lines_and_a_summary(mabsa_cli, work, 
         "jmasa",
         "--output",
         work / "plain",
+        "--threads",
+        "2",
         *[a for a in TINY if a != "--no-progress"],
     )
     assert r.exit_code == 0, r.output
     err = r.stderr.splitlines()
     assert err[0].startswith("warning: the machine is busy") and f"on {cores} cores" in err[0]
     assert err[1].startswith("train: model text-crf, dataset twitter2015, task jmasa, encoder minilm, epochs 1")
-    assert f"threads {cores}" in err[1]
+    assert "threads 2" in err[1]
     assert any(line.startswith("epoch 1/1: train loss ") for line in err)
     assert "\r" not in r.stderr and "it/s" not in r.stderr  # no progress bars in a log
     summary = {line.split("  ")[1].strip(): line for line in err if line.startswith("  ")}
     assert {"best dev epoch", "dev jmasa f1", "test jmasa f1", "time", "checkpoint"} <= set(summary)
     assert json.loads(r.stdout)["best_epoch"] == 1
+
+
+def test_a_busy_machine_is_not_named_to_a_one_thread_run(mabsa_cli, work, monkeypatch):
+    """One thread beside other jobs is what the busy warning would advise: no warning."""
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (len(os.sched_getaffinity(0)) + 3.0, 0.0, 0.0))
+    r = mabsa_cli("train", "--model", "text-crf", "--task", "mate", "--output", work / "one", "--threads", "1", *TINY)
+    assert r.exit_code == 0, r.output
+    assert "machine is busy" not in r.stderr
+    assert "threads 1" in r.stderr

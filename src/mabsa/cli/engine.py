@@ -87,7 +87,8 @@ def train_command(model, dataset, task, config_file, sets, seeds, output, resume
         config["train"]["num_threads"] = len(os.sched_getaffinity(0))  # the cores this process may use
     n_threads = config["train"]["num_threads"]
     load = os.getloadavg()[0]
-    if load > len(os.sched_getaffinity(0)):
+    # one thread cannot get fewer: beside other jobs that is already the advice
+    if load > len(os.sched_getaffinity(0)) and n_threads > 1:
         click.echo(
             f"warning: the machine is busy (load {load:.1f} on {len(os.sched_getaffinity(0))} cores): training "
             f"with {n_threads} threads will be slow; fewer threads (--threads 1) often run faster",
