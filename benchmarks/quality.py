@@ -238,8 +238,9 @@ def teacher(short: str, output: Path) -> Path:
     polarity = {s: r["train"] for s, r in stage_records(f"{short}-masc-best", sorted(terms)).items()}
     posts = load_dataset(DATASETS[short], "train")
     targets = teacher_targets(list(terms.values()), list(polarity.values()), posts)
-    path = save_targets(output, targets, teacher=f"{short} pipeline, seeds {sorted(terms)} of both stages")
-    print(f"wrote {path}: soft JMASA tags of {len(targets)} training posts (seeds {sorted(terms)})")
+    seeds = f"term seeds {sorted(terms)}, polarity seeds {sorted(polarity)}"
+    path = save_targets(output, targets, teacher=f"{short} pipeline, {seeds}")
+    print(f"wrote {path}: soft JMASA tags of {len(targets)} training posts ({seeds})")
     return path
 
 
