@@ -3,6 +3,7 @@ configuration. A thin command line over ``mabsa.engine.experiments.QUALITY_RUNS`
 
     python benchmarks/quality.py list
     python benchmarks/quality.py run t15-mate-gemma-frozen-lr3e-5 [--seeds 1] [--runs DIR]
+    python benchmarks/quality.py record t15-masc-best --seeds 2   # a finished final run's outputs again
     python benchmarks/quality.py pipeline t15 [--seeds 1 2 3] [--ensemble]
     python benchmarks/quality.py teacher t15     # soft tags of the training posts for a student
     python benchmarks/quality.py report          # results/quality_*.json -> docs/results.md
@@ -88,14 +89,15 @@ def record_stage_outputs(name: str, run: Run, seed: int, runs_dir: Path) -> None
     if path.is_file() and load_records(path)[1].get("term_seeds") == term_seeds:
         return
     checkpoint = runs_dir / name / f"seed{seed}"
-    if not (checkpoint / "config.json").is_file():
-        print(f"{path} not (re)recorded: no checkpoint at {checkpoint}")
+    if not (checkpoint / "metrics.json").is_file():  # a run still training holds an early epoch's weights
+        print(f"{path} not (re)recorded: no finished checkpoint at {checkpoint}")
         return
     model, _ = load_model(checkpoint)
     terms = stage_records(terms_name, term_seeds) if term_seeds is not None else {}
     records = {}
     for split in RECORDED_SPLITS:
         posts = load_dataset(run.dataset, split)
+        print(f"{name} seed {seed}: recording its outputs on {split} ({len(posts)} posts)", flush=True)
         if run.task == "masc":
             records[split] = record_polarity(model, polarity_queries(posts, [t[split] for t in terms.values()]))
         else:
@@ -429,6 +431,10 @@ def main() -> None:
     pipe.add_argument("dataset", choices=sorted(DATASETS))
     pipe.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     pipe.add_argument("--ensemble", action="store_true", help="also the pipeline of the two stages' seed ensembles")
+    rec = sub.add_parser("record", help="(re)record final runs' outputs from their checkpoints, no training")
+    rec.add_argument("name", choices=sorted(n for n, r in QUALITY_RUNS.items() if not r.sweep))
+    rec.add_argument("--seeds", nargs="+", type=int, required=True)
+    rec.add_argument("--runs", type=Path, default=WS.runs("quality"), help="checkpoint root (not committed)")
     teach = sub.add_parser("teacher", help="the best pipeline's soft tags of the training posts, for a student")
     teach.add_argument("dataset", choices=sorted(DATASETS))
     sub.add_parser("report")
@@ -439,6 +445,9 @@ def main() -> None:
     elif args.cmd == "run":
         for name in args.names:
             record(name, QUALITY_RUNS[name], args.seeds, args.runs)
+    elif args.cmd == "record":  # one seed per process: recording the stages of two seeds takes two cores
+        for seed in args.seeds:
+            record_stage_outputs(args.name, QUALITY_RUNS[args.name], seed, args.runs)
     elif args.cmd == "pipeline":
         pipeline(args.dataset, args.seeds, args.ensemble)
     elif args.cmd == "teacher":

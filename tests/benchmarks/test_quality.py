@@ -43,8 +43,10 @@ def record_stages(quality, runs, seeds):
     """Tiny checkpoints of both stages per seed, recorded as a final run records them: the term
     stage first (the polarity stage answers for the terms it finds)."""
     for s in seeds:
-        save_model(tiny("text-crf", "mate", seed=s), runs / "t15-mate-best" / f"seed{s}")
-        save_model(tiny("text-cls", "masc", seed=10 + s), runs / "t15-masc-best" / f"seed{s}")
+        for stage, model, seed in (("mate", "text-crf", s), ("masc", "text-cls", 10 + s)):
+            checkpoint = runs / f"t15-{stage}-best" / f"seed{s}"
+            save_model(tiny(model, stage, seed=seed), checkpoint)
+            (checkpoint / "metrics.json").write_text("{}")  # what a finished run leaves
     for stage in ("mate", "masc"):
         name = f"t15-{stage}-best"
         for s in seeds:
@@ -105,6 +107,18 @@ def test_teacher_is_the_seed_ensemble_pipeline_on_the_training_posts(quality, tm
         quality.teacher("t15", tmp_path / "teacher.npz")
 
 
+def test_a_checkpoint_still_training_is_not_recorded(quality, tmp_path):
+    """A run in progress already holds an early epoch's weights: recording them would leave a
+    record that looks final."""
+    runs = tmp_path / "runs"
+    record_stages(quality, runs, [1])
+    (runs / "t15-masc-best" / "seed2").mkdir()
+    save_model(tiny("text-cls", "masc", seed=12), runs / "t15-masc-best" / "seed2")
+    quality.record_stage_outputs("t15-masc-best", quality.QUALITY_RUNS["t15-masc-best"], 2, runs)
+    assert not quality.stage_outputs_path("t15-masc-best", 2).exists()
+    assert quality.stage_outputs_path("t15-masc-best", 1).is_file()
+
+
 def test_pipeline_names_missing_stage_records(quality, tmp_path):
     with pytest.raises(SystemExit, match="no recorded outputs of t15-mate-best seeds \\[1\\]"):
         quality.pipeline("t15", [1], False)
@@ -133,6 +147,7 @@ def test_a_run_merges_its_seeds_and_rerecords_a_stale_polarity_stage(quality, tm
     name, run = "t15-masc-best", quality.QUALITY_RUNS["t15-masc-best"]
     quality.record(name, run, [1], runs)
     save_model(tiny("text-crf", "mate", seed=2), runs / "t15-mate-best" / "seed2")
+    (runs / "t15-mate-best" / "seed2" / "metrics.json").write_text("{}")
     quality.record_stage_outputs("t15-mate-best", quality.QUALITY_RUNS["t15-mate-best"], 2, runs)
     save_model(tiny("text-cls", "masc", seed=12), runs / name / "seed2")
     out = quality.record(name, run, [2], runs)
