@@ -112,7 +112,6 @@ def test_a_checkpoint_still_training_is_not_recorded(quality, tmp_path):
     record that looks final."""
     runs = tmp_path / "runs"
     record_stages(quality, runs, [1])
-    (runs / "t15-masc-best" / "seed2").mkdir()
     save_model(tiny("text-cls", "masc", seed=12), runs / "t15-masc-best" / "seed2")
     quality.record_stage_outputs("t15-masc-best", quality.QUALITY_RUNS["t15-masc-best"], 2, runs)
     assert not quality.stage_outputs_path("t15-masc-best", 2).exists()
