@@ -46,3 +46,14 @@ def test_invalid_counts_free_and_constrained_answers_of_one_checkpoint(tmp_path,
     assert record["free"]["generation_log"]["unparseable"] + record["free"]["generation_log"]["unmatched_terms"] > 0
     assert record["constrained"]["generation_log"]["unparseable"] == 0
     assert record["constrained"]["generation_log"]["unmatched_terms"] == 0
+
+
+def test_pair_end_lengths_count_the_answer_up_to_each_pair():
+    """Pairs are written in post order, so the second pair closes after both (one token per word
+    here: "(a, positive)" is 2 words, "(a, positive); (b c, negative)" 5)."""
+    from mabsa.data.records import Aspect, Polarity
+
+    iea = load_script("iea")
+    aspects = [Aspect(3, 5, "b c", Polarity.NEG), Aspect(0, 1, "a", Polarity.POS)]
+    assert iea.pair_end_lengths(aspects, lambda text: len(text.split())) == [2, 5]
+    assert iea.pair_end_lengths([], lambda text: len(text.split())) == []
