@@ -2,6 +2,7 @@
 
     python benchmarks/iea.py aligner                      # FGCA 2000/500/500, train + span accuracy
     python benchmarks/iea.py run --dataset twitter2015 [--task jmasa|mate|masc] [--ablation nmi|no_aligner|no_interpretation|random_regions]
+    python benchmarks/iea.py run --sweep --train-posts 800 --eval-posts 300 --epochs 3 --set ...  # a budget point, dev only
     python benchmarks/iea.py report                       # the IEA section of docs/results.md
     python benchmarks/iea.py lengths [--generator gemma3-270m]  # gold answers vs the generation budget
 
@@ -121,7 +122,8 @@ def run(args) -> None:
         (args.train_posts, args.eval_posts), f"_{args.train_posts}x{args.eval_posts}"
     )
     generator = "" if args.generator == "smollm2" else f"_{args.generator}"  # SmolLM2 runs keep their names
-    name = f"{args.dataset}_{task}{args.ablation}_s{args.seed}{size}{generator}{set_suffix(args.set)}"
+    sweep = "sweep_" if args.sweep else ""
+    name = f"{sweep}{args.dataset}_{task}{args.ablation}_s{args.seed}{size}{generator}{set_suffix(args.set)}"
     if (RESULTS / f"iea_{name}.json").is_file():  # finished: keep its timings (delete the file to redo)
         print(f"{name}: done, results/iea_{name}.json")
         return
@@ -174,7 +176,9 @@ def run(args) -> None:
             "eval_posts": args.eval_posts,
             "best_epoch": metrics["best_epoch"],
             "dev": metrics["dev"],
-            "test": metrics["test"],
+            "dev_curve": [h["selection"] for h in metrics["history"]],
+            # a budget sweep point is chosen on dev alone: its test score is never reported
+            **({"sweep": True} if args.sweep else {"test": metrics["test"]}),
             "name": name,
             "train_seconds_per_epoch": metrics["train_seconds_per_epoch"],
             "train_cpu_seconds_per_epoch": _cpu_seconds_per_epoch(name),
@@ -353,11 +357,41 @@ def run_command(r: dict) -> str:
     )
 
 
+def sweep_table(sweep: list[dict]) -> list[str]:
+    """The generator budget sweep (``run --sweep``): dev scores only, the best dev JMASA first."""
+    if not sweep:
+        return []
+    lines = [
+        "",
+        "**Generator budget sweep** (`run --sweep`: chosen on dev alone, no test score; one seed; "
+        "CPU-s per training post is the training process's CPU time, so it does not depend on the load):",
+        "",
+        "| dataset | generator | fine-tuning | lr | LoRA | train posts | dev posts | dev JMASA F1 per epoch "
+        "| best dev JMASA F1 | CPU-s per training post | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(sweep, key=lambda r: (r["dataset"], -r["dev"]["jmasa"]["f1"])):
+        args, train = r["config"]["model_args"], r["config"]["train"]
+        finetune = args.get("finetune", "lora")
+        lora = args.get("lora", {})
+        lora_text = f"r={lora.get('r')}, {'/'.join(lora.get('target_modules', []))}" if finetune == "lora" else "-"
+        cpu = r.get("train_cpu_seconds_per_epoch")
+        per_post = f"{cpu / r['train_posts']:.2f}" if cpu and r["train_posts"] else "-"
+        curve = " ".join(_pct(v) for v in r["dev_curve"])
+        lines.append(
+            f"| {r['dataset']} | {r['generator']} | {finetune} | {train['lr']:g} | {lora_text} | {_size(r)} | "
+            f"{_eval_size(r)} | {curve} | **{_pct(r['dev']['jmasa']['f1'])}** (epoch {r['best_epoch']}) | "
+            f"{per_post} | `{r['command']}` |"
+        )
+    return lines
+
+
 def report_text() -> str:
     runs = [
         {"name": p.stem.removeprefix("iea_"), **json.loads(p.read_text())}
         for p in sorted(RESULTS.glob("iea_twitter*.json"))
     ]
+    sweep = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("iea_sweep_*.json"))]
     extraction = [r for r in runs if r.get("task", "jmasa") == "jmasa"]
     masc = [r for r in runs if r.get("task") == "masc"]
     order = list(LABELS)
@@ -509,6 +543,7 @@ def report_text() -> str:
             f"used) cuts the pairs of {cut} of the test aspects, a recall no training recovers; the default "
             f"is now {r['default_max_new_tokens']}, which cuts none: `{r['command']}`.",
         ]
+    lines += sweep_table(sweep)
     speed = [r for r in extraction if r["ablation"] == "nmi" and r.get("generation_posts_per_second")]
     if speed:
         lines += [
@@ -574,6 +609,7 @@ def main() -> None:
     r.add_argument("--full", action="store_true", help="all training posts, whole dev and test splits")
     r.add_argument("--generator", default="smollm2", help="model_args.generator: smollm2 (default) or gemma3-270m")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument("--sweep", action="store_true", help="a dev-only budget sweep point (no test score is reported)")
     inv = sub.add_parser("invalid", help="invalid answers of one checkpoint, decoded freely and constrained")
     inv.add_argument("checkpoint", type=Path)
     inv.add_argument("--split", default="dev", choices=["dev", "test"])

@@ -57,3 +57,31 @@ def test_pair_end_lengths_count_the_answer_up_to_each_pair():
     aspects = [Aspect(3, 5, "b c", Polarity.NEG), Aspect(0, 1, "a", Polarity.POS)]
     assert iea.pair_end_lengths(aspects, lambda text: len(text.split())) == [2, 5]
     assert iea.pair_end_lengths([], lambda text: len(text.split())) == []
+
+
+def test_sweep_table_lists_dev_scores_best_first_and_no_test_score():
+    iea = load_script("iea")
+
+    def point(finetune, lr, curve, cpu):
+        return {
+            "dataset": "twitter2015",
+            "generator": "smollm2",
+            "config": {
+                "model_args": {"finetune": finetune, "lora": {"r": 8, "target_modules": ["q_proj"]}},
+                "train": {"lr": lr},
+            },
+            "train_posts": 800,
+            "eval_posts": 300,
+            "dev": {"jmasa": {"f1": max(curve)}},
+            "dev_curve": curve,
+            "best_epoch": curve.index(max(curve)) + 1,
+            "train_cpu_seconds_per_epoch": cpu,
+            "command": f"python benchmarks/iea.py run --sweep --set train.lr={lr}",
+        }
+
+    rows = iea.sweep_table([point("lora", 1e-3, [0.40, 0.452], 1200.0), point("full", 5e-5, [0.50, 0.48], 1600.0)])
+    body = [line for line in rows if line.startswith("| twitter2015")]
+    assert len(body) == 2
+    assert "| full | 5e-05 | - |" in body[0] and "| 50.0 48.0 | **50.0** (epoch 1) | 2.00 |" in body[0]
+    assert "| lora | 0.001 | r=8, q_proj |" in body[1] and "| 40.0 45.2 | **45.2** (epoch 2) | 1.50 |" in body[1]
+    assert iea.sweep_table([]) == []
