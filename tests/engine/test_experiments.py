@@ -24,6 +24,22 @@ def test_each_run_loads_and_its_command_says_the_same(name):
     assert p["seeds"] == "1" and p["extra_seeds"] == ("2",)
 
 
+@pytest.mark.parametrize("short", sorted(DATASETS))
+def test_the_final_runs_train_the_user_facing_best_presets(short):
+    """What a user trains with --preset best-terms / best-polarity is what the best-configuration
+    rows measured: the final runs add only options that change nothing a run learns."""
+    from mabsa.engine.config import RESUME_FREE_TRAIN_OPTIONS
+
+    for task, preset in (("mate", "best-terms"), ("masc", "best-polarity")):
+        run = QUALITY_RUNS[f"{short}-{task}-best"]
+        measured = load_run_config(run.model, list(run.presets), list(run.sets))
+        user = load_run_config(None, [preset], [])
+        assert {k: v for k, v in measured["train"].items() if k not in RESUME_FREE_TRAIN_OPTIONS} == user["train"]
+        assert measured["model_args"] == user["model_args"] and measured["model"] == user["model"]
+    assert load_run_config(None, ["best-terms"], [])["model_args"]["encoder"] == "embeddinggemma-300m"
+    assert load_run_config(None, ["best-polarity"], [])["model_args"]["encoder"] == "mpnet-base"
+
+
 def test_the_paper_table_has_the_numbers_the_docs_cite():
     def t15_t17(paper, row, metric):
         return tuple(PAPER[paper, row, dataset, metric] for dataset in DATASETS.values())
