@@ -347,6 +347,39 @@ def masc_candidates() -> list[dict]:
     return sorted(rows, key=lambda r: -r["t15"]["dev"]["mean"])
 
 
+def target_lines(summary: dict) -> list[str]:
+    """Per dataset, each target met or missed by how much, and where the JMASA points are: JMASA
+    F1 is about MATE F1 x sentiment accuracy on the terms found, so the sentiment accuracy the
+    stretch would need at this MATE F1 says which stage holds the distance."""
+    out = []
+    for dataset, r in summary.items():
+        k = 0 if dataset == "twitter2015" else 1
+
+        def versus(name: str, value: float, target: float) -> str:
+            gap = value - target
+            return f"{name} {value:.1f} vs {target:.1f} ({'met' if gap >= 0 else f'missed by {-gap:.1f}'})"
+
+        jmasa, mate, found = (r[key]["mean"] for key in ("jmasa_f1", "mate_f1", "sentiment_acc_on_found"))
+        stretch = QUALITY_TARGETS["jmasa_f1"]["stretch"][k]
+        parts = [
+            versus("JMASA", jmasa, QUALITY_TARGETS["jmasa_f1"]["required"][k]),
+            versus("stretch", jmasa, stretch),
+            versus("MATE", mate, QUALITY_TARGETS["mate_f1"]["required"][k]),
+            versus("MASC", r["masc_acc"]["mean"], QUALITY_TARGETS["masc_acc"]["required"][k]),
+        ]
+        note = (
+            f"JMASA ≈ MATE x sentiment on found terms ({mate:.1f} x {found:.1f}% = {mate * found / 100:.1f}); "
+            f"at this MATE the stretch needs {100 * stretch / mate:.1f}% sentiment on found terms"
+            if jmasa < stretch and mate > 0
+            else ("no term found" if jmasa < stretch else "every JMASA target met")
+        )
+        ensemble = r.get("ensemble_jmasa_f1")
+        if ensemble is not None:
+            note += f"; the pipeline of the stages' seed ensembles scores {ensemble:.1f} (one model, not a seed mean)"
+        out.append(f"- {dataset} ({r['jmasa_f1']['seeds']} seeds): {'; '.join(parts)}. {note}.")
+    return ["Targets (issue #26; mean of the seeds):", "", *out]
+
+
 def best_block(summary: dict) -> str:
     if not summary:
         return "## Best configuration (issue #26)\n\nNo run has finished yet.\n"
@@ -382,6 +415,7 @@ def best_block(summary: dict) -> str:
             f"| {cell(r['sentiment_acc_on_found'])} | {cell(r['masc_acc'])}; req. {targets['masc_acc']['required'][k]:.1f} "
             f"| {r.get('ensemble_jmasa_f1', '-')} | {r['cpu_hours_to_train']:.1f} |"
         )
+    lines += ["", *target_lines(summary)]
     lines += ["", "Commands (each dataset's training runs, then the pipelines and their scores):", ""]
     for dataset, r in summary.items():
         lines.append(f"- {dataset}: `{r['command']}`")

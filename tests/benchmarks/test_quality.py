@@ -94,6 +94,26 @@ def test_pipeline_scores_each_seed_and_the_ensemble(quality, tmp_path):
     assert "| twitter2015 | **" in block and "66.0 / 68.9" in block and "mabsa pipeline" in block
 
 
+def test_target_lines_say_what_is_missed_and_which_stage_holds_the_points(quality):
+    def m(mean):
+        return {"mean": mean, "std": 0.5, "seeds": 3}
+
+    summary = {
+        "twitter2015": {
+            "jmasa_f1": m(67.2),
+            "mate_f1": m(85.0),
+            "sentiment_acc_on_found": m(79.0),
+            "masc_acc": m(79.5),
+            "ensemble_jmasa_f1": 69.0,
+        }
+    }
+    (line,) = [x for x in quality.target_lines(summary) if x.startswith("- twitter2015")]
+    assert "JMASA 67.2 vs 66.0 (met)" in line and "stretch 67.2 vs 68.9 (missed by 1.7)" in line
+    assert "MATE 85.0 vs 85.0 (met)" in line and "MASC 79.5 vs 80.5 (missed by 1.0)" in line
+    assert "85.0 x 79.0% = 67.2" in line and "needs 81.1% sentiment on found terms" in line  # 68.9 / 85.0
+    assert "scores 69.0" in line
+
+
 def test_teacher_is_the_seed_ensemble_pipeline_on_the_training_posts(quality, tmp_path):
     record_stages(quality, tmp_path / "runs", [1, 2])
     path = quality.teacher("t15", tmp_path / "teacher.npz")
