@@ -285,8 +285,9 @@ def lengths(args) -> None:
     def count(answer: str) -> int:  # as the generator's training targets are encoded
         return len(tokenizer(" " + answer, add_special_tokens=False)["input_ids"])
 
-    budgets = sorted({24, IEAConfig().max_new_tokens})
-    out: dict = {"generator": args.generator, "default_max_new_tokens": IEAConfig().max_new_tokens}
+    default = IEAConfig().max_new_tokens
+    budgets = sorted({24, default})
+    out: dict = {"generator": args.generator, "default_max_new_tokens": default}
     for dataset in DATASETS.values():
         for split in ("train", "dev", "test"):
             ends = [pair_end_lengths(p.aspects, count) for p in load_dataset(dataset, split)]
