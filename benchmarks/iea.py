@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from mabsa.engine.experiments import DATASETS, PAPER
+from mabsa.engine.experiments import DATASETS, DEV_ONLY, PAPER
 from mabsa.engine.reports import Workspace, claim_run, machine, pm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -139,6 +139,7 @@ def run(args) -> None:
         f"train.epochs={args.epochs}",
         f"train.seed={args.seed}",
         "train.save_every_steps=25",
+        *([DEV_ONLY] if args.sweep else []),
         *args.set,
     ]
     if args.ablation not in ("no_aligner", "text_only"):

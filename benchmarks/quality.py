@@ -114,7 +114,7 @@ def record(name: str, run: Run, seeds: list[int], runs_dir: Path) -> dict:
     from mabsa.engine.config import load_run_config
     from mabsa.engine.trainer import summarize, train_seeds
 
-    config = load_run_config(run.model, list(run.presets), list(run.sets))
+    config = load_run_config(run.model, list(run.presets), list(run.options))
     # progress: bars on a terminal, one plain line per epoch in a log
     train_seeds(config, run.dataset, run.task, runs_dir / name, seeds, resume=True, progress=True)
     path = RESULTS / f"quality_{name}.json"
@@ -353,19 +353,19 @@ def target_lines(summary: dict) -> list[str]:
     stretch would need at this MATE F1 says which stage holds the distance."""
     out = []
     for dataset, r in summary.items():
-        k = 0 if dataset == "twitter2015" else 1
+        target = QUALITY_TARGETS[dataset]
 
         def versus(name: str, value: float, target: float) -> str:
             gap = value - target
             return f"{name} {value:.1f} vs {target:.1f} ({'met' if gap >= 0 else f'missed by {-gap:.1f}'})"
 
         jmasa, mate, found = (r[key]["mean"] for key in ("jmasa_f1", "mate_f1", "sentiment_acc_on_found"))
-        stretch = QUALITY_TARGETS["jmasa_f1"]["stretch"][k]
+        stretch = target["jmasa_f1_stretch"]
         parts = [
-            versus("JMASA", jmasa, QUALITY_TARGETS["jmasa_f1"]["required"][k]),
+            versus("JMASA", jmasa, target["jmasa_f1"]),
             versus("stretch", jmasa, stretch),
-            versus("MATE", mate, QUALITY_TARGETS["mate_f1"]["required"][k]),
-            versus("MASC", r["masc_acc"]["mean"], QUALITY_TARGETS["masc_acc"]["required"][k]),
+            versus("MATE", mate, target["mate_f1"]),
+            versus("MASC", r["masc_acc"]["mean"], target["masc_acc"]),
         ]
         note = (
             f"JMASA ≈ MATE x sentiment on found terms ({mate:.1f} x {found:.1f}% = {mate * found / 100:.1f}); "
@@ -383,7 +383,6 @@ def target_lines(summary: dict) -> list[str]:
 def best_block(summary: dict) -> str:
     if not summary:
         return "## Best configuration (issue #26)\n\nNo run has finished yet.\n"
-    targets = QUALITY_TARGETS
     lines = [
         "## Best configuration (issue #26)",
         "",
@@ -402,7 +401,7 @@ def best_block(summary: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for dataset, r in summary.items():
-        k = 0 if dataset == "twitter2015" else 1
+        target = QUALITY_TARGETS[dataset]
 
         def cell(m: dict) -> str:  # one seed has no spread to report
             if m["seeds"] == 1:
@@ -410,9 +409,9 @@ def best_block(summary: dict) -> str:
             return f"{m['mean']:.1f} ± {m['std']:.1f} ({m['seeds']} seeds)"
 
         lines.append(
-            f"| {dataset} | **{cell(r['jmasa_f1'])}** | {targets['jmasa_f1']['required'][k]:.1f} / "
-            f"{targets['jmasa_f1']['stretch'][k]:.1f} | {cell(r['mate_f1'])}; req. {targets['mate_f1']['required'][k]:.1f} "
-            f"| {cell(r['sentiment_acc_on_found'])} | {cell(r['masc_acc'])}; req. {targets['masc_acc']['required'][k]:.1f} "
+            f"| {dataset} | **{cell(r['jmasa_f1'])}** | {target['jmasa_f1']:.1f} / "
+            f"{target['jmasa_f1_stretch']:.1f} | {cell(r['mate_f1'])}; req. {target['mate_f1']:.1f} "
+            f"| {cell(r['sentiment_acc_on_found'])} | {cell(r['masc_acc'])}; req. {target['masc_acc']:.1f} "
             f"| {r.get('ensemble_jmasa_f1', '-')} | {r['cpu_hours_to_train']:.1f} |"
         )
     lines += ["", *target_lines(summary)]
@@ -421,7 +420,7 @@ def best_block(summary: dict) -> str:
         lines.append(f"- {dataset}: `{r['command']}`")
     candidates = masc_candidates()
     if candidates:
-        k15, k17 = (targets["masc_acc"]["required"][k] for k in (0, 1))
+        k15, k17 = (QUALITY_TARGETS[d]["masc_acc"] for d in ("twitter2015", "twitter2017"))
         lines += [
             "",
             f"MASC (aspects given): every measured model, the best T15 dev first; T15 dev selects "

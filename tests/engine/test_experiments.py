@@ -13,8 +13,9 @@ from mabsa.engine.experiments import DATASETS, PAPER, PAPER_DECIMALS, QUALITY_RU
 @pytest.mark.parametrize("name", sorted(QUALITY_RUNS))
 def test_each_run_loads_and_its_command_says_the_same(name):
     run = QUALITY_RUNS[name]
-    config = load_run_config(run.model, list(run.presets), list(run.sets))
+    config = load_run_config(run.model, list(run.presets), list(run.options))
     assert config["model"] == run.model
+    assert config["train"].get("test", True) is not run.sweep  # a sweep point never scores test
     argv = shlex.split(run.command([1, 2], f"runs/quality/{name}"))
     assert argv[:2] == ["mabsa", "train"]
     ctx = train_command.make_context("train", argv[2:])

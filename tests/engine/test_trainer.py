@@ -235,3 +235,20 @@ def test_a_finished_run_drops_its_resume_state_and_files_follow_the_umask(tmp_pa
     assert (out / ckpt.WEIGHTS_FILE).is_file() and (out / ckpt.METRICS_FILE).is_file()
     assert not (out / ckpt.LAST_DIR).exists()  # the resume state went once the run finished
     assert stat.S_IMODE((out / ckpt.WEIGHTS_FILE).stat().st_mode) == 0o644
+
+
+def test_a_dev_only_run_never_reads_the_test_split(tmp_path, monkeypatch, reference):
+    """train.test=false (a sweep point): the same training and dev selection, no test cost, test None."""
+    metrics, _ = reference
+    splits = []
+    real = trainer.load_dataset
+
+    def spy(dataset, split, *a, **kw):
+        splits.append(split)
+        return real(dataset, split, *a, **kw)
+
+    monkeypatch.setattr(trainer, "load_dataset", spy)
+    dev_only = run(tmp_path, "e", config=tiny_config("train.test=false"))
+    assert "test" not in splits and {"train", "dev"} <= set(splits)
+    assert dev_only["test"] is None and dev_only["dev"] == metrics["dev"]
+    assert json.loads((tmp_path / "e" / ckpt.METRICS_FILE).read_text())["test"] is None

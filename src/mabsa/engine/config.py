@@ -53,6 +53,7 @@ class TrainConfig:
     log_every: int = 50  # steps between JSONL step records
     save_every_steps: int = 0  # also save the resume state every N steps inside an epoch (0: epoch ends only)
     keep_last: bool = False  # keep the resume state (last/: weights + optimizer) once the run has finished
+    test: bool = True  # score the test split once at the end; False for dev-only sweep points (no test cost)
     teacher: str | None = None  # a teacher's soft JMASA tags of the training posts (mabsa.engine.distillation)
     distill_weight: float = 0.5  # with a teacher: loss = (1 - w) * gold NLL + w * the teacher's soft NLL
 
@@ -203,7 +204,9 @@ def load_run_config(
 
 
 # Train options that change speed or logging, not what a run learns: a resume may change them.
-RESUME_FREE_TRAIN_OPTIONS = frozenset({"num_threads", "eval_batch_size", "log_every", "save_every_steps", "keep_last"})
+RESUME_FREE_TRAIN_OPTIONS = frozenset(
+    {"num_threads", "eval_batch_size", "log_every", "save_every_steps", "keep_last", "test"}
+)
 
 
 def run_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:

@@ -130,8 +130,7 @@ def dev_sweep(
 ) -> dict:
     """Train each named run config once (``configs``: name -> full run config) under ``work``
     (default ``ws.runs()``) and record its dev scores in ``results/<prefix>_sweep.json``,
-    resumably: a preset is chosen on dev only. (``train`` also scores the test split of each run;
-    those numbers are not reported.)"""
+    resumably: a preset is chosen on dev only, so these runs never score the test split."""
     work = ws.runs() if work is None else work
     path = ws.results / f"{prefix}_sweep.json"
     done = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
@@ -140,7 +139,10 @@ def dev_sweep(
         if key in done["runs"]:
             continue
         t0 = time.time()
-        m = trainer.train(config, dataset, task, work / f"{prefix}-sweep" / key, seed=seed, resume=True, progress=False)
+        dev_only = {**config, "train": {**config["train"], "test": False}}
+        m = trainer.train(
+            dev_only, dataset, task, work / f"{prefix}-sweep" / key, seed=seed, resume=True, progress=False
+        )
         done["runs"][key] = {
             "config": config,
             "best_epoch": m["best_epoch"],

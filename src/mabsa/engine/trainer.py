@@ -415,10 +415,13 @@ class Trainer:
             self.acc.wait_for_everyone()
 
     def test(self) -> dict[str, Any]:
-        """The test split, once, with the best dev epoch's weights; writes ``metrics.json``."""
+        """The test split, once, with the best dev epoch's weights; writes ``metrics.json``. A
+        dev-only run (``train.test`` false: a sweep point) scores nothing and records test None."""
         state, tc = self.state, self.tc
-        ckpt.load_weights(self.unwrapped, self.out / ckpt.WEIGHTS_FILE)
-        test = self.evaluate(_limit(load_dataset(self.dataset, "test"), tc.max_eval_posts))
+        test = None
+        if tc.test:
+            ckpt.load_weights(self.unwrapped, self.out / ckpt.WEIGHTS_FILE)
+            test = self.evaluate(_limit(load_dataset(self.dataset, "test"), tc.max_eval_posts))
         seconds = [h["train_seconds"] for h in state["history"]]
         metrics = {
             "model": self.config["model"],
