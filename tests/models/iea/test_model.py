@@ -170,6 +170,35 @@ def test_processor_never_reads_per_aspect_texts_and_uses_the_aligner(llama_dir):
     assert [f.instruction.text() for f in random_regions.encode(posts)] != [f.instruction.text() for f in feats]
 
 
+def test_a_long_prompt_gives_up_interpretations_before_any_word_of_the_post(llama_dir):
+    from transformers import AutoTokenizer
+
+    gen = CausalLMGenerator(torch.nn.Identity(), AutoTokenizer.from_pretrained(llama_dir))
+    tokens = "RT @ user : Chuck Bass meets Blair Waldorf at the Met gala".split()
+    long = " ".join(["a smiling young man in a dark suit"] * 3)
+    units = (RegionUnit(1, f"First: {long}.", "positive"), RegionUnit(2, f"Second: {long}.", "neutral"))
+    x = build_instruction(tokens, ImageView("a party", units), [(4, 6), (7, 9)])
+
+    def length(instruction):
+        return len(gen.encode(instruction, None, 10**4, 48)[0])
+
+    bare = x.without_last_interpretation().without_last_interpretation()
+    assert x.without_last_interpretation().text().count("Second:") == 0 and "First:" in x.text()
+    assert bare.without_last_interpretation() is None and "<region 2>" in bare.text()
+    # room for the first interpretation, not for both: the second (the last) goes
+    budget = length(x.without_last_interpretation())
+    fitted = gen.fit(x, budget)
+    assert "First:" in fitted.text() and "Second:" not in fitted.text()
+    prompt, _, truncated = gen.encode(fitted, None, budget, 48)
+    assert not truncated and "Met gala" in gen.tokenizer.decode(prompt)
+    # room for the post alone: every interpretation goes, every word of the post stays
+    assert gen.fit(x, length(bare)) == bare and not gen.encode(bare, None, length(bare), 48)[2]
+    # not even the post fits: only then is its end cut, and said so
+    tight = gen.fit(x, length(bare) - 3)
+    assert tight == bare and gen.encode(tight, None, length(bare) - 3, 48)[2]
+    assert gen.fit(x, 10**4) == x  # a prompt that fits is left as it is
+
+
 def test_masc_asks_once_per_given_aspect_without_per_aspect_texts(llama_dir):
     from mabsa.models.iea.interpretations import ImageViews
     from mabsa.models.iea.model import build_generator

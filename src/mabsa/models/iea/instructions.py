@@ -88,6 +88,14 @@ class Instruction:
                 merged.append(p)
         return merged
 
+    def without_last_interpretation(self) -> Instruction | None:
+        """This instruction less its last region interpretation (None: it has none left): what a
+        prompt over its length budget gives up before any word of the post."""
+        last = max((i for i, s in enumerate(self.segments) if s.kind == "interpretation"), default=None)
+        if last is None:
+            return None
+        return Instruction(self.segments[:last] + self.segments[last + 1 :], self.prompt)
+
     def images(self) -> list[Any]:
         return [s.image for s in self.segments if s.kind in ("image", "region") and s.image is not None]
 

@@ -138,13 +138,29 @@ class CausalLMGenerator(nn.Module):
         adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
         self.bos = [tokenizer.bos_token_id] if adds_bos else []
 
+    def _room(self, max_length: int) -> int:
+        """Subwords of ``max_length`` left for the instruction's text."""
+        return max(1, max_length - len(self.tokenizer(ANSWER, add_special_tokens=False)["input_ids"]) - len(self.bos))
+
+    def fit(self, instruction: Instruction, max_length: int) -> Instruction:
+        """``instruction`` less region interpretations (the last first) until its prompt fits
+        ``max_length``: the terms to extract are in the post, so it is cut only after them."""
+        room = self._room(max_length)
+        while len(self.tokenizer(instruction.text(), add_special_tokens=False)["input_ids"]) > room:
+            shorter = instruction.without_last_interpretation()
+            if shorter is None:
+                break
+            instruction = shorter
+        return instruction
+
     def encode(
         self, instruction: Instruction, target: str | None, max_length: int, max_target_length: int
     ) -> tuple[list[int], list[int] | None, bool]:
+        """Prompt and target subwords, and whether the prompt was cut (:meth:`fit` first)."""
         tok = self.tokenizer
-        body = tok(instruction.text(), add_special_tokens=False)["input_ids"]
         suffix = tok(ANSWER, add_special_tokens=False)["input_ids"]
-        room = max(1, max_length - len(suffix) - len(self.bos))
+        room = self._room(max_length)
+        body = tok(instruction.text(), add_special_tokens=False)["input_ids"]
         truncated = len(body) > room
         prompt = self.bos + body[:room] + suffix
         tgt = None
@@ -221,6 +237,9 @@ class VisionLanguageGenerator(nn.Module):
     def _prompt_text(self, instruction: Instruction) -> str:
         messages = [{"role": "user", "content": instruction.content_parts()}]
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def fit(self, instruction: Instruction, max_length: int) -> Instruction:
+        return instruction  # image tokens cannot be cut; max_length is not applied
 
     def encode(
         self, instruction: Instruction, target: str | None, max_length: int, max_target_length: int
@@ -373,10 +392,10 @@ class IEAProcessor:
         views: ImageViews,
         aligner: Any = None,
         ablation: str = "nmi",
-        max_length: int = 256,
-        max_target_length: int = 64,
-        max_interpretation_words: int = 24,
-        seed: int = 0,
+        max_length: int = IEAConfig.max_length,
+        max_target_length: int = IEAConfig.max_target_length,
+        max_interpretation_words: int = IEAConfig.max_interpretation_words,
+        seed: int = IEAConfig.seed,
     ):
         if ablation not in ABLATIONS:
             raise MabsaError(f"ablation={ablation!r}: use one of {', '.join(ABLATIONS)}")
@@ -458,7 +477,9 @@ class IEAProcessor:
         for i, (post, seen, view, span) in enumerate(zip(posts, visible, views, spans)):
             # extraction: one instruction per post; MASC: one per given aspect
             for j in range(len(post.aspects)) if self.task == "masc" else [None]:
-                instruction = build_instruction(seen.tokens, view, span, self._mode, self._prompt(seen, j))
+                instruction = self.generator.fit(
+                    build_instruction(seen.tokens, view, span, self._mode, self._prompt(seen, j)), self.max_length
+                )
                 target = None
                 if with_labels:
                     target = (
