@@ -93,6 +93,14 @@ def test_lora_step_reduces_loss_and_only_trains_the_adapter(llama_dir):
     assert all(torch.equal(p, frozen_before[n]) for n, p in gen.named_parameters() if not p.requires_grad)
     texts, probs = gen.generate(batch, 5)
     assert len(texts) == 2 and texts[0] == texts[1] and all(0 < p <= 1 for p in probs)
+    # the loss from the target positions' logits alone is the full forward's loss, also when the
+    # prompts (so the targets' positions) differ in length
+    short = build_instruction(tokens[4:], None)
+    p2, t2, _ = gen.encode(short, "(Chuck Bass, neutral); (MCM, positive)", 256, 48)
+    mixed = gen.collate([feats[0], IEAFeature(p2 + t2, p2, t2, 1, 6, short)])
+    gen.eval()  # no LoRA dropout: two forwards to compare
+    full = gen.lm(input_ids=mixed["input_ids"], attention_mask=mixed["attention_mask"], labels=mixed["labels"])
+    torch.testing.assert_close(gen.loss(mixed), full.loss)
 
 
 def test_engine_train_checkpoint_and_predict(llama_dir, tmp_path):
