@@ -150,12 +150,16 @@ def run(args) -> None:
     class Count(logging.Handler):
         n = 0
         unmatched = 0  # answers naming a term that is not in the post
+        cut = 0  # constrained answers that max_new_tokens cut before their first pair
+        # (each count covers every epoch's dev evaluation and the test's)
 
         def emit(self, record):
             if "unparseable" in record.getMessage():
                 Count.n += 1
             elif "generated terms not in the post" in record.getMessage():
                 Count.unmatched += 1
+            elif "cut by max_new_tokens" in record.getMessage():
+                Count.cut += 1
 
     logger = logging.getLogger("mabsa.models.iea")
     logger.addHandler(Count())
@@ -188,6 +192,7 @@ def run(args) -> None:
             "generation + parsing, per post, 1 torch thread",
             "unparseable_generations_dev_and_test": Count.n,
             "answers_with_terms_not_in_the_post_dev_and_test": Count.unmatched,
+            "answers_cut_by_budget_dev_and_test": Count.cut,
             "generator": args.generator,
             "wall_seconds": wall,
             "paper": {field: paper(args.dataset, field) for field in PAPER_FIELDS},

@@ -636,6 +636,7 @@ class IEA(MabsaModel):
             if parsed.unparseable and self.constrained:
                 # the start of a valid answer: max_new_tokens ran out before its first pair closed
                 self.generation_log["cut_by_budget"] += 1
+                log.info("IEA: post %s: answer cut by max_new_tokens before its first pair: %r", feature.post.id, text)
             elif parsed.unparseable:
                 self.generation_log["unparseable"] += 1
                 log.warning("IEA: unparseable generation for post %s (no prediction): %r", feature.post.id, text[:200])
