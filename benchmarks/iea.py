@@ -345,6 +345,14 @@ def _cpu_seconds_per_epoch(name: str) -> float | None:
     return sum(cpu) / len(cpu) if cpu else None
 
 
+def _invalid(r: dict) -> str:
+    """Answers that lose points before scoring: unparseable (free decoding) and, constrained,
+    cut by max_new_tokens before their first pair (counted since 2026-12-04)."""
+    cut = r.get("answers_cut_by_budget_dev_and_test")
+    unparseable = r["unparseable_generations_dev_and_test"]
+    return str(unparseable) if cut is None else f"{unparseable} unparseable, {cut} cut"
+
+
 def _size(r: dict) -> str:
     full = FULL_SIZE[r["dataset"]]
     return "all" if r["train_posts"] is None or r["train_posts"] >= full else f"{r['train_posts']} of {full}"
@@ -417,8 +425,8 @@ def report_text() -> str:
         "± = half-width of a rough 95% interval from the number of gold aspects.",
         "",
         "| dataset | instruction | train posts | epochs | seed | test posts | JMASA P | JMASA R | JMASA F1 | "
-        "MATE F1 | polarity acc. on extracted gold spans | dev JMASA F1 | paper JMASA F1 | Δ F1 vs NMI (paper Δ) "
-        "| unparseable (dev+test) |",
+        "MATE F1 (P / R) | polarity acc. on extracted gold spans | dev JMASA F1 | paper JMASA F1 | Δ F1 vs NMI (paper Δ) "
+        "| invalid answers (dev+test) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     nmi = {
@@ -441,8 +449,8 @@ def report_text() -> str:
             f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
             f"{r['seed']} | {_eval_size(r)} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
             f"**{_pct(t['jmasa']['f1'])}** {_interval(t['jmasa']['f1'], t['jmasa']['n_gold'])} | "
-            f"{_pct(t['mate']['f1'])} | {pol} | {_pct(d['jmasa']['f1'])} | {paper_f1 if paper_f1 else '-'} | {delta} | "
-            f"{r['unparseable_generations_dev_and_test']} |"
+            f"{_pct(t['mate']['f1'])} ({_pct(t['mate']['precision'])} / {_pct(t['mate']['recall'])}) | {pol} | "
+            f"{_pct(d['jmasa']['f1'])} | {paper_f1 if paper_f1 else '-'} | {delta} | {_invalid(r)} |"
         )
     spread = {}
     for r in extraction:
@@ -462,6 +470,9 @@ def report_text() -> str:
         ]
     lines += [
         "",
+        "Where the points are: JMASA F1 ≈ MATE F1 x the polarity column, so MATE recall counts "
+        "the terms never written, MATE precision the spans written that are not aspects, and the "
+        "polarity column the sentiment wrong on terms found; invalid answers score nothing. "
         "The polarity column is JMASA-correct / MATE-correct, not the paper's MASC. Paper MATE F1: "
         f"{paper('twitter2015', 'mate_f1')} / {paper('twitter2017', 'mate_f1')} (T15 / T17). Paper ablation "
         "rows (Table 3): - Image Segmentation = random regions, - Region Interpretation = no "
