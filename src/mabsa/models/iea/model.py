@@ -137,10 +137,11 @@ class CausalLMGenerator(nn.Module):
         # degrades without it; SmolLM2's adds none, so its prompts are unchanged
         adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
         self.bos = [tokenizer.bos_token_id] if adds_bos else []
+        self.answer = tokenizer(ANSWER, add_special_tokens=False)["input_ids"]  # every prompt's end
 
     def _room(self, max_length: int) -> int:
         """Subwords of ``max_length`` left for the instruction's text."""
-        return max(1, max_length - len(self.tokenizer(ANSWER, add_special_tokens=False)["input_ids"]) - len(self.bos))
+        return max(1, max_length - len(self.answer) - len(self.bos))
 
     def fit(self, instruction: Instruction, max_length: int) -> Instruction:
         """``instruction`` less region interpretations (the last first) until its prompt fits
@@ -158,11 +159,10 @@ class CausalLMGenerator(nn.Module):
     ) -> tuple[list[int], list[int] | None, bool]:
         """Prompt and target subwords, and whether the prompt was cut (:meth:`fit` first)."""
         tok = self.tokenizer
-        suffix = tok(ANSWER, add_special_tokens=False)["input_ids"]
         room = self._room(max_length)
         body = tok(instruction.text(), add_special_tokens=False)["input_ids"]
         truncated = len(body) > room
-        prompt = self.bos + body[:room] + suffix
+        prompt = self.bos + body[:room] + self.answer
         tgt = None
         if target is not None:
             tgt = tok(" " + target, add_special_tokens=False)["input_ids"][:max_target_length]
