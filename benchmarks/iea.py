@@ -20,6 +20,7 @@ import re
 import shlex
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from mabsa.engine.experiments import DATASETS, DEV_ONLY, PAPER
@@ -145,25 +146,6 @@ def run(args) -> None:
     if args.ablation not in ("no_aligner", "text_only"):
         sets.append(f"model_args.aligner={ALIGNER_DIR}")
     config = load_run_config("iea", sets=sets)
-    import logging
-
-    class Count(logging.Handler):
-        n = 0
-        unmatched = 0  # answers naming a term that is not in the post
-        cut = 0  # constrained answers that max_new_tokens cut before their first pair
-        # (each count covers every epoch's dev evaluation and the test's)
-
-        def emit(self, record):
-            if "unparseable" in record.getMessage():
-                Count.n += 1
-            elif "generated terms not in the post" in record.getMessage():
-                Count.unmatched += 1
-            elif "cut by max_new_tokens" in record.getMessage():
-                Count.cut += 1
-
-    logger = logging.getLogger("mabsa.models.iea")
-    logger.addHandler(Count())
-    logger.setLevel(logging.INFO)  # the unmatched-term notes are INFO
     t0 = time.perf_counter()
     metrics = train(config, args.dataset, args.task, RUNS / name, resume=True, progress=False)
     wall = time.perf_counter() - t0
@@ -190,9 +172,8 @@ def run(args) -> None:
             "generation_posts_per_second": n_dev / hist["eval_seconds"] if hist.get("eval_seconds") else None,
             "generation_note": "dev evaluation: instruction building + alignment + greedy batched "
             "generation + parsing, per post, 1 torch thread",
-            "unparseable_generations_dev_and_test": Count.n,
-            "answers_with_terms_not_in_the_post_dev_and_test": Count.unmatched,
-            "answers_cut_by_budget_dev_and_test": Count.cut,
+            # the generator's invalid answers over every dev evaluation (one per epoch) and the test
+            **_invalid_answers(_epoch_records(name), metrics["test"]),
             "generator": args.generator,
             "wall_seconds": wall,
             "paper": {field: paper(args.dataset, field) for field in PAPER_FIELDS},
@@ -337,12 +318,29 @@ def _interval(f1: float, n: int) -> str:
 def _cpu_seconds_per_epoch(name: str) -> float | None:
     """Training CPU-seconds per epoch from the run's train log: unlike wall time, this does not
     depend on what else shared the cores (a run that waited at low priority looks 2-6x slower)."""
+    cpu = [e["train_cpu_seconds"] for e in _epoch_records(name) if "train_cpu_seconds" in e]
+    return sum(cpu) / len(cpu) if cpu else None
+
+
+def _epoch_records(name: str) -> list[dict]:
+    """The epoch lines of a run's train log (each with that epoch's dev scores)."""
     log_file = RUNS / name / "train_log.jsonl"
     if not log_file.is_file():
-        return None
-    epochs = [e for e in map(json.loads, log_file.read_text().splitlines()) if e.get("type") == "epoch"]
-    cpu = [e["train_cpu_seconds"] for e in epochs if "train_cpu_seconds" in e]
-    return sum(cpu) / len(cpu) if cpu else None
+        return []
+    return [e for e in map(json.loads, log_file.read_text().splitlines()) if e.get("type") == "epoch"]
+
+
+def _invalid_answers(epochs: list[dict], test: dict | None) -> dict[str, int]:
+    """What the generator's prediction counts (the trainer records them per evaluation) add up to
+    over the dev evaluations of ``epochs`` and the ``test`` one (None: a dev-only run)."""
+    total: Counter[str] = Counter()
+    for scores in [e["dev"] for e in epochs] + ([test] if test else []):
+        total.update(scores.get("prediction_counts", {}))
+    return {
+        "unparseable_generations_dev_and_test": total["unparseable"],
+        "generated_terms_not_in_the_post_dev_and_test": total["unmatched_terms"],
+        "answers_cut_by_budget_dev_and_test": total["cut_by_budget"],
+    }
 
 
 def _invalid(r: dict) -> str:

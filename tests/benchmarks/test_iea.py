@@ -12,6 +12,22 @@ def test_set_items_name_the_run():
     assert iea.set_suffix(["train.lr=1e-4"]) != iea.set_suffix(["train.lr=3e-4"])
 
 
+def test_invalid_answers_add_up_every_dev_evaluation_and_the_test():
+    iea = load_script("iea")
+    epochs = [
+        {"dev": {"prediction_counts": {"posts": 5, "unparseable": 1, "unmatched_terms": 2, "cut_by_budget": 0}}},
+        {"dev": {"prediction_counts": {"posts": 5, "unparseable": 0, "unmatched_terms": 1, "cut_by_budget": 1}}},
+        {"dev": {}},  # a record written before the counts were recorded
+    ]
+    test = {"prediction_counts": {"posts": 4, "unparseable": 2, "unmatched_terms": 0, "cut_by_budget": 3}}
+    assert iea._invalid_answers(epochs, test) == {
+        "unparseable_generations_dev_and_test": 3,
+        "generated_terms_not_in_the_post_dev_and_test": 3,
+        "answers_cut_by_budget_dev_and_test": 4,
+    }
+    assert iea._invalid_answers(epochs, None)["answers_cut_by_budget_dev_and_test"] == 1  # dev-only
+
+
 def test_invalid_counts_free_and_constrained_answers_of_one_checkpoint(tmp_path, monkeypatch):
     """A random tiny generator writes answers the parser cannot read; constrained, it cannot."""
     import json

@@ -21,6 +21,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,10 +370,17 @@ class Trainer:
         from accelerate.utils import gather_object
 
         shard = list(posts)[self.acc.process_index :: self.acc.num_processes]
+        before = self.unwrapped.prediction_counts()
         preds = predict_posts(self.unwrapped, shard, self.tc.eval_batch_size).posts
+        counts = Counter(self.unwrapped.prediction_counts())
+        counts.subtract(before)
         if self.acc.num_processes > 1:
             preds = gather_object(preds)
-        return task_scores(posts, preds, self.task)
+            counts = sum((Counter(c) for c in gather_object([dict(counts)])), Counter())
+        scores = task_scores(posts, preds, self.task)
+        if before:  # a model that counts its invalid answers (IEA): what this evaluation added
+            scores["prediction_counts"] = {k: counts[k] for k in before}
+        return scores
 
     def select(self, epoch: int, dev: dict[str, Any], result: EpochResult, eval_seconds: float) -> float:
         """Keep the weights if dev improved (else count towards early stopping); log the epoch.

@@ -172,6 +172,12 @@ class MabsaModel(nn.Module):
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:  # pragma: no cover
         raise NotImplementedError
 
+    def prediction_counts(self) -> dict[str, int]:
+        """Running totals a model keeps about its own answers as it decodes (IEA: answers it could
+        not read, or that the token budget cut); the trainer records what each evaluation adds to
+        them. Taggers and classifiers cannot give an invalid answer: none."""
+        return {}
+
     def encode_text(self, batch: Mapping[str, Any]):
         return self.text_encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
 

@@ -108,6 +108,10 @@ def test_engine_train_checkpoint_and_predict(llama_dir, tmp_path):
     metrics = trainer.train(config, "twitter2015", "jmasa", tmp_path / "run", progress=False)
     out = tmp_path / "run"
     assert metrics["test"]["jmasa"]["n_gold"] > 0 and "mate" in metrics["test"]
+    # the trainer records what each evaluation adds to the generator's answer counts: 6 posts each
+    for scores in (metrics["test"], metrics["dev"]):
+        assert scores["prediction_counts"]["posts"] == 6
+        assert set(scores["prediction_counts"]) == {"posts", "unparseable", "unmatched_terms", "cut_by_budget"}
     weights = load_file(str(out / ckpt.WEIGHTS_FILE))
     assert weights and all("lora_" in k for k in weights)  # the adapter only
     assert json.loads((out / "config.json").read_text())["model"] == "iea"

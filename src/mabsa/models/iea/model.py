@@ -623,6 +623,9 @@ class IEA(MabsaModel):
         grammars = [AnswerGrammar(f.post.tokens, self.task) for f in batch["features"]] if self.constrained else None
         return self.generator.generate(batch, self.max_new_tokens, grammars)
 
+    def prediction_counts(self) -> dict[str, int]:
+        return dict(self.generation_log)
+
     @torch.no_grad()
     def decode(self, batch: Mapping[str, Any]) -> list[list[Aspect]]:
         texts, probs = self.generate_texts(batch)
