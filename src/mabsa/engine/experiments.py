@@ -260,7 +260,8 @@ QUALITY_RUNS.update(
 #: only: results/baselines_<dataset>-jmasa-minilm.json) trained on the gold and on the soft JMASA
 #: tags the best pipeline's seed ensemble gives the training posts (``quality.py teacher``
 #: writes them to :func:`teacher_path`). The weight of the teacher is chosen on T15 dev.
-STUDENT = ("model_args.encoder=minilm", TEXT_ONLY, "train.epochs=3", ONE_THREAD)
+MINILM_TEXT = ("model_args.encoder=minilm", TEXT_ONLY)
+STUDENT = (*MINILM_TEXT, "train.epochs=3", ONE_THREAD)
 
 
 def teacher_path(short: str) -> str:
@@ -277,5 +278,26 @@ QUALITY_RUNS.update(
             note=f"MiniLM student of the best pipeline, teacher weight {w}",
         )
         for w in ("0.5", "0.9")
+    }
+)
+#: The 3-epoch students were still improving on dev at their last epoch: the better weight with
+#: early stopping over up to 6 epochs, beside the same budget without a teacher (its control).
+LONGER_STUDENT = (*MINILM_TEXT, "train.epochs=6", "train.patience=2", ONE_THREAD)
+QUALITY_RUNS.update(
+    {
+        "t15-jmasa-minilm-6ep": Run(
+            "text-crf",
+            "jmasa",
+            "twitter2015",
+            sets=LONGER_STUDENT,
+            note="the MiniLM text-crf baseline, up to 6 epochs (the student's control)",
+        ),
+        "t15-jmasa-minilm-distil-w0.9-6ep": Run(
+            "text-crf",
+            "jmasa",
+            "twitter2015",
+            sets=(*LONGER_STUDENT, f"train.teacher={teacher_path('t15')}", "train.distill_weight=0.9"),
+            note="MiniLM student of the best pipeline, teacher weight 0.9, up to 6 epochs",
+        ),
     }
 )
