@@ -371,7 +371,7 @@ def target_lines(summary: dict) -> list[str]:
             f"JMASA ≈ MATE x sentiment on found terms ({mate:.1f} x {found:.1f}% = {mate * found / 100:.1f}); "
             f"at this MATE the stretch needs {100 * stretch / mate:.1f}% sentiment on found terms"
             if jmasa < stretch and mate > 0
-            else ("no term found" if jmasa < stretch else "every JMASA target met")
+            else ("no term found" if jmasa < stretch else "Every JMASA target met")
         )
         ensemble = r.get("ensemble_jmasa_f1")
         if ensemble is not None:
