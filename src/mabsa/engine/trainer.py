@@ -21,7 +21,6 @@ import random
 import statistics
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,14 +371,15 @@ class Trainer:
         shard = list(posts)[self.acc.process_index :: self.acc.num_processes]
         before = self.unwrapped.prediction_counts()
         preds = predict_posts(self.unwrapped, shard, self.tc.eval_batch_size).posts
-        counts = Counter(self.unwrapped.prediction_counts())
-        counts.subtract(before)
+        after = self.unwrapped.prediction_counts()
+        added = {k: after[k] - before[k] for k in before}
         if self.acc.num_processes > 1:
             preds = gather_object(preds)
-            counts = sum((Counter(c) for c in gather_object([dict(counts)])), Counter())
+            shards = gather_object([added])
+            added = {k: sum(s[k] for s in shards) for k in before}
         scores = task_scores(posts, preds, self.task)
-        if before:  # a model that counts its invalid answers (IEA): what this evaluation added
-            scores["prediction_counts"] = {k: counts[k] for k in before}
+        if added:  # a model that counts its invalid answers (IEA): what this evaluation added
+            scores["prediction_counts"] = added
         return scores
 
     def select(self, epoch: int, dev: dict[str, Any], result: EpochResult, eval_seconds: float) -> float:
