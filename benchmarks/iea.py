@@ -175,6 +175,7 @@ def run(args) -> None:
             # the generator's invalid answers over every dev evaluation (one per epoch) and the test
             **_invalid_answers(_epoch_records(name), metrics["test"]),
             "generator": args.generator,
+            "sets": args.set,
             "wall_seconds": wall,
             "paper": {field: paper(args.dataset, field) for field in PAPER_FIELDS},
         },
@@ -360,6 +361,23 @@ def _eval_size(r: dict) -> str:
     return "all" if r["eval_posts"] is None else str(r["eval_posts"])
 
 
+def _tuning(r: dict) -> tuple[str, str, str]:
+    """How a record's generator was tuned: fine-tuning ("lora" / "full"), learning rate, LoRA
+    rank and target modules ("-" for full fine-tuning)."""
+    args, train = r["config"]["model_args"], r["config"]["train"]
+    finetune = args.get("finetune", "lora")
+    lora = args.get("lora", {})
+    lora_text = f"r={lora.get('r')}, {'/'.join(lora.get('target_modules', []))}" if finetune == "lora" else "-"
+    return finetune, f"{train['lr']:g}", lora_text
+
+
+def _generator(r: dict) -> str:
+    """A record's generator and its tuning in a few words: ``smollm2, LoRA r=8, lr 0.001``."""
+    finetune, lr, lora_text = _tuning(r)
+    tuning = f"LoRA r={r['config']['model_args'].get('lora', {}).get('r')}" if finetune == "lora" else "full"
+    return f"{r.get('generator', 'smollm2')}, {tuning}, lr {lr}"
+
+
 def run_command(r: dict) -> str:
     """The full command of a result (sizes spelled out: the defaults may change)."""
     size = "--full" if r["train_posts"] is None else f"--train-posts {r['train_posts']} --eval-posts {r['eval_posts']}"
@@ -367,6 +385,7 @@ def run_command(r: dict) -> str:
         f"python benchmarks/iea.py run --dataset {r['dataset']} --task {r.get('task', 'jmasa')} "
         f"--ablation {r['ablation']} --seed {r['seed']} {size} --epochs {r['config']['train']['epochs']}"
         + (f" --generator {r['generator']}" if r.get("generator", "smollm2") != "smollm2" else "")
+        + "".join(f" --set {shlex.quote(item)}" for item in r.get("sets", []))
     )
 
 
@@ -384,19 +403,22 @@ def sweep_table(sweep: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(sweep, key=lambda r: (r["dataset"], -r["dev"]["jmasa"]["f1"])):
-        args, train = r["config"]["model_args"], r["config"]["train"]
-        finetune = args.get("finetune", "lora")
-        lora = args.get("lora", {})
-        lora_text = f"r={lora.get('r')}, {'/'.join(lora.get('target_modules', []))}" if finetune == "lora" else "-"
+        finetune, lr, lora_text = _tuning(r)
         cpu = r.get("train_cpu_seconds_per_epoch")
         per_post = f"{cpu / r['train_posts']:.2f}" if cpu and r["train_posts"] else "-"
         curve = " ".join(_pct(v) for v in r["dev_curve"])
         lines.append(
-            f"| {r['dataset']} | {r['generator']} | {finetune} | {train['lr']:g} | {lora_text} | {_size(r)} | "
+            f"| {r['dataset']} | {r['generator']} | {finetune} | {lr} | {lora_text} | {_size(r)} | "
             f"{_eval_size(r)} | {curve} | **{_pct(r['dev']['jmasa']['f1'])}** (epoch {r['best_epoch']}) | "
             f"{per_post} | `{r['command']}` |"
         )
     return lines
+
+
+def _row_order(r: dict) -> tuple:
+    """The full-size block first (per dataset and generator: NMI, then its ablations, as the
+    paper's Table 3), then the partial-size block."""
+    return (r["train_posts"] is not None, r["dataset"], _generator(r), list(LABELS).index(r["ablation"]), r["seed"])
 
 
 def report_text() -> str:
@@ -407,14 +429,12 @@ def report_text() -> str:
     sweep = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("iea_sweep_*.json"))]
     extraction = [r for r in runs if r.get("task", "jmasa") == "jmasa"]
     masc = [r for r in runs if r.get("task") == "masc"]
-    order = list(LABELS)
-    # the full-size block first (per dataset: NMI, then its ablations, as the paper's Table 3), then
-    # the partial-size block
-    extraction.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"]), r["seed"]))
+    extraction.sort(key=_row_order)
     lines = [
-        "## IEA (CPU path: SmolLM2-135M-Instruct + LoRA)",
+        "## IEA (CPU path: SmolLM2-135M-Instruct or Gemma-3-270M generator)",
         "",
-        "LoRA (r=8 on q/k/v/o, lr 1e-3, batch 8) on the training posts given per row, one seed per row; dev "
+        "The generator and its tuning are given per row (SmolLM2's first runs: LoRA r=8 on q/k/v/o, lr 1e-3; "
+        "batch 8 throughout), trained on the training posts given per row, one seed per row; dev "
         "selects the epoch and test is evaluated once. The paper LoRA-tunes Qwen3-VL-8B for 30 epochs on "
         "all posts with the real images; rows trained on part of the data are **not comparable to the "
         "paper**. Tweet images are not available: I = the shipped caption, regions = the faces of "
@@ -422,20 +442,20 @@ def report_text() -> str:
         "expression); per-aspect texts never reach the aligner or the generator. Scores in %; "
         "± = half-width of a rough 95% interval from the number of gold aspects.",
         "",
-        "| dataset | instruction | train posts | epochs | seed | test posts | JMASA P | JMASA R | JMASA F1 | "
+        "| dataset | instruction | generator | train posts | epochs | seed | test posts | JMASA P | JMASA R | JMASA F1 | "
         "MATE F1 (P / R) | polarity acc. on extracted gold spans | dev JMASA F1 | paper JMASA F1 | Δ F1 vs NMI (paper Δ) "
         "| invalid answers (dev+test) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     nmi = {
-        (r["dataset"], r["train_posts"], r["eval_posts"], r["seed"]): r["test"]["jmasa"]["f1"]
+        (r["dataset"], _generator(r), r["train_posts"], r["eval_posts"], r["seed"]): r["test"]["jmasa"]["f1"]
         for r in extraction
         if r["ablation"] == "nmi"
     }
     for r in extraction:
         t, d = r["test"], r["dev"]
         paper_f1 = paper(r["dataset"], row=r["ablation"])  # IEA paper, Table 3 for the ablations
-        base = nmi.get((r["dataset"], r["train_posts"], r["eval_posts"], r["seed"]))  # same seed
+        base = nmi.get((r["dataset"], _generator(r), r["train_posts"], r["eval_posts"], r["seed"]))  # same seed
         delta = (
             "-"
             if r["ablation"] == "nmi" or base is None
@@ -444,25 +464,25 @@ def report_text() -> str:
         )
         pol = f"{_pct(t['jmasa']['n_correct'] / max(1, t['mate']['n_correct']))} ({t['jmasa']['n_correct']}/{t['mate']['n_correct']})"
         lines.append(
-            f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
-            f"{r['seed']} | {_eval_size(r)} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
+            f"| {r['dataset']} | {LABELS[r['ablation']]} | {_generator(r)} | {_size(r)} | "
+            f"{r['config']['train']['epochs']} | {r['seed']} | {_eval_size(r)} | {_pct(t['jmasa']['precision'])} | {_pct(t['jmasa']['recall'])} | "
             f"**{_pct(t['jmasa']['f1'])}** {_interval(t['jmasa']['f1'], t['jmasa']['n_gold'])} | "
             f"{_pct(t['mate']['f1'])} ({_pct(t['mate']['precision'])} / {_pct(t['mate']['recall'])}) | {pol} | "
             f"{_pct(d['jmasa']['f1'])} | {paper_f1 if paper_f1 else '-'} | {delta} | {_invalid(r)} |"
         )
     spread = {}
     for r in extraction:
-        spread.setdefault((r["dataset"], LABELS[r["ablation"]], _size(r)), []).append(r)
+        spread.setdefault((r["dataset"], LABELS[r["ablation"]], _generator(r), _size(r)), []).append(r)
     spread = {k: v for k, v in spread.items() if len(v) > 1}
     if spread:
         lines += [
             "",
-            "Seed to seed (same data and instruction): "
+            "Seed to seed (same data, instruction and generator): "
             + "; ".join(
-                f"{d}, {label}, {size} train posts: JMASA F1 "
+                f"{d}, {label}, {generator}, {size} train posts: JMASA F1 "
                 + ", ".join(f"{_pct(r['test']['jmasa']['f1'])} (seed {r['seed']})" for r in rs)
                 + f", mean {_pct(sum(r['test']['jmasa']['f1'] for r in rs) / len(rs))}"
-                for (d, label, size), rs in spread.items()
+                for (d, label, generator, size), rs in spread.items()
             )
             + ".",
         ]
@@ -494,16 +514,16 @@ def report_text() -> str:
             "MASC (`--task masc`: one instruction per given aspect, the answer is one polarity word; "
             "an answer without one counts as wrong):",
             "",
-            "| dataset | instruction | train posts | epochs | test posts | test aspects | MASC acc | MASC macro-F1 "
-            "| unparseable answers (dev+test) | paper acc / F1 |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| dataset | instruction | generator | train posts | epochs | seed | test posts | test aspects | MASC acc "
+            "| MASC macro-F1 | unparseable answers (dev+test) | paper acc / F1 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        masc.sort(key=lambda r: (r["train_posts"] is not None, r["dataset"], order.index(r["ablation"]), r["seed"]))
+        masc.sort(key=_row_order)
         for r in masc:
             t = r["test"]["masc"]
             lines.append(
-                f"| {r['dataset']} | {LABELS[r['ablation']]} | {_size(r)} | {r['config']['train']['epochs']} | "
-                f"{_eval_size(r)} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
+                f"| {r['dataset']} | {LABELS[r['ablation']]} | {_generator(r)} | {_size(r)} | "
+                f"{r['config']['train']['epochs']} | {r['seed']} | {_eval_size(r)} | {t['n']} | **{_pct(t['accuracy'])}** {_interval(t['accuracy'], t['n'])} | "
                 f"{_pct(t['macro_f1'])} | {r['unparseable_generations_dev_and_test']} | "
                 f"{paper(r['dataset'], 'masc_acc')} / {paper(r['dataset'], 'masc_f1')} |"
             )
@@ -572,7 +592,7 @@ def report_text() -> str:
                 f"{_size(r)} train posts, seed {r['seed']})"
                 for r in speed
             )
-            + "; LoRA training "
+            + "; generator training "
             + ", ".join(
                 f"{r['train_cpu_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.2f} CPU-s per post "
                 f"({r['dataset']}, {_size(r)}, seed {r['seed']})"

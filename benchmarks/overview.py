@@ -44,13 +44,20 @@ def _lrsa(row: str, value):
     return get
 
 
-def _iea(task: str, value):
-    # the full-size runs (every seed) when they exist; else the partial-size seed-1 run, labelled with its sizes
+def _iea(task: str, value, suffix: str = ""):
+    """IEA's full-size runs of one generator and budget (every seed), named ``..._full{suffix}``
+    by ``benchmarks/iea.py run`` (its generator and ``--set`` items); else the partial-size seed-1
+    run, labelled with its sizes."""
+
     def get(ds: str):
         stem = f"iea_{DATASETS[ds]}_{'' if task == 'jmasa' else task + '_'}nmi"
-        full = sorted(RESULTS.glob(f"{stem}_s*_full.json"))
+        full = [json.loads(f.read_text()) for f in sorted(RESULTS.glob(f"{stem}_s*_full{suffix}.json"))]
         if full:
-            return [value(json.loads(f.read_text())) for f in full], "all posts, 1 epoch"
+            epochs = sorted({r["config"]["train"]["epochs"] for r in full})
+            label = "/".join(map(str, epochs)) + (" epoch" if epochs == [1] else " epochs")
+            return [value(r) for r in full], f"all posts, {label}"
+        if suffix:
+            return None
         f = RESULTS / f"{stem}_s1.json"
         if f.is_file():
             d = json.loads(f.read_text())

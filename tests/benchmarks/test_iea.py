@@ -101,3 +101,29 @@ def test_sweep_table_lists_dev_scores_best_first_and_no_test_score():
     assert "| full | 5e-05 | - |" in body[0] and "| 50.0 48.0 | **50.0** (epoch 1) | 2.00 |" in body[0]
     assert "| lora | 0.001 | r=8, q_proj |" in body[1] and "| 40.0 45.2 | **45.2** (epoch 2) | 1.50 |" in body[1]
     assert iea.sweep_table([]) == []
+
+
+def test_a_run_names_its_generator_and_repeats_its_set_items():
+    """The result tables name each row's generator and tuning, and a row's command repeats the
+    run's --set items (a chosen budget is a set of them)."""
+    iea = load_script("iea")
+    record = {
+        "dataset": "twitter2015",
+        "task": "jmasa",
+        "ablation": "nmi",
+        "seed": 2,
+        "train_posts": None,
+        "eval_posts": None,
+        "generator": "smollm2",
+        "sets": ["model_args.finetune=full", "train.lr=5e-5", 'model_args.lora.target_modules=["q_proj"]'],
+        "config": {"model_args": {"finetune": "full", "lora": {"r": 8}}, "train": {"lr": 5e-5, "epochs": 3}},
+    }
+    assert iea._generator(record) == "smollm2, full, lr 5e-05"
+    assert iea.run_command(record) == (
+        "python benchmarks/iea.py run --dataset twitter2015 --task jmasa --ablation nmi --seed 2 --full --epochs 3"
+        " --set model_args.finetune=full --set train.lr=5e-5 --set 'model_args.lora.target_modules=[\"q_proj\"]'"
+    )
+    lora = {**record, "generator": "gemma3-270m", "sets": []}
+    lora["config"] = {"model_args": {"lora": {"r": 16}}, "train": {"lr": 1e-3, "epochs": 1}}
+    assert iea._generator(lora) == "gemma3-270m, LoRA r=16, lr 0.001"
+    assert iea.run_command(lora).endswith("--epochs 1 --generator gemma3-270m")
