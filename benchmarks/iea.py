@@ -361,20 +361,17 @@ def _eval_size(r: dict) -> str:
     return "all" if r["eval_posts"] is None else str(r["eval_posts"])
 
 
-def _tuning(r: dict) -> tuple[str, str, str]:
-    """How a record's generator was tuned: fine-tuning ("lora" / "full"), learning rate, LoRA
-    rank and target modules ("-" for full fine-tuning)."""
-    args, train = r["config"]["model_args"], r["config"]["train"]
-    finetune = args.get("finetune", "lora")
-    lora = args.get("lora", {})
-    lora_text = f"r={lora.get('r')}, {'/'.join(lora.get('target_modules', []))}" if finetune == "lora" else "-"
-    return finetune, f"{train['lr']:g}", lora_text
+def _tuning(r: dict) -> tuple[str, str, dict]:
+    """How a record's generator was tuned: fine-tuning ("lora" / "full"), learning rate, and the
+    LoRA settings (unused by full fine-tuning)."""
+    args = r["config"]["model_args"]
+    return args.get("finetune", "lora"), f"{r['config']['train']['lr']:g}", args.get("lora", {})
 
 
 def _generator(r: dict) -> str:
     """A record's generator and its tuning in a few words: ``smollm2, LoRA r=8, lr 0.001``."""
-    finetune, lr, lora_text = _tuning(r)
-    tuning = f"LoRA r={r['config']['model_args'].get('lora', {}).get('r')}" if finetune == "lora" else "full"
+    finetune, lr, lora = _tuning(r)
+    tuning = f"LoRA r={lora.get('r')}" if finetune == "lora" else "full"
     return f"{r.get('generator', 'smollm2')}, {tuning}, lr {lr}"
 
 
@@ -403,7 +400,8 @@ def sweep_table(sweep: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(sweep, key=lambda r: (r["dataset"], -r["dev"]["jmasa"]["f1"])):
-        finetune, lr, lora_text = _tuning(r)
+        finetune, lr, lora = _tuning(r)
+        lora_text = f"r={lora.get('r')}, {'/'.join(lora.get('target_modules', []))}" if finetune == "lora" else "-"
         cpu = r.get("train_cpu_seconds_per_epoch")
         per_post = f"{cpu / r['train_posts']:.2f}" if cpu and r["train_posts"] else "-"
         curve = " ".join(_pct(v) for v in r["dev_curve"])
