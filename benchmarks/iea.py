@@ -586,14 +586,14 @@ def report_text() -> str:
             "load): end-to-end dev prediction (instruction building + alignment + greedy batched generation + "
             "parsing) "
             + ", ".join(
-                f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']}, "
+                f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']}, {_generator(r)}, "
                 f"{_size(r)} train posts, seed {r['seed']})"
                 for r in speed
             )
             + "; generator training "
             + ", ".join(
                 f"{r['train_cpu_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.2f} CPU-s per post "
-                f"({r['dataset']}, {_size(r)}, seed {r['seed']})"
+                f"({r['dataset']}, {_generator(r)}, {_size(r)}, seed {r['seed']})"
                 for r in speed
                 if r.get("train_cpu_seconds_per_epoch")
             )
