@@ -44,6 +44,11 @@ def _lrsa(row: str, value):
     return get
 
 
+#: the run-name suffix of IEA's budget chosen on T15 dev (issue #30's sweep; ``benchmarks/iea.py
+#: run --full --epochs 5 --set train.patience=1 --set train.lr=3e-3 --set model_args.lora.r=16 ...``)
+IEA_CHOSEN = "_patience-1_lr-3e-3_r-16_alpha-32_target-modules-q-proj-k-proj-v-proj-o-proj-gate-proj-up-proj-down-proj"
+
+
 def _iea(task: str, value, suffix: str = ""):
     """IEA's full-size runs of one generator and budget (every seed), named ``..._full{suffix}``
     by ``benchmarks/iea.py run`` (its generator and ``--set`` items); else the partial-size seed-1
@@ -96,7 +101,18 @@ ROWS = [
         None,
         _summary("best_{dataset}.json", "test.jmasa.f1"),
     ),
-    ("IEA (SmolLM2 + LoRA, CPU path)", "JMASA F1", ("iea", "nmi"), _iea("jmasa", lambda d: d["test"]["jmasa"]["f1"])),
+    (
+        "IEA (SmolLM2 + LoRA r=8 on attention, lr 1e-3, CPU path)",
+        "JMASA F1",
+        ("iea", "nmi"),
+        _iea("jmasa", lambda d: d["test"]["jmasa"]["f1"]),
+    ),
+    (
+        "IEA (SmolLM2 + LoRA r=16 on every projection, lr 3e-3, CPU path; the budget chosen on dev)",
+        "JMASA F1",
+        ("iea", "nmi"),
+        _iea("jmasa", lambda d: d["test"]["jmasa"]["f1"], suffix=IEA_CHOSEN),
+    ),
     (
         "text-cls (MiniLM, fine-tuned)",
         "MASC acc",
@@ -112,10 +128,16 @@ ROWS = [
     ("FITE (`fite-cpu`)", "MASC acc", ("fite", "fite"), _summary("fite_{ds}-fite.json", "test.masc.accuracy")),
     ("LRSA (`lrsa-cpu`, full)", "MASC acc", None, _lrsa("full", lambda r: r["test"]["masc"]["accuracy"])),
     (
-        "IEA (SmolLM2 + LoRA, CPU path)",
+        "IEA (SmolLM2 + LoRA r=8 on attention, lr 1e-3, CPU path)",
         "MASC acc",
         ("iea", "nmi"),
         _iea("masc", lambda d: d["test"]["masc"]["accuracy"]),
+    ),
+    (
+        "IEA (SmolLM2 + LoRA r=16 on every projection, lr 3e-3, CPU path; the budget chosen on dev)",
+        "MASC acc",
+        ("iea", "nmi"),
+        _iea("masc", lambda d: d["test"]["masc"]["accuracy"], suffix=IEA_CHOSEN),
     ),
 ]
 #: the PAPER metric of each task column
