@@ -72,6 +72,20 @@ def _iea(task: str, value, suffix: str = ""):
     return get
 
 
+def _iea_rows(metric: str, task: str, value) -> list[tuple]:
+    """One overview row per IEA budget: the first runs (LoRA r=8 on attention, 1 epoch) and the
+    budget chosen on T15 dev (:data:`IEA_CHOSEN`)."""
+    return [
+        ("IEA (SmolLM2 + LoRA r=8 on attention, lr 1e-3, CPU path)", metric, ("iea", "nmi"), _iea(task, value)),
+        (
+            "IEA (SmolLM2 + LoRA r=16 on every projection, lr 3e-3, CPU path; the budget chosen on dev)",
+            metric,
+            ("iea", "nmi"),
+            _iea(task, value, suffix=IEA_CHOSEN),
+        ),
+    ]
+
+
 #: (method, metric, paper row, source): paper row = (paper, row) of
 #: :data:`mabsa.engine.experiments.PAPER`, each method's own paper, or None; source(dataset key) ->
 #: per-seed values in [0, 1] or None.
@@ -101,18 +115,7 @@ ROWS = [
         None,
         _summary("best_{dataset}.json", "test.jmasa.f1"),
     ),
-    (
-        "IEA (SmolLM2 + LoRA r=8 on attention, lr 1e-3, CPU path)",
-        "JMASA F1",
-        ("iea", "nmi"),
-        _iea("jmasa", lambda d: d["test"]["jmasa"]["f1"]),
-    ),
-    (
-        "IEA (SmolLM2 + LoRA r=16 on every projection, lr 3e-3, CPU path; the budget chosen on dev)",
-        "JMASA F1",
-        ("iea", "nmi"),
-        _iea("jmasa", lambda d: d["test"]["jmasa"]["f1"], suffix=IEA_CHOSEN),
-    ),
+    *_iea_rows("JMASA F1", "jmasa", lambda d: d["test"]["jmasa"]["f1"]),
     (
         "text-cls (MiniLM, fine-tuned)",
         "MASC acc",
@@ -127,18 +130,7 @@ ROWS = [
     ),
     ("FITE (`fite-cpu`)", "MASC acc", ("fite", "fite"), _summary("fite_{ds}-fite.json", "test.masc.accuracy")),
     ("LRSA (`lrsa-cpu`, full)", "MASC acc", None, _lrsa("full", lambda r: r["test"]["masc"]["accuracy"])),
-    (
-        "IEA (SmolLM2 + LoRA r=8 on attention, lr 1e-3, CPU path)",
-        "MASC acc",
-        ("iea", "nmi"),
-        _iea("masc", lambda d: d["test"]["masc"]["accuracy"]),
-    ),
-    (
-        "IEA (SmolLM2 + LoRA r=16 on every projection, lr 3e-3, CPU path; the budget chosen on dev)",
-        "MASC acc",
-        ("iea", "nmi"),
-        _iea("masc", lambda d: d["test"]["masc"]["accuracy"], suffix=IEA_CHOSEN),
-    ),
+    *_iea_rows("MASC acc", "masc", lambda d: d["test"]["masc"]["accuracy"]),
 ]
 #: the PAPER metric of each task column
 METRICS = {"JMASA F1": "jmasa.f1", "MASC acc": "masc.accuracy"}
