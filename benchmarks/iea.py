@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -24,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from mabsa.engine.experiments import DATASETS, DEV_ONLY, PAPER
-from mabsa.engine.reports import Workspace, claim_run, machine, pm
+from mabsa.engine.reports import Workspace, claim_run, machine, pm, set_suffix
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -95,16 +94,6 @@ def aligner(args) -> None:
 
 
 RUN_DEFAULTS = {"train_posts": 200, "eval_posts": 120, "epochs": 1}
-
-
-def set_suffix(items: list[str]) -> str:
-    """A run name's part for its ``--set`` items, so budget sweep points get records of their own:
-    ``["model_args.finetune=full", "train.lr=1e-4"]`` -> ``_finetune-full_lr-1e-4``."""
-    parts = []
-    for item in items:
-        key, _, value = item.partition("=")
-        parts.append(re.sub(r"[^A-Za-z0-9.+]+", "-", f"{key.rsplit('.', 1)[-1]}-{value}").strip("-"))
-    return "".join(f"_{p}" for p in parts)
 
 
 def run(args) -> None:

@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from mabsa.engine.experiments import DATASETS, PAPER
-from mabsa.engine.reports import Workspace
+from mabsa.engine.reports import Workspace, set_suffix
 
 WS = Workspace(Path(__file__).resolve().parents[1])
 RESULTS = WS.results
@@ -44,9 +44,17 @@ def _lrsa(row: str, value):
     return get
 
 
-#: the run-name suffix of IEA's budget chosen on T15 dev (issue #30's sweep; ``benchmarks/iea.py
-#: run --full --epochs 5 --set train.patience=1 --set train.lr=3e-3 --set model_args.lora.r=16 ...``)
-IEA_CHOSEN = "_patience-1_lr-3e-3_r-16_alpha-32_target-modules-q-proj-k-proj-v-proj-o-proj-gate-proj-up-proj-down-proj"
+#: the ``--set`` items of IEA's budget chosen on T15 dev (issue #30's sweep), which name its runs
+#: (``benchmarks/iea.py run --full --epochs 5 --set ...``)
+IEA_CHOSEN = set_suffix(
+    [
+        "train.patience=1",
+        "train.lr=3e-3",
+        "model_args.lora.r=16",
+        "model_args.lora.alpha=32",
+        'model_args.lora.target_modules=["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"]',
+    ]
+)
 
 
 def _iea(task: str, value, suffix: str = ""):

@@ -7,7 +7,16 @@ import json
 
 import pytest
 
-from mabsa.engine.reports import DOC_HEADER, Workspace, claim_run, mean_std, paired_diffs, pm, replace_section
+from mabsa.engine.reports import (
+    DOC_HEADER,
+    Workspace,
+    claim_run,
+    mean_std,
+    paired_diffs,
+    pm,
+    replace_section,
+    set_suffix,
+)
 
 
 def test_pm_formats_mean_and_std_in_percent():
@@ -136,3 +145,10 @@ def test_machine_records_the_load_before_and_after_and_extra_fields():
     assert len(m["loadavg_after"]) == 3 and m["threads"] == "1"
     assert m["cpus"] >= 1 and "python" in m
     assert "loadavg_before" not in machine()
+
+
+def test_set_items_name_the_run():
+    assert set_suffix([]) == ""
+    assert set_suffix(["model_args.finetune=full", "train.lr=1e-4"]) == "_finetune-full_lr-1e-4"
+    assert set_suffix(['model_args.lora={"r": 16}']) == "_lora-r-16"
+    assert set_suffix(["train.lr=1e-4"]) != set_suffix(["train.lr=3e-4"])

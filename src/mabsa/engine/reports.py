@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -95,6 +96,16 @@ def replace_section(begin: str, end: str, block: str, doc: Path) -> None:
         tmp = doc.with_name(f".{doc.name}.{os.getpid()}.tmp")
         tmp.write_text(text)
         os.replace(tmp, doc)
+
+
+def set_suffix(items: Sequence[str]) -> str:
+    """A run name's part for its ``--set`` items, so each budget a benchmark tries gets records of
+    its own: ``["model_args.finetune=full", "train.lr=1e-4"]`` -> ``_finetune-full_lr-1e-4``."""
+    parts = []
+    for item in items:
+        key, _, value = item.partition("=")
+        parts.append(re.sub(r"[^A-Za-z0-9.+]+", "-", f"{key.rsplit('.', 1)[-1]}-{value}").strip("-"))
+    return "".join(f"_{p}" for p in parts)
 
 
 def claim_run(name: str, where: Path) -> IO[str] | None:
