@@ -375,20 +375,27 @@ def run_command(r: dict) -> str:
     )
 
 
-def sweep_table(sweep: list[dict]) -> list[str]:
-    """The generator budget sweep (``run --sweep``): dev scores only, the best dev JMASA first."""
-    if not sweep:
+SWEEP_METRICS = {"jmasa": ("JMASA F1", "jmasa", "f1"), "masc": ("MASC accuracy", "masc", "accuracy")}
+
+
+def sweep_table(sweep: list[dict], task: str = "jmasa") -> list[str]:
+    """The generator budget sweep of one task (``run --sweep --task``): dev scores only (JMASA F1,
+    or MASC accuracy), the best first."""
+    label, block, metric = SWEEP_METRICS[task]
+    points = [r for r in sweep if r.get("task", "jmasa") == task]
+    if not points:
         return []
     lines = [
         "",
-        "**Generator budget sweep** (`run --sweep`: chosen on dev alone, no test score; one seed; "
-        "CPU-s per training post is the training process's CPU time, so it does not depend on the load):",
+        f"**Generator budget sweep, {task.upper()}** (`run --sweep --task {task}`: chosen on dev alone, no test "
+        "score; one seed; CPU-s per training post is the training process's CPU time, so it does not depend on "
+        "the load):",
         "",
-        "| dataset | generator | fine-tuning | lr | LoRA | train posts | dev posts | dev JMASA F1 per epoch "
-        "| best dev JMASA F1 | CPU-s per training post | command |",
+        f"| dataset | generator | fine-tuning | lr | LoRA | train posts | dev posts | dev {label} per epoch "
+        f"| best dev {label} | CPU-s per training post | command |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(sweep, key=lambda r: (r["dataset"], -r["dev"]["jmasa"]["f1"])):
+    for r in sorted(points, key=lambda r: (r["dataset"], -r["dev"][block][metric])):
         finetune, lr, lora = _tuning(r)
         lora_text = f"r={lora.get('r')}, {'/'.join(lora.get('target_modules', []))}" if finetune == "lora" else "-"
         cpu = r.get("train_cpu_seconds_per_epoch")
@@ -396,7 +403,7 @@ def sweep_table(sweep: list[dict]) -> list[str]:
         curve = " ".join(_pct(v) for v in r["dev_curve"])
         lines.append(
             f"| {r['dataset']} | {r['generator']} | {finetune} | {lr} | {lora_text} | {_size(r)} | "
-            f"{_eval_size(r)} | {curve} | **{_pct(r['dev']['jmasa']['f1'])}** (epoch {r['best_epoch']}) | "
+            f"{_eval_size(r)} | {curve} | **{_pct(r['dev'][block][metric])}** (epoch {r['best_epoch']}) | "
             f"{per_post} | `{r['command']}` |"
         )
     return lines
@@ -566,7 +573,7 @@ def report_text() -> str:
             f"used) cuts the pairs of {cut} of the test aspects, a recall no training recovers; the default "
             f"is now {r['default_max_new_tokens']}, which cuts none: `{r['command']}`.",
         ]
-    lines += sweep_table(sweep)
+    lines += sweep_table(sweep) + sweep_table(sweep, "masc")
     speed = [r for r in extraction if r["ablation"] == "nmi" and r.get("generation_posts_per_second")]
     if speed:
         lines += [

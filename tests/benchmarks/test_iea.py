@@ -93,6 +93,32 @@ def test_sweep_table_lists_dev_scores_best_first_and_no_test_score():
     assert "| full | 5e-05 | - |" in body[0] and "| 50.0 48.0 | **50.0** (epoch 1) | 2.00 |" in body[0]
     assert "| lora | 0.001 | r=8, q_proj |" in body[1] and "| 40.0 45.2 | **45.2** (epoch 2) | 1.50 |" in body[1]
     assert iea.sweep_table([]) == []
+    assert iea.sweep_table([point("lora", 1e-3, [0.40, 0.452], 1200.0)], "masc") == []  # no MASC point
+
+
+def test_a_masc_sweep_has_its_own_table_scored_by_dev_accuracy():
+    iea = load_script("iea")
+    masc = {
+        "dataset": "twitter2015",
+        "task": "masc",
+        "generator": "smollm2",
+        "config": {"model_args": {"lora": {"r": 16, "target_modules": ["q_proj"]}}, "train": {"lr": 3e-4}},
+        "train_posts": 800,
+        "eval_posts": 300,
+        "dev": {"masc": {"accuracy": 0.705, "macro_f1": 0.6}},
+        "dev_curve": [0.655, 0.705, 0.69],
+        "best_epoch": 2,
+        "train_cpu_seconds_per_epoch": 800.0,
+        "command": "python benchmarks/iea.py run --sweep --task masc",
+    }
+    assert iea.sweep_table([masc]) == []  # not in the JMASA table
+    rows = iea.sweep_table([masc], "masc")
+    assert "dev MASC accuracy per epoch" in rows[3]
+    body = [line for line in rows if line.startswith("| twitter2015")]
+    assert body == [
+        "| twitter2015 | smollm2 | lora | 0.0003 | r=16, q_proj | 800 of 2101 | 300 | 65.5 70.5 69.0 "
+        "| **70.5** (epoch 2) | 1.00 | `python benchmarks/iea.py run --sweep --task masc` |"
+    ]
 
 
 def test_a_run_names_its_generator_and_repeats_its_set_items():
