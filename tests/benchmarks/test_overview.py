@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmark_support import load_script
 from mabsa.engine.config import load_run_config
+from mabsa.engine.reports import set_suffix
 
 
 def _record(results, name: str, f1: float, epochs: int) -> None:
@@ -22,7 +25,7 @@ def f1(record: dict) -> float:
 def test_iea_rows_keep_budgets_apart(tmp_path, monkeypatch):
     overview = load_script("overview")
     monkeypatch.setattr(overview, "RESULTS", tmp_path)
-    chosen = overview.IEA_CHOSEN
+    chosen = set_suffix(overview.IEA_CHOSEN_SETS["jmasa"])
     _record(tmp_path, "twitter2015_nmi_s1_full", 0.467, 1)
     _record(tmp_path, f"twitter2015_nmi_s1_full{chosen}", 0.565, 5)
     _record(tmp_path, f"twitter2015_nmi_s2_full{chosen}", 0.575, 5)
@@ -32,8 +35,24 @@ def test_iea_rows_keep_budgets_apart(tmp_path, monkeypatch):
     assert overview._iea("jmasa", f1, suffix=chosen)("t17") is None  # no run yet: no fallback row
 
 
-def test_chosen_iea_budget_is_the_packaged_preset():
+@pytest.mark.parametrize("task", ["jmasa", "masc"])
+def test_chosen_iea_budget_is_the_packaged_preset(task):
     overview = load_script("overview")
-    named = load_run_config("iea", sets=[*overview.IEA_CHOSEN_SETS, "train.epochs=5"])
-    assert named == load_run_config("iea", ["iea-cpu"])
-    assert named != load_run_config("iea", sets=["train.epochs=5"])  # the budget is not the default
+    preset, epochs, _ = overview.IEA_PRESETS[task]
+    named = load_run_config("iea", sets=[*overview.IEA_CHOSEN_SETS[task], f"train.epochs={epochs}"])
+    assert named == load_run_config("iea", [preset])
+    assert named != load_run_config("iea", sets=[f"train.epochs={epochs}"])  # the budget is not the default
+
+
+def test_each_task_reads_its_own_chosen_budget(tmp_path, monkeypatch):
+    """MASC's budget (lr 1e-3) is not JMASA's (lr 3e-3): each row reads the runs named by its own."""
+    overview = load_script("overview")
+    monkeypatch.setattr(overview, "RESULTS", tmp_path)
+    jmasa, masc = (set_suffix(overview.IEA_CHOSEN_SETS[t]) for t in ("jmasa", "masc"))
+    assert jmasa != masc
+    data = {"config": {"train": {"epochs": 3}}, "test": {"masc": {"accuracy": 0.74}}}
+    (tmp_path / f"iea_twitter2015_masc_nmi_s1_full{masc}.json").write_text(json.dumps(data))
+    (tmp_path / f"iea_twitter2015_masc_nmi_s2_full{jmasa}.json").write_text(json.dumps(data))  # the collapsed budget
+    rows = {label: source for label, metric, _, source in overview._iea_rows("MASC acc", "masc", lambda d: 0.74)}
+    chosen = next(source for label, source in rows.items() if "chosen on dev" in label)
+    assert chosen("t15") == ([0.74], "all posts, 3 epochs")
