@@ -50,9 +50,9 @@ def test_each_task_reads_its_own_chosen_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(overview, "RESULTS", tmp_path)
     jmasa, masc = (set_suffix(overview.IEA_CHOSEN_SETS[t]) for t in ("jmasa", "masc"))
     assert jmasa != masc
-    data = {"config": {"train": {"epochs": 3}}, "test": {"masc": {"accuracy": 0.74}}}
-    (tmp_path / f"iea_twitter2015_masc_nmi_s1_full{masc}.json").write_text(json.dumps(data))
-    (tmp_path / f"iea_twitter2015_masc_nmi_s2_full{jmasa}.json").write_text(json.dumps(data))  # the collapsed budget
-    rows = {label: source for label, metric, _, source in overview._iea_rows("MASC acc", "masc", lambda d: 0.74)}
-    chosen = next(source for label, source in rows.items() if "chosen on dev" in label)
+    for name, accuracy in ((f"s1_full{masc}", 0.74), (f"s2_full{jmasa}", 0.27)):  # s2: the collapsed budget
+        data = {"config": {"train": {"epochs": 3}}, "test": {"masc": {"accuracy": accuracy}}}
+        (tmp_path / f"iea_twitter2015_masc_nmi_{name}.json").write_text(json.dumps(data))
+    rows = overview._iea_rows("MASC acc", "masc", lambda d: d["test"]["masc"]["accuracy"])
+    chosen = next(source for label, _, _, source in rows if "chosen on dev" in label)
     assert chosen("t15") == ([0.74], "all posts, 3 epochs")
