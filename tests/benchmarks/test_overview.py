@@ -56,3 +56,15 @@ def test_each_task_reads_its_own_chosen_budget(tmp_path, monkeypatch):
     rows = overview._iea_rows("MASC acc", "masc", lambda d: d["test"]["masc"]["accuracy"])
     chosen = next(source for label, _, _, source in rows if "chosen on dev" in label)
     assert chosen("t15") == ([0.74], "all posts, 3 epochs")
+
+
+def test_the_gemma_row_reads_only_gemma_runs(tmp_path, monkeypatch):
+    overview = load_script("overview")
+    monkeypatch.setattr(overview, "RESULTS", tmp_path)
+    smollm2 = set_suffix(["train.patience=1", *overview._R16_ALL])  # SmolLM2 at Gemma's budget: another row
+    _record(tmp_path, f"twitter2015_nmi_s1_full{overview.IEA_GEMMA_SUFFIX}", 0.55, 5)
+    _record(tmp_path, f"twitter2015_nmi_s1_full{smollm2}", 0.50, 3)
+    rows = {label: source for label, _, _, source in overview._iea_rows("JMASA F1", "jmasa", f1)}
+    gemma = next(source for label, source in rows.items() if "Gemma" in label)
+    assert gemma("t15") == ([0.55], "all posts, 5 epochs")
+    assert all("Gemma" not in label for label, *_ in overview._iea_rows("MASC acc", "masc", f1))
