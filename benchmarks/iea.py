@@ -375,16 +375,19 @@ def run_command(r: dict) -> str:
     )
 
 
-SWEEP_METRICS = {"jmasa": ("JMASA F1", "jmasa", "f1"), "masc": ("MASC accuracy", "masc", "accuracy")}
+#: the name of the dev score each task's runs are selected on (``engine.inference.selection_value``)
+SELECTION_LABELS = {"jmasa": "JMASA F1", "masc": "MASC accuracy"}
 
 
 def sweep_table(sweep: list[dict], task: str = "jmasa") -> list[str]:
-    """The generator budget sweep of one task (``run --sweep --task``): dev scores only (JMASA F1,
-    or MASC accuracy), the best first."""
-    label, block, metric = SWEEP_METRICS[task]
+    """The generator budget sweep of one task (``run --sweep --task``): dev scores only, by the
+    metric the trainer selects on (JMASA F1, MASC accuracy), the best first."""
     points = [r for r in sweep if r.get("task", "jmasa") == task]
     if not points:
         return []
+    from mabsa.engine.inference import selection_value  # imports torch: only when there is a table
+
+    label = SELECTION_LABELS[task]
     lines = [
         "",
         f"**Generator budget sweep, {task.upper()}** (`run --sweep --task {task}`: chosen on dev alone, no test "
@@ -395,7 +398,7 @@ def sweep_table(sweep: list[dict], task: str = "jmasa") -> list[str]:
         f"| best dev {label} | CPU-s per training post | command |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(points, key=lambda r: (r["dataset"], -r["dev"][block][metric])):
+    for r in sorted(points, key=lambda r: (r["dataset"], -selection_value(r["dev"], task))):
         finetune, lr, lora = _tuning(r)
         lora_text = f"r={lora.get('r')}, {'/'.join(lora.get('target_modules', []))}" if finetune == "lora" else "-"
         cpu = r.get("train_cpu_seconds_per_epoch")
@@ -403,7 +406,7 @@ def sweep_table(sweep: list[dict], task: str = "jmasa") -> list[str]:
         curve = " ".join(_pct(v) for v in r["dev_curve"])
         lines.append(
             f"| {r['dataset']} | {r['generator']} | {finetune} | {lr} | {lora_text} | {_size(r)} | "
-            f"{_eval_size(r)} | {curve} | **{_pct(r['dev'][block][metric])}** (epoch {r['best_epoch']}) | "
+            f"{_eval_size(r)} | {curve} | **{_pct(selection_value(r['dev'], task))}** (epoch {r['best_epoch']}) | "
             f"{per_post} | `{r['command']}` |"
         )
     return lines

@@ -95,7 +95,7 @@ def _iea_rows(metric: str, task: str, value) -> list[tuple]:
     budget chosen on T15 dev for ``task`` (:data:`IEA_CHOSEN_SETS`) and, for JMASA, the second
     generator at its best budget."""
     preset, _, budget = IEA_PRESETS[task]
-    return [
+    rows = [
         ("IEA (SmolLM2 + LoRA r=8 on attention, lr 1e-3, CPU path)", metric, ("iea", "nmi"), _iea(task, value)),
         (
             f"IEA (SmolLM2 + {budget}, CPU path; the budget chosen on dev, `{preset}`)",
@@ -103,19 +103,17 @@ def _iea_rows(metric: str, task: str, value) -> list[tuple]:
             ("iea", "nmi"),
             _iea(task, value, suffix=set_suffix(IEA_CHOSEN_SETS[task])),
         ),
-        *(
-            [
-                (
-                    "IEA (Gemma-3-270M + LoRA r=16 on every projection, lr 1e-3, CPU path; its best budget on dev)",
-                    metric,
-                    ("iea", "nmi"),
-                    _iea(task, value, suffix=IEA_GEMMA_SUFFIX),
-                )
-            ]
-            if task == "jmasa"
-            else []
-        ),
     ]
+    if task == "jmasa":
+        rows.append(
+            (
+                "IEA (Gemma-3-270M + LoRA r=16 on every projection, lr 1e-3, CPU path; its best budget on dev)",
+                metric,
+                ("iea", "nmi"),
+                _iea(task, value, suffix=IEA_GEMMA_SUFFIX),
+            )
+        )
+    return rows
 
 
 #: (method, metric, paper row, source): paper row = (paper, row) of
