@@ -341,6 +341,11 @@ def _invalid(r: dict) -> str:
     return str(unparseable) if cut is None else f"{unparseable} unparseable, {cut} cut"
 
 
+def _train_post_count(r: dict) -> int:
+    """How many training posts a run used (``train_posts`` is None for all of them)."""
+    return r["train_posts"] or FULL_SIZE[r["dataset"]]
+
+
 def _size(r: dict) -> str:
     full = FULL_SIZE[r["dataset"]]
     return "all" if r["train_posts"] is None or r["train_posts"] >= full else f"{r['train_posts']} of {full}"
@@ -402,7 +407,7 @@ def sweep_table(sweep: list[dict], task: str = "jmasa") -> list[str]:
         finetune, lr, lora = _tuning(r)
         lora_text = f"r={lora.get('r')}, {'/'.join(lora.get('target_modules', []))}" if finetune == "lora" else "-"
         cpu = r.get("train_cpu_seconds_per_epoch")
-        per_post = f"{cpu / r['train_posts']:.2f}" if cpu and r["train_posts"] else "-"
+        per_post = f"{cpu / _train_post_count(r):.2f}" if cpu else "-"
         curve = " ".join(_pct(v) for v in r["dev_curve"])
         lines.append(
             f"| {r['dataset']} | {r['generator']} | {finetune} | {lr} | {lora_text} | {_size(r)} | "
@@ -591,7 +596,7 @@ def report_text() -> str:
             )
             + "; generator training "
             + ", ".join(
-                f"{r['train_cpu_seconds_per_epoch'] / (r['train_posts'] or FULL_SIZE[r['dataset']]):.2f} CPU-s per post "
+                f"{r['train_cpu_seconds_per_epoch'] / _train_post_count(r):.2f} CPU-s per post "
                 f"({r['dataset']}, {_generator(r)}, {_size(r)}, seed {r['seed']})"
                 for r in speed
                 if r.get("train_cpu_seconds_per_epoch")

@@ -94,6 +94,9 @@ def test_sweep_table_lists_dev_scores_best_first_and_no_test_score():
     assert "| lora | 0.001 | r=8, q_proj |" in body[1] and "| 40.0 45.2 | **45.2** (epoch 2) | 1.50 |" in body[1]
     assert iea.sweep_table([]) == []
     assert iea.sweep_table([point("lora", 1e-3, [0.40, 0.452], 1200.0)], "masc") == []  # no MASC point
+    # a run on all training posts (train_posts None) is priced per post of the whole set
+    full = {**point("lora", 3e-3, [0.43, 0.50], 1050.6), "train_posts": None, "eval_posts": None}
+    assert "| all | all | 43.0 50.0 | **50.0** (epoch 2) | 0.50 |" in iea.sweep_table([full])[-1]
 
 
 def test_a_masc_sweep_has_its_own_table_scored_by_dev_accuracy():
