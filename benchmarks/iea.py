@@ -6,7 +6,8 @@
     python benchmarks/iea.py report                       # the IEA section of docs/results.md
     python benchmarks/iea.py lengths [--generator gemma3-270m]  # gold answers vs the generation budget
 
-Heavy: run one at a time under the shared lock, one torch thread:
+Heavy: run one at a time under the shared lock, one torch thread (OMP_NUM_THREADS=2 gives a run
+alone on the machine both cores; the thread count is recorded in the result, not in its name):
     OMP_NUM_THREADS=1 nohup nice flock /tmp/mabsa-bench.lock python benchmarks/iea.py ... > runs/iea_X.log 2>&1 &
 Checkpoints go to runs/iea/ (gitignored); results/iea_*.json hold the raw numbers.
 """
@@ -27,6 +28,7 @@ from mabsa.engine.reports import Workspace, claim_run, machine, pm, set_suffix
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+THREADS = int(os.environ["OMP_NUM_THREADS"])  # torch's own pool follows it (default 1: runs share the cores)
 
 ROOT = Path(__file__).resolve().parents[1]
 WS = Workspace(ROOT)
@@ -70,7 +72,7 @@ def aligner(args) -> None:
     from mabsa.models.iea.aligner import Aligner, evaluate_aligner
     from mabsa.models.iea.fgca import make_fgca, read_fgca, stats, write_fgca
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     data = make_fgca(seed=args.seed)
     write_fgca(data, FGCA_DIR)
     config = load_run_config(config_file="iea-aligner", sets=[f"train.epochs={args.epochs}"])
@@ -104,7 +106,7 @@ def run(args) -> None:
     from mabsa.engine.config import load_run_config
     from mabsa.engine.trainer import train
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     if args.full:
         args.train_posts = args.eval_posts = None
     task = "" if args.task == "jmasa" else f"{args.task}_"  # jmasa runs keep their first names
@@ -129,6 +131,7 @@ def run(args) -> None:
         f"train.epochs={args.epochs}",
         f"train.seed={args.seed}",
         "train.save_every_steps=25",
+        f"train.num_threads={THREADS}",  # speed only: not in the run's name, may change on resume
         *([DEV_ONLY] if args.sweep else []),
         *args.set,
     ]
@@ -160,7 +163,7 @@ def run(args) -> None:
             "train_cpu_seconds_per_epoch": _cpu_seconds_per_epoch(name),
             "generation_posts_per_second": n_dev / hist["eval_seconds"] if hist.get("eval_seconds") else None,
             "generation_note": "dev evaluation: instruction building + alignment + greedy batched "
-            "generation + parsing, per post, 1 torch thread",
+            f"generation + parsing, per post, {THREADS} torch thread(s)",
             # the generator's invalid answers over every dev evaluation (one per epoch) and the test
             **_invalid_answers(_epoch_records(name), metrics["test"]),
             "generator": args.generator,
@@ -182,7 +185,7 @@ def invalid(args) -> None:
     from mabsa.engine import checkpoint as ckpt
     from mabsa.engine.inference import evaluate
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     model, config = ckpt.load_model(args.checkpoint)
     posts = load_dataset(config["data"]["dataset"], args.split)[: args.posts]
     out: dict = {"checkpoint": str(args.checkpoint), "split": args.split, "posts": len(posts)}
@@ -369,11 +372,22 @@ def _generator(r: dict) -> str:
     return f"{r.get('generator', 'smollm2')}, {tuning}, lr {lr}"
 
 
+def _threads(r: dict) -> int:
+    """The torch threads a run used (results written before the option existed used 1)."""
+    return int(r.get("machine", {}).get("torch_threads", 1))
+
+
+def _thread_mark(r: dict) -> str:
+    return "" if _threads(r) == 1 else f", {_threads(r)} threads alone on the machine"
+
+
 def run_command(r: dict) -> str:
     """The full command of a result (sizes spelled out: the defaults may change)."""
     size = "--full" if r["train_posts"] is None else f"--train-posts {r['train_posts']} --eval-posts {r['eval_posts']}"
+    threads = _threads(r)
     return (
-        f"python benchmarks/iea.py run --dataset {r['dataset']} --task {r.get('task', 'jmasa')} "
+        ("" if threads == 1 else f"OMP_NUM_THREADS={threads} ")
+        + f"python benchmarks/iea.py run --dataset {r['dataset']} --task {r.get('task', 'jmasa')} "
         f"--ablation {r['ablation']} --seed {r['seed']} {size} --epochs {r['config']['train']['epochs']}"
         + (f" --generator {r['generator']}" if r.get("generator", "smollm2") != "smollm2" else "")
         + "".join(f" --set {shlex.quote(item)}" for item in r.get("sets", []))
@@ -586,18 +600,18 @@ def report_text() -> str:
     if speed:
         lines += [
             "",
-            "**Speed** (1 torch thread, 2 shared cores with other jobs running; varies about 2x with the "
+            "**Speed** (1 torch thread unless marked, 2 shared cores with other jobs running; varies about 2x with the "
             "load): end-to-end dev prediction (instruction building + alignment + greedy batched generation + "
             "parsing) "
             + ", ".join(
                 f"**{r['generation_posts_per_second']:.2f} posts/s** ({r['dataset']}, {_generator(r)}, "
-                f"{_size(r)} train posts, seed {r['seed']})"
+                f"{_size(r)} train posts, seed {r['seed']}{_thread_mark(r)})"
                 for r in speed
             )
             + "; generator training "
             + ", ".join(
                 f"{r['train_cpu_seconds_per_epoch'] / _train_post_count(r):.2f} CPU-s per post "
-                f"({r['dataset']}, {_generator(r)}, {_size(r)}, seed {r['seed']})"
+                f"({r['dataset']}, {_generator(r)}, {_size(r)}, seed {r['seed']}{_thread_mark(r)})"
                 for r in speed
                 if r.get("train_cpu_seconds_per_epoch")
             )
@@ -606,7 +620,7 @@ def report_text() -> str:
         ]
     lines += [
         "",
-        "Commands (each under its own lock, `OMP_NUM_THREADS=1`; raw JSON in `results/iea_*.json`, "
+        "Commands (each under its own lock, `OMP_NUM_THREADS=1` unless the command sets it; raw JSON in `results/iea_*.json`, "
         "checkpoints in `runs/iea/`):",
         "",
         "- `python benchmarks/iea.py aligner` (= `mabsa iea make-fgca --output runs/iea/fgca` + "

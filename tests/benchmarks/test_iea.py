@@ -126,7 +126,7 @@ def test_a_masc_sweep_has_its_own_table_scored_by_dev_accuracy():
 
 def test_a_run_names_its_generator_and_repeats_its_set_items():
     """The result tables name each row's generator and tuning, and a row's command repeats the
-    run's --set items (a chosen budget is a set of them)."""
+    run's --set items (a chosen budget is a set of them) and the threads it was given."""
     iea = load_script("iea")
     record = {
         "dataset": "twitter2015",
@@ -148,3 +148,7 @@ def test_a_run_names_its_generator_and_repeats_its_set_items():
     lora["config"] = {"model_args": {"lora": {"r": 16}}, "train": {"lr": 1e-3, "epochs": 1}}
     assert iea._generator(lora) == "gemma3-270m, LoRA r=16, lr 0.001"
     assert iea.run_command(lora).endswith("--epochs 1 --generator gemma3-270m")
+    # a run given both cores says so in its command (the thread count is not part of its name)
+    assert not iea.run_command(lora).startswith("OMP_NUM_THREADS")
+    both_cores = {**lora, "machine": {"torch_threads": 2}}
+    assert iea.run_command(both_cores).startswith("OMP_NUM_THREADS=2 python benchmarks/iea.py run ")
