@@ -101,12 +101,9 @@ RUN_DEFAULTS = {"train_posts": 200, "eval_posts": 120, "epochs": 1}
 def run(args) -> None:
     """Train IEA (CPU path) with the engine's loop: first N train posts, 1 epoch, dev and test =
     the first M posts of each split (one test evaluation, with the dev-selected weights)."""
-    import torch
-
     from mabsa.engine.config import load_run_config
     from mabsa.engine.trainer import train
 
-    torch.set_num_threads(THREADS)
     if args.full:
         args.train_posts = args.eval_posts = None
     task = "" if args.task == "jmasa" else f"{args.task}_"  # jmasa runs keep their first names
