@@ -58,13 +58,19 @@ def test_each_task_reads_its_own_chosen_budget(tmp_path, monkeypatch):
     assert chosen("t15") == ([0.74], "all posts, 3 epochs")
 
 
-def test_the_gemma_row_reads_only_gemma_runs(tmp_path, monkeypatch):
+def test_the_gemma_rows_read_only_gemma_runs_of_their_task(tmp_path, monkeypatch):
     overview = load_script("overview")
     monkeypatch.setattr(overview, "RESULTS", tmp_path)
-    smollm2 = set_suffix(["train.patience=1", *overview._R16_ALL])  # SmolLM2 at Gemma's budget: another row
-    _record(tmp_path, f"twitter2015_nmi_s1_full{overview.IEA_GEMMA_SUFFIX}", 0.55, 5)
-    _record(tmp_path, f"twitter2015_nmi_s1_full{smollm2}", 0.50, 3)
-    rows = {label: source for label, _, _, source in overview._iea_rows("JMASA F1", "jmasa", f1)}
-    gemma = next(source for label, source in rows.items() if "Gemma" in label)
-    assert gemma("t15") == ([0.55], "all posts, 5 epochs")
-    assert all("Gemma" not in label for label, *_ in overview._iea_rows("MASC acc", "masc", f1))
+    gemma_budget = set_suffix(["train.patience=1", *overview._R16_ALL])  # lr 1e-3, both tasks
+    _record(tmp_path, f"twitter2015_nmi_s1_full_gemma3-270m{gemma_budget}", 0.55, 5)
+    _record(tmp_path, f"twitter2015_nmi_s1_full{gemma_budget}", 0.50, 3)  # SmolLM2 at Gemma's budget
+    _record(tmp_path, f"twitter2015_masc_nmi_s1_full_gemma3-270m{gemma_budget}", 0.77, 3)
+    lr_3e3 = set_suffix(overview.IEA_CHOSEN_SETS["jmasa"])  # another budget: another row
+    _record(tmp_path, f"twitter2015_masc_nmi_s2_full_gemma3-270m{lr_3e3}", 0.30, 3)
+
+    def gemma_row(metric, task):
+        return next(source for label, _, _, source in overview._iea_rows(metric, task, f1) if "Gemma" in label)
+
+    assert gemma_row("JMASA F1", "jmasa")("t15") == ([0.55], "all posts, 5 epochs")
+    assert gemma_row("MASC acc", "masc")("t15") == ([0.77], "all posts, 3 epochs")
+    assert gemma_row("MASC acc", "masc")("t17") is None
