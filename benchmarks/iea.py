@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from mabsa.engine.experiments import DATASETS, DEV_ONLY, PAPER
-from mabsa.engine.reports import Workspace, claim_run, machine, pm, set_suffix
+from mabsa.engine.reports import Workspace, claim_run, iea_run_name, machine, pm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -106,13 +106,16 @@ def run(args) -> None:
 
     if args.full:
         args.train_posts = args.eval_posts = None
-    task = "" if args.task == "jmasa" else f"{args.task}_"  # jmasa runs keep their first names
-    size = {(200, 120): "", (None, None): "_full"}.get(
-        (args.train_posts, args.eval_posts), f"_{args.train_posts}x{args.eval_posts}"
+    name = iea_run_name(
+        args.dataset,
+        args.task,
+        args.seed,
+        ablation=args.ablation,
+        posts=(args.train_posts, args.eval_posts),
+        generator=args.generator,
+        sets=args.set,
+        sweep=args.sweep,
     )
-    generator = "" if args.generator == "smollm2" else f"_{args.generator}"  # SmolLM2 runs keep their names
-    sweep = "sweep_" if args.sweep else ""
-    name = f"{sweep}{args.dataset}_{task}{args.ablation}_s{args.seed}{size}{generator}{set_suffix(args.set)}"
     if (RESULTS / f"iea_{name}.json").is_file():  # finished: keep its timings (delete the file to redo)
         print(f"{name}: done, results/iea_{name}.json")
         return

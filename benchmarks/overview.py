@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from mabsa.engine.experiments import DATASETS, PAPER
-from mabsa.engine.reports import Workspace, set_suffix
+from mabsa.engine.reports import Workspace, iea_run_name
 
 WS = Workspace(Path(__file__).resolve().parents[1])
 RESULTS = WS.results
@@ -71,21 +71,23 @@ IEA_PRESETS = {
 }
 
 
-def _iea(task: str, value, suffix: str = ""):
-    """IEA's full-size runs of one generator and budget (every seed), named ``..._full{suffix}``
-    by ``benchmarks/iea.py run`` (its generator and ``--set`` items); else the partial-size seed-1
-    run, labelled with its sizes."""
+def _iea(task: str, value, generator: str = "smollm2", sets: tuple[str, ...] | list[str] = ()):
+    """IEA's full-size runs of one generator and budget (its ``--set`` items), every seed, as
+    ``benchmarks/iea.py run`` names them; for SmolLM2's first budget (no items) without full-size
+    runs, the partial-size seed-1 run, labelled with its sizes."""
 
     def get(ds: str):
-        stem = f"iea_{DATASETS[ds]}_{'' if task == 'jmasa' else task + '_'}nmi"
-        full = [json.loads(f.read_text()) for f in sorted(RESULTS.glob(f"{stem}_s*_full{suffix}.json"))]
+        def name(seed, posts):
+            return "iea_" + iea_run_name(DATASETS[ds], task, seed, posts=posts, generator=generator, sets=sets)
+
+        full = [json.loads(f.read_text()) for f in sorted(RESULTS.glob(name("*", (None, None)) + ".json"))]
         if full:
             epochs = sorted({r["config"]["train"]["epochs"] for r in full})
             label = "/".join(map(str, epochs)) + (" epoch" if epochs == [1] else " epochs")
             return [value(r) for r in full], f"all posts, {label}"
-        if suffix:
+        if sets or generator != "smollm2":
             return None
-        f = RESULTS / f"{stem}_s1.json"
+        f = RESULTS / (name(1, (200, 120)) + ".json")
         if f.is_file():
             d = json.loads(f.read_text())
             return [value(d)], f"{d['train_posts']} train / {d['eval_posts']} test posts"
@@ -106,13 +108,13 @@ def _iea_rows(metric: str, task: str, value) -> list[tuple]:
             f"IEA (SmolLM2 + {budget}, CPU path; the budget chosen on dev, `{preset}`)",
             metric,
             ("iea", "nmi"),
-            _iea(task, value, suffix=set_suffix(IEA_CHOSEN_SETS[task])),
+            _iea(task, value, sets=IEA_CHOSEN_SETS[task]),
         ),
         (
             f"IEA (Gemma-3-270M + LoRA r=16 on every projection, lr 1e-3, CPU path; {gemma_budget})",
             metric,
             ("iea", "nmi"),
-            _iea(task, value, suffix="_gemma3-270m" + set_suffix(gemma_sets)),
+            _iea(task, value, generator="gemma3-270m", sets=gemma_sets),
         ),
     ]
 

@@ -11,6 +11,7 @@ from mabsa.engine.reports import (
     DOC_HEADER,
     Workspace,
     claim_run,
+    iea_run_name,
     mean_std,
     paired_diffs,
     pm,
@@ -152,3 +153,32 @@ def test_set_items_name_the_run():
     assert set_suffix(["model_args.finetune=full", "train.lr=1e-4"]) == "_finetune-full_lr-1e-4"
     assert set_suffix(['model_args.lora={"r": 16}']) == "_lora-r-16"
     assert set_suffix(["train.lr=1e-4"]) != set_suffix(["train.lr=3e-4"])
+
+
+def test_iea_run_names_keep_the_first_runs_names_and_glob_every_seed(tmp_path):
+    """Names of committed results/: a part appears only away from its first value."""
+    assert iea_run_name("twitter2015", "jmasa", 1) == "twitter2015_nmi_s1"
+    assert iea_run_name("twitter2015", "jmasa", 1, posts=(400, 120)) == "twitter2015_nmi_s1_400x120"
+    assert iea_run_name("twitter2017", "masc", 2, posts=(None, None)) == "twitter2017_masc_nmi_s2_full"
+    assert (
+        iea_run_name(
+            "twitter2015",
+            "jmasa",
+            1,
+            ablation="no_aligner",
+            posts=(800, 300),
+            generator="gemma3-270m",
+            sets=["train.patience=1"],
+            sweep=True,
+        )
+        == "sweep_twitter2015_no_aligner_s1_800x300_gemma3-270m_patience-1"
+    )
+    for seed in (1, 2):  # a SmolLM2 run of the same budget is not a Gemma run
+        for generator in ("smollm2", "gemma3-270m"):
+            name = iea_run_name("twitter2015", "jmasa", seed, posts=(None, None), generator=generator)
+            (tmp_path / f"{name}.json").write_text("{}")
+    pattern = iea_run_name("twitter2015", "jmasa", "*", posts=(None, None), generator="gemma3-270m")
+    assert sorted(f.name for f in tmp_path.glob(pattern + ".json")) == [
+        "twitter2015_nmi_s1_full_gemma3-270m.json",
+        "twitter2015_nmi_s2_full_gemma3-270m.json",
+    ]

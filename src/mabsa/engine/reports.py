@@ -108,6 +108,29 @@ def set_suffix(items: Sequence[str]) -> str:
     return "".join(f"_{p}" for p in parts)
 
 
+def iea_run_name(
+    dataset: str,
+    task: str,
+    seed: int | str,
+    *,
+    ablation: str = "nmi",
+    posts: tuple[int | None, int | None] = (200, 120),
+    generator: str = "smollm2",
+    sets: Sequence[str] = (),
+    sweep: bool = False,
+) -> str:
+    """The name of one ``benchmarks/iea.py run`` (its ``results/iea_<name>.json`` and run
+    directory), which the overview reads back. The first runs' names are kept, so a part is left
+    out at its first value: the task for JMASA, the size for 200 train x 120 eval posts, the
+    generator for SmolLM2. ``posts`` = (None, None) is every post (``_full``); ``seed`` may be
+    ``"*"`` to match every seed in a glob."""
+    task_part = "" if task == "jmasa" else f"{task}_"
+    size = {(200, 120): "", (None, None): "_full"}.get(posts, f"_{posts[0]}x{posts[1]}")
+    generator_part = "" if generator == "smollm2" else f"_{generator}"
+    sweep_part = "sweep_" if sweep else ""
+    return f"{sweep_part}{dataset}_{task_part}{ablation}_s{seed}{size}{generator_part}{set_suffix(sets)}"
+
+
 def claim_run(name: str, where: Path) -> IO[str] | None:
     """A non-blocking lock on one run name: two benchmark processes whose plans list the same run
     split the work instead of training into the same directory. Returns the open lock file (keep
