@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 from mabsa.engine.experiments import DATASETS, PAPER
@@ -71,7 +72,7 @@ IEA_PRESETS = {
 }
 
 
-def _iea(task: str, value, generator: str = "smollm2", sets: tuple[str, ...] | list[str] = ()):
+def _iea(task: str, value, generator: str = "smollm2", sets: Sequence[str] = ()):
     """IEA's full-size runs of one generator and budget (its ``--set`` items), every seed, as
     ``benchmarks/iea.py run`` names them; for SmolLM2's first budget (no items) without full-size
     runs, the partial-size seed-1 run, labelled with its sizes."""

@@ -31,13 +31,9 @@ def test_iea_rows_keep_budgets_apart(tmp_path, monkeypatch):
     _record(tmp_path, f"twitter2015_nmi_s2_full{chosen}", 0.575, 5)
     _record(tmp_path, f"twitter2015_masc_nmi_s1_full{chosen}", 0.99, 5)  # another task: never read
     assert overview._iea("jmasa", f1)("t15") == ([0.467], "all posts, 1 epoch")
-    assert overview._iea("jmasa", f1, sets=overview.IEA_CHOSEN_SETS["jmasa"])("t15") == (
-        [0.565, 0.575],
-        "all posts, 5 epochs",
-    )
-    assert (
-        overview._iea("jmasa", f1, sets=overview.IEA_CHOSEN_SETS["jmasa"])("t17") is None
-    )  # no run yet: no fallback row
+    chosen_row = overview._iea("jmasa", f1, sets=overview.IEA_CHOSEN_SETS["jmasa"])
+    assert chosen_row("t15") == ([0.565, 0.575], "all posts, 5 epochs")
+    assert chosen_row("t17") is None  # no run yet: no fallback row
 
 
 @pytest.mark.parametrize("task", ["jmasa", "masc"])
