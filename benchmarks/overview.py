@@ -58,11 +58,15 @@ IEA_CHOSEN_SETS = {
     "jmasa": ["train.patience=1", "train.lr=3e-3", *_R16_ALL],
     "masc": ["train.patience=1", *_R16_ALL],
 }
+#: Gemma-3-270M's JMASA budget as the packaged preset a user trains with, and its epochs; with the
+#: generator and ``train.epochs`` it equals the JMASA items of :data:`IEA_GEMMA_BUDGETS` (a test
+#: keeps the two equal).
+IEA_GEMMA_PRESET = ("iea-cpu-gemma", 5)
 #: per task, Gemma-3-270M's budget (its full-size run names: ``run --full --generator gemma3-270m
 #: --epochs N --set ...``) and the overview's words for it: for JMASA its best point on the sweep (it
 #: diverged at JMASA's lr 3e-3); for MASC the MASC preset's items, which already keep lr 1e-3.
 IEA_GEMMA_BUDGETS = {
-    "jmasa": (["train.patience=1", *_R16_ALL], "its best budget on dev"),
+    "jmasa": (["train.patience=1", *_R16_ALL], f"its best budget on dev, `{IEA_GEMMA_PRESET[0]}`"),
     "masc": (IEA_CHOSEN_SETS["masc"], "the MASC preset's budget"),
 }
 #: per task: (preset, its epochs, the budget in the overview's words)

@@ -45,6 +45,15 @@ def test_chosen_iea_budget_is_the_packaged_preset(task):
     assert named != load_run_config("iea", sets=[f"train.epochs={epochs}"])  # the budget is not the default
 
 
+def test_gemma_jmasa_budget_is_its_packaged_preset():
+    overview = load_script("overview")
+    preset, epochs = overview.IEA_GEMMA_PRESET
+    sets, _ = overview.IEA_GEMMA_BUDGETS["jmasa"]
+    named = load_run_config("iea", sets=[*sets, f"train.epochs={epochs}", "model_args.generator=gemma3-270m"])
+    assert named == load_run_config("iea", [preset])
+    assert named["model_args"]["generator"] == "gemma3-270m" and named["train"]["lr"] == 1e-3
+
+
 def test_each_task_reads_its_own_chosen_budget(tmp_path, monkeypatch):
     """MASC's budget (lr 1e-3) is not JMASA's (lr 3e-3): each row reads the runs named by its own."""
     overview = load_script("overview")
